@@ -1,0 +1,103 @@
+package catalog
+
+import (
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/imgdataset/imgdataset/volume"
+)
+
+func memVol(t *testing.T, axes []volume.Axis, dt volume.DType, fill func(i int) byte) *volume.Mem {
+	t.Helper()
+	shape := make([]int64, len(axes))
+	for i, a := range axes {
+		shape[i] = a.Size
+	}
+	in := volume.Info{Name: "a", Shape: shape, DType: dt, Axes: axes}
+	data := make([]byte, in.NumBytes())
+	for i := range data {
+		data[i] = fill(i)
+	}
+	m, err := volume.NewMem(in, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func TestFileWinsAndConflictsAreListed(t *testing.T) {
+	v := memVol(t, []volume.Axis{
+		{Name: "z", Size: 4, Scale: 0.02, Unit: `\u00B5m`, ScaleKnown: true},
+		{Name: "y", Size: 5, Scale: 0.02, Unit: "µm", ScaleKnown: true},
+		{Name: "x", Size: 6, Scale: 0.02, Unit: "µm", ScaleKnown: true},
+	}, volume.Uint8, func(i int) byte { return byte(10 + i%50) })
+	var r Record
+	FromVolume(context.Background(), &r, v, Hints{VoxelNM: []float64{20, 20, 25}, VoxelSource: FromAPI, Shape: []int64{4, 5, 7}, ShapeSource: FromAPI}, 1<<20)
+	if r.VoxelX == nil || *r.VoxelX != 20 || r.VoxelSource != FromFile {
+		t.Fatalf("voxel x = %v from %q; the file's 20 nm must win", r.VoxelX, r.VoxelSource)
+	}
+	if len(r.Conflicts) != 2 || !strings.Contains(r.Conflicts[0], "voxel_size_x") || !strings.Contains(r.Conflicts[1], "shape") {
+		t.Fatalf("conflicts = %q", r.Conflicts)
+	}
+	if r.Isotropic == nil || !*r.Isotropic {
+		t.Fatalf("20 nm on all axes must be isotropic")
+	}
+	if *r.ValueMin != 10 || *r.ValueMax != 59 || r.ValueSample != "all voxels" {
+		t.Fatalf("value range %v..%v (%s)", *r.ValueMin, *r.ValueMax, r.ValueSample)
+	}
+}
+
+func TestMissingIsEmptyAndHintFillsGap(t *testing.T) {
+	v := memVol(t, []volume.Axis{{Name: "z", Size: 3, Scale: 1}, {Name: "y", Size: 4, Scale: 1}, {Name: "x", Size: 5, Scale: 1}}, volume.Uint8, func(int) byte { return 1 })
+	var r Record
+	FromVolume(context.Background(), &r, v, Hints{}, 1<<20)
+	if r.VoxelX != nil || r.VoxelSource != "" {
+		t.Fatalf("uncalibrated file must give an empty voxel size, got %v from %q", *r.VoxelX, r.VoxelSource)
+	}
+	var r2 Record
+	FromVolume(context.Background(), &r2, v, Hints{VoxelNM: []float64{5, 5, 5}, VoxelSource: FromWebPage}, 1<<20)
+	if r2.VoxelX == nil || *r2.VoxelX != 5 || r2.VoxelSource != FromWebPage {
+		t.Fatalf("web page voxel size not used as fallback: %v %q", r2.VoxelX, r2.VoxelSource)
+	}
+}
+
+func TestZSpacingFromMetadata(t *testing.T) {
+	in := volume.Info{Name: "dm", Shape: []int64{4, 4}, DType: volume.Uint8,
+		Axes:     []volume.Axis{{Name: "y", Size: 4, Scale: 0.008, Unit: "µm", ScaleKnown: true}, {Name: "x", Size: 4, Scale: 0.008, Unit: "µm", ScaleKnown: true}},
+		Metadata: map[string]any{"z_spacing": map[string]any{"value": 50.0, "unit": "nm", "source": "ImageTags.Meta Data.Dimension info.2"}}}
+	m, _ := volume.NewMem(in, make([]byte, 16))
+	var r Record
+	FromVolume(context.Background(), &r, m, Hints{}, 1<<20)
+	if r.VoxelZ == nil || *r.VoxelZ != 50 || *r.VoxelX != 8 {
+		t.Fatalf("z/x voxel = %v/%v, want 50/8", r.VoxelZ, r.VoxelX)
+	}
+}
+
+func TestCSVAndJSONLAgree(t *testing.T) {
+	seed := int64(7)
+	rs := []Record{{Dataset: "b", Array: "x", Status: "ok", ShapeZ: 2, CropSeed: &seed, Conflicts: []string{"a", "b"}}, {Dataset: "a", Status: "not yet supported: n5"}}
+	Sort(rs)
+	c, err := CSV(rs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := csv.NewReader(strings.NewReader(string(c))).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 3 || len(rows[0]) != len(Columns) || rows[1][1] != "a" {
+		t.Fatalf("csv rows %v", rows)
+	}
+	j, _ := JSONLines(rs)
+	lines := strings.Split(strings.TrimSpace(string(j)), "\n")
+	var obj map[string]any
+	if err := json.Unmarshal([]byte(lines[1]), &obj); err != nil {
+		t.Fatal(err)
+	}
+	if obj["crop_seed"] != float64(7) || obj["conflicts"] != "a; b" || obj["voxel_size_x_nm"] != nil {
+		t.Fatalf("jsonl row %v", obj)
+	}
+}

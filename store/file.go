@@ -1,0 +1,270 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// FileDriver serves a local directory (or a single file when the root is a file).
+// It is the only built-in driver that can write, because outputs are always local.
+type FileDriver struct {
+	root string
+}
+
+// NewFile returns a driver rooted at dir (or a single file). The root need not exist
+// yet when the driver is used for writing.
+func NewFile(root string) *FileDriver {
+	return &FileDriver{root: filepath.Clean(root)}
+}
+
+// String returns the root path.
+func (d *FileDriver) String() string { return d.root }
+
+// Root returns the local root path.
+func (d *FileDriver) Root() string { return d.root }
+
+// path joins key to the root; CleanKey has already rejected escapes, and the
+// check below refuses symlinks that point out of the root.
+func (d *FileDriver) path(key string) string {
+	if key == "" {
+		return d.root
+	}
+	return filepath.Join(d.root, filepath.FromSlash(key))
+}
+
+func (d *FileDriver) wrapNotExist(key string, err error) error {
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("file %s: %q: %w", d.root, key, ErrNotExist)
+	}
+	return fmt.Errorf("file %s: %q: %w", d.root, key, err)
+}
+
+// Stat implements Driver.
+func (d *FileDriver) Stat(ctx context.Context, key string) (ObjectInfo, error) {
+	if err := ctx.Err(); err != nil {
+		return ObjectInfo{}, err
+	}
+	fi, err := os.Stat(d.path(key))
+	if err != nil {
+		return ObjectInfo{}, d.wrapNotExist(key, err)
+	}
+	if fi.IsDir() {
+		return ObjectInfo{}, fmt.Errorf("file %s: %q is a directory: %w", d.root, key, ErrNotExist)
+	}
+	return ObjectInfo{Key: key, Size: fi.Size(), ModTime: fi.ModTime()}, nil
+}
+
+// List implements Driver. Keys are reported in lexical order of their slash form.
+func (d *FileDriver) List(ctx context.Context, prefix, delim string, fn func(ObjectInfo) error) error {
+	// Walk only the deepest directory fully named by the prefix.
+	dir := ""
+	if i := strings.LastIndex(prefix, "/"); i >= 0 {
+		dir = prefix[:i]
+	}
+	base := d.path(dir)
+	var infos []ObjectInfo
+	seen := map[string]bool{}
+	err := filepath.WalkDir(base, func(p string, e fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) && p == base {
+				return fs.SkipAll
+			}
+			return err
+		}
+		if cerr := ctx.Err(); cerr != nil {
+			return cerr
+		}
+		if e.IsDir() {
+			return nil
+		}
+		rel, err := filepath.Rel(d.root, p)
+		if err != nil {
+			return err
+		}
+		key := filepath.ToSlash(rel)
+		if !strings.HasPrefix(key, prefix) || strings.HasPrefix(filepath.Base(p), ".imgdataset-tmp-") {
+			return nil
+		}
+		if delim != "" {
+			rest := key[len(prefix):]
+			if i := strings.Index(rest, delim); i >= 0 {
+				dk := prefix + rest[:i+len(delim)]
+				if !seen[dk] {
+					seen[dk] = true
+					infos = append(infos, ObjectInfo{Key: dk, Size: -1, IsDir: true})
+				}
+				return nil
+			}
+		}
+		fi, err := e.Info()
+		if err != nil {
+			return err
+		}
+		if !fi.Mode().IsRegular() {
+			return nil
+		}
+		infos = append(infos, ObjectInfo{Key: key, Size: fi.Size(), ModTime: fi.ModTime()})
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("file %s: list %q: %w", d.root, prefix, err)
+	}
+	sort.Slice(infos, func(i, j int) bool { return infos[i].Key < infos[j].Key })
+	for _, oi := range infos {
+		if err := fn(oi); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ReadRange implements Driver.
+func (d *FileDriver) ReadRange(ctx context.Context, key string, off, n int64) (io.ReadCloser, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	f, err := os.Open(d.path(key))
+	if err != nil {
+		return nil, d.wrapNotExist(key, err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, d.wrapNotExist(key, err)
+	}
+	if fi.IsDir() {
+		f.Close()
+		return nil, fmt.Errorf("file %s: %q is a directory: %w", d.root, key, ErrNotExist)
+	}
+	size := fi.Size()
+	if off > size {
+		f.Close()
+		return nil, fmt.Errorf("file %s: %q: range start %d beyond size %d", d.root, key, off, size)
+	}
+	if n < 0 {
+		n = size - off
+	} else if off+n > size {
+		f.Close()
+		return nil, fmt.Errorf("file %s: %q: range [%d,+%d) beyond size %d: %w", d.root, key, off, n, size, io.ErrUnexpectedEOF)
+	}
+	return &sectionCloser{SectionReader: io.NewSectionReader(f, off, n), f: f}, nil
+}
+
+type sectionCloser struct {
+	*io.SectionReader
+	f *os.File
+}
+
+func (s *sectionCloser) Close() error { return s.f.Close() }
+
+// NewWriter implements WriterDriver: a temp file in the target directory, fsynced
+// and renamed on Close.
+func (d *FileDriver) NewWriter(ctx context.Context, key string) (AtomicWriter, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if key == "" {
+		return nil, fmt.Errorf("file %s: write: empty key: %w", d.root, ErrBadKey)
+	}
+	final := d.path(key)
+	if err := d.checkInside(final); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Dir(final), 0o755); err != nil {
+		return nil, fmt.Errorf("file %s: write %q: %w", d.root, key, err)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(final), ".imgdataset-tmp-*")
+	if err != nil {
+		return nil, fmt.Errorf("file %s: write %q: %w", d.root, key, err)
+	}
+	return &fileWriter{f: tmp, final: final}, nil
+}
+
+// checkInside refuses to write through a symlinked directory that leads out of the root.
+func (d *FileDriver) checkInside(final string) error {
+	rootReal, err := filepath.EvalSymlinks(d.root)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // root will be created; nothing can be linked yet
+		}
+		return err
+	}
+	// Resolve the deepest existing ancestor.
+	p := filepath.Dir(final)
+	for {
+		if _, err := os.Lstat(p); err == nil {
+			break
+		}
+		parent := filepath.Dir(p)
+		if parent == p {
+			return nil
+		}
+		p = parent
+	}
+	real, err := filepath.EvalSymlinks(p)
+	if err != nil {
+		return err
+	}
+	rel, err := filepath.Rel(rootReal, real)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return fmt.Errorf("file %s: %q resolves outside the root: %w", d.root, final, ErrBadKey)
+	}
+	if fi, err := os.Lstat(final); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+		return fmt.Errorf("file %s: %q is a symlink: %w", d.root, final, ErrBadKey)
+	}
+	return nil
+}
+
+type fileWriter struct {
+	f     *os.File
+	final string
+	done  bool
+}
+
+func (w *fileWriter) Write(p []byte) (int, error) { return w.f.Write(p) }
+
+func (w *fileWriter) Close() error {
+	if w.done {
+		return nil
+	}
+	w.done = true
+	name := w.f.Name()
+	if err := w.f.Sync(); err != nil {
+		w.f.Close()
+		os.Remove(name)
+		return err
+	}
+	if err := w.f.Close(); err != nil {
+		os.Remove(name)
+		return err
+	}
+	if err := os.Rename(name, w.final); err != nil {
+		os.Remove(name)
+		return err
+	}
+	return nil
+}
+
+func (w *fileWriter) Abort() error {
+	if w.done {
+		return nil
+	}
+	w.done = true
+	w.f.Close()
+	return os.Remove(w.f.Name())
+}
+
+// Delete implements DeleterDriver.
+func (d *FileDriver) Delete(ctx context.Context, key string) error {
+	if err := os.Remove(d.path(key)); err != nil {
+		return d.wrapNotExist(key, err)
+	}
+	return nil
+}

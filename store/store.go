@@ -1,0 +1,244 @@
+// Package store gives every part of imgdataset one way to reach bytes, wherever they live:
+// a local directory, an HTTP(S) server, an S3 bucket or a GCS bucket.
+//
+// A Store is a small portable type over a Driver. Drivers implement only the narrow
+// required interface (Stat, List, ReadRange); extras such as writing are optional
+// interfaces discovered by type assertion, in the style of rclone. Keys are always
+// slash-separated and relative to the store's root; they never start with "/" and
+// never contain "." or ".." segments, so a hostile listing cannot name an object
+// outside the root.
+//
+// The store layer knows nothing of formats or arrays: it moves bytes.
+package store
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"strings"
+	"time"
+)
+
+// ErrNotExist is wrapped by every driver error that means "no such object".
+var ErrNotExist = errors.New("object does not exist")
+
+// ErrNotSupported is returned when a driver lacks an optional capability.
+var ErrNotSupported = errors.New("operation not supported by this store")
+
+// ErrTooLarge is returned by ReadAll when an object exceeds the caller's limit.
+var ErrTooLarge = errors.New("object larger than allowed")
+
+// ObjectInfo describes one object. Zero values mean "the server did not say".
+type ObjectInfo struct {
+	Key     string    // relative to the store root
+	Size    int64     // -1 when unknown
+	ETag    string    // opaque, quotes stripped
+	MD5     []byte    // raw 16 bytes when the server gave a content MD5
+	CRC32C  uint32    // valid only when HasCRC32C
+	HasCRC  bool      // true when CRC32C is set
+	ModTime time.Time // zero when unknown
+	// ContentEncoding is the stored encoding (e.g. "gzip" for GCS objects uploaded
+	// pre-compressed); readers of such objects must be ready to see either form.
+	ContentEncoding string
+	// Version is a generation or version id that changes when the object does.
+	Version string
+	IsDir   bool // a common prefix in a delimited listing
+}
+
+// Driver is the minimal contract every backend implements.
+type Driver interface {
+	// Stat returns the object's metadata or an error wrapping ErrNotExist.
+	Stat(ctx context.Context, key string) (ObjectInfo, error)
+	// List calls fn for every object whose key starts with prefix, in lexical
+	// order. When delim is non-empty, keys are grouped at the first delim after
+	// the prefix and each group is reported once with IsDir set.
+	List(ctx context.Context, prefix, delim string, fn func(ObjectInfo) error) error
+	// ReadRange opens the byte range [off, off+n) of key; n < 0 means to the end.
+	// The reader must deliver exactly the requested bytes or fail: a short body
+	// is an error (io.ErrUnexpectedEOF), never silent truncation.
+	ReadRange(ctx context.Context, key string, off, n int64) (io.ReadCloser, error)
+	// String names the root, for error messages.
+	String() string
+}
+
+// WriterDriver is an optional interface for stores that can hold outputs
+// (the local file driver). Writers are atomic: nothing appears under key until
+// Close succeeds, and an aborted writer leaves nothing behind.
+type WriterDriver interface {
+	NewWriter(ctx context.Context, key string) (AtomicWriter, error)
+}
+
+// DeleterDriver is an optional interface for removing objects.
+type DeleterDriver interface {
+	Delete(ctx context.Context, key string) error
+}
+
+// URLDriver is an optional interface for drivers that can tell the public URL of a key.
+type URLDriver interface {
+	URL(key string) string
+}
+
+// AtomicWriter receives an object's bytes. Close commits (fsync + rename);
+// Abort discards. Calling Abort after Close is a no-op, so `defer w.Abort()` is safe.
+type AtomicWriter interface {
+	io.Writer
+	Close() error
+	Abort() error
+}
+
+// Store is the portable handle every other package uses.
+type Store struct {
+	d Driver
+}
+
+// New wraps a driver.
+func New(d Driver) *Store { return &Store{d: d} }
+
+// Driver returns the underlying driver, for optional-interface checks by decorators.
+func (s *Store) Driver() Driver { return s.d }
+
+// String names the store root.
+func (s *Store) String() string { return s.d.String() }
+
+// Stat returns metadata of key.
+func (s *Store) Stat(ctx context.Context, key string) (ObjectInfo, error) {
+	k, err := CleanKey(key)
+	if err != nil {
+		return ObjectInfo{}, err
+	}
+	return s.d.Stat(ctx, k)
+}
+
+// List walks objects under prefix (see Driver.List).
+func (s *Store) List(ctx context.Context, prefix, delim string, fn func(ObjectInfo) error) error {
+	p := prefix
+	if p != "" {
+		trail := strings.HasSuffix(p, "/")
+		k, err := CleanKey(p)
+		if err != nil {
+			return err
+		}
+		p = k
+		if trail {
+			p += "/"
+		}
+	}
+	return s.d.List(ctx, p, delim, fn)
+}
+
+// ReadRange opens [off, off+n) of key; n < 0 reads to the end.
+func (s *Store) ReadRange(ctx context.Context, key string, off, n int64) (io.ReadCloser, error) {
+	k, err := CleanKey(key)
+	if err != nil {
+		return nil, err
+	}
+	if off < 0 {
+		return nil, fmt.Errorf("store %s: read %q: negative offset %d", s.d, key, off)
+	}
+	if n == 0 {
+		return io.NopCloser(bytes.NewReader(nil)), nil
+	}
+	return s.d.ReadRange(ctx, k, off, n)
+}
+
+// ReadAt reads exactly len(p) bytes at off.
+func (s *Store) ReadAt(ctx context.Context, key string, p []byte, off int64) error {
+	if len(p) == 0 {
+		return nil
+	}
+	rc, err := s.ReadRange(ctx, key, off, int64(len(p)))
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	if _, err := io.ReadFull(rc, p); err != nil {
+		return fmt.Errorf("store %s: read %q [%d,+%d): %w", s.d, key, off, len(p), err)
+	}
+	return nil
+}
+
+// ReadAll reads a whole object, refusing objects larger than limit bytes so that
+// a lying server or a hostile file cannot exhaust memory.
+func (s *Store) ReadAll(ctx context.Context, key string, limit int64) ([]byte, error) {
+	rc, err := s.ReadRange(ctx, key, 0, -1)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(io.LimitReader(rc, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("store %s: read %q: %w", s.d, key, err)
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("store %s: read %q: %w (limit %d bytes)", s.d, key, ErrTooLarge, limit)
+	}
+	return b, nil
+}
+
+// NewWriter opens an atomic writer when the driver supports writing.
+func (s *Store) NewWriter(ctx context.Context, key string) (AtomicWriter, error) {
+	k, err := CleanKey(key)
+	if err != nil {
+		return nil, err
+	}
+	w, ok := s.d.(WriterDriver)
+	if !ok {
+		return nil, fmt.Errorf("store %s: write %q: %w", s.d, key, ErrNotSupported)
+	}
+	return w.NewWriter(ctx, k)
+}
+
+// WriteAll writes b to key atomically.
+func (s *Store) WriteAll(ctx context.Context, key string, b []byte) error {
+	w, err := s.NewWriter(ctx, key)
+	if err != nil {
+		return err
+	}
+	defer w.Abort()
+	if _, err := w.Write(b); err != nil {
+		return err
+	}
+	return w.Close()
+}
+
+// Delete removes key when the driver supports it.
+func (s *Store) Delete(ctx context.Context, key string) error {
+	k, err := CleanKey(key)
+	if err != nil {
+		return err
+	}
+	d, ok := s.d.(DeleterDriver)
+	if !ok {
+		return fmt.Errorf("store %s: delete %q: %w", s.d, key, ErrNotSupported)
+	}
+	return d.Delete(ctx, k)
+}
+
+// ErrBadKey is wrapped when a key is unsafe (absolute, "..", empty segment tricks).
+var ErrBadKey = errors.New("unsafe object key")
+
+// CleanKey validates and normalises a key: backslashes are separators, a leading
+// "./" is dropped, and absolute keys or keys with ".." segments are rejected,
+// because a key is later joined to an output directory.
+func CleanKey(key string) (string, error) {
+	k := strings.ReplaceAll(key, "\\", "/")
+	if strings.HasPrefix(k, "/") || (len(k) >= 2 && k[1] == ':') {
+		return "", fmt.Errorf("%w: %q is absolute", ErrBadKey, key)
+	}
+	if strings.ContainsRune(k, 0) {
+		return "", fmt.Errorf("%w: %q contains NUL", ErrBadKey, key)
+	}
+	for _, seg := range strings.Split(k, "/") {
+		if seg == ".." {
+			return "", fmt.Errorf("%w: %q escapes its root", ErrBadKey, key)
+		}
+	}
+	c := path.Clean(k)
+	if c == "." {
+		c = ""
+	}
+	return c, nil
+}

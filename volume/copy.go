@@ -1,0 +1,183 @@
+package volume
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"runtime"
+
+	"golang.org/x/sync/errgroup"
+)
+
+// CopyOptions bound a Copy.
+type CopyOptions struct {
+	// Origin is where dst's index 0 sits in src (a crop); nil means zeros.
+	Origin []int64
+	// BudgetBytes caps the bytes held in flight; default 256 MiB.
+	BudgetBytes int64
+	// Workers is the number of blocks read and written concurrently; default GOMAXPROCS.
+	Workers int
+	// Progress, when set, is called after each block with the bytes done so far.
+	Progress func(done, total int64)
+}
+
+// Copy streams the region of src that dst describes (dst.Info().Shape at Origin)
+// into dst, block by block, so memory is bounded by the budget and not by the
+// size of the data. Blocks follow dst's chunk grid when it has one.
+func Copy(ctx context.Context, dst Writer, src Volume, opt CopyOptions) error {
+	di, si := dst.Info(), src.Info()
+	if len(di.Shape) != len(si.Shape) {
+		return fmt.Errorf("copy %q → %q: rank %d vs %d", si.Name, di.Name, len(si.Shape), len(di.Shape))
+	}
+	if di.DType != si.DType {
+		return fmt.Errorf("copy %q → %q: dtype %s vs %s", si.Name, di.Name, si.DType, di.DType)
+	}
+	origin := opt.Origin
+	if origin == nil {
+		origin = make([]int64, len(si.Shape))
+	}
+	if err := NewBox(origin, di.Shape).Within(si.Shape); err != nil {
+		return fmt.Errorf("copy %q → %q: %w", si.Name, di.Name, err)
+	}
+	budget := opt.BudgetBytes
+	if budget <= 0 {
+		budget = 256 << 20
+	}
+	workers := opt.Workers
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	block := BlockShape(di.Shape, di.Chunks, si.Chunks, int64(si.DType.Size()), budget/int64(workers*2))
+	blockBytes := Prod(block) * int64(si.DType.Size())
+	if blockBytes*int64(workers) > budget && workers > 1 {
+		workers = int(max(1, budget/blockBytes))
+	}
+	total := di.NumBytes()
+	var done int64
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(workers)
+	progress := make(chan int64, workers)
+	finished := make(chan struct{})
+	go func() {
+		for n := range progress {
+			done += n
+			if opt.Progress != nil {
+				opt.Progress(done, total)
+			}
+		}
+		close(finished)
+	}()
+	err := Grid(di.Shape, block, Full(di.Shape), func(_ []int64, region Box) error {
+		if err := gctx.Err(); err != nil {
+			return err
+		}
+		g.Go(func() error {
+			buf := make([]byte, region.NumElements()*int64(si.DType.Size()))
+			srcBox := Box{Start: make([]int64, len(origin)), Stop: make([]int64, len(origin))}
+			for i := range origin {
+				srcBox.Start[i] = region.Start[i] + origin[i]
+				srcBox.Stop[i] = region.Stop[i] + origin[i]
+			}
+			if err := src.ReadRegion(gctx, srcBox, buf); err != nil {
+				return fmt.Errorf("copy %q: read %v: %w", si.Name, srcBox, err)
+			}
+			if err := dst.WriteRegion(gctx, region, buf); err != nil {
+				return fmt.Errorf("copy → %q: write %v: %w", di.Name, region, err)
+			}
+			progress <- int64(len(buf))
+			return nil
+		})
+		return nil
+	})
+	werr := g.Wait()
+	close(progress)
+	<-finished
+	if err != nil {
+		return err
+	}
+	return werr
+}
+
+// BlockShape picks the unit of streaming work: the destination chunk when there is
+// one (so every write is a whole chunk), otherwise the source chunk, grown along
+// the fastest axes while it fits maxBytes, and never larger than shape.
+func BlockShape(shape, dstChunks, srcChunks []int64, elem, maxBytes int64) []int64 {
+	n := len(shape)
+	b := make([]int64, n)
+	base := dstChunks
+	if base == nil {
+		base = srcChunks
+	}
+	for i := range b {
+		if base != nil {
+			b[i] = min(base[i], max(shape[i], 1))
+		} else {
+			b[i] = 1
+		}
+	}
+	if dstChunks != nil {
+		return b
+	}
+	// Grow from the fastest axis outwards, doubling, while within budget.
+	for i := n - 1; i >= 0; i-- {
+		for b[i] < shape[i] {
+			next := min(b[i]*2, shape[i])
+			old := b[i]
+			b[i] = next
+			if Prod(b)*elem > maxBytes {
+				b[i] = old
+				return b
+			}
+		}
+	}
+	return b
+}
+
+// Checksum16 returns the first 16 hex digits of sha256 over the whole array as
+// C-order little-endian bytes, streaming it in slabs of the slowest axis so that
+// memory stays bounded (the definition the testdata corpus uses).
+func Checksum16(ctx context.Context, v Volume, budget int64) (string, error) {
+	in := v.Info()
+	h := sha256.New()
+	if len(in.Shape) == 0 {
+		buf := make([]byte, in.DType.Size())
+		if err := v.ReadRegion(ctx, Box{}, buf); err != nil {
+			return "", err
+		}
+		h.Write(buf)
+		return hex.EncodeToString(h.Sum(nil))[:16], nil
+	}
+	if budget <= 0 {
+		budget = 64 << 20
+	}
+	// Slab: the whole of the fastest axes, as many of the slowest as the budget
+	// allows; axes slower than that are walked one index at a time.
+	elem := int64(in.DType.Size())
+	slab := append([]int64(nil), in.Shape...)
+	for i := range slab {
+		rest := Prod(in.Shape[i+1:]) * elem
+		if rest <= budget {
+			slab[i] = max(1, min(in.Shape[i], budget/max(rest, 1)))
+			break
+		}
+		slab[i] = 1
+	}
+	var buf []byte
+	err := Grid(in.Shape, slab, Full(in.Shape), func(_ []int64, region Box) error {
+		nb := region.NumElements() * int64(in.DType.Size())
+		if int64(cap(buf)) < nb {
+			buf = make([]byte, nb)
+		}
+		b := buf[:nb]
+		if err := v.ReadRegion(ctx, region, b); err != nil {
+			return err
+		}
+		h.Write(b)
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16], nil
+}

@@ -1,0 +1,143 @@
+package volume_test
+
+import (
+	"context"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/imgdataset/imgdataset/volume"
+	"github.com/imgdataset/imgdataset/volume/volumetest"
+)
+
+func memInfo(shape []int64, dt volume.DType) volume.Info {
+	axes := make([]volume.Axis, len(shape))
+	names := []string{"z", "y", "x"}
+	for i, s := range shape {
+		axes[i] = volume.Axis{Name: names[len(names)-len(shape)+i], Size: s, Scale: 1}
+	}
+	return volume.Info{Name: "mem", Shape: shape, DType: dt, Axes: axes}
+}
+
+func randBytes(n int64, seed uint64) []byte {
+	r := rand.New(rand.NewPCG(seed, seed))
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(r.Uint32())
+	}
+	return b
+}
+
+func TestMemConformance(t *testing.T) {
+	for _, tc := range []struct {
+		shape []int64
+		dt    volume.DType
+	}{
+		{[]int64{7, 13, 5}, volume.Uint8},
+		{[]int64{3, 4, 9}, volume.Int16},
+		{[]int64{31}, volume.Float64},
+		{[]int64{2, 3}, volume.RGBA8},
+	} {
+		in := memInfo(tc.shape, tc.dt)
+		data := randBytes(in.NumBytes(), 3)
+		m, err := volume.NewMem(in, data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Run(string(tc.dt), func(t *testing.T) { volumetest.Run(t, m, data, 0) })
+	}
+}
+
+func TestCopyCropBounded(t *testing.T) {
+	src, _ := volume.NewMem(memInfo([]int64{20, 30, 40}, volume.Uint16), randBytes(20*30*40*2, 9))
+	dstInfo := memInfo([]int64{5, 11, 17}, volume.Uint16)
+	dstInfo.Chunks = []int64{2, 4, 8}
+	dst, _ := volume.NewMem(dstInfo, make([]byte, dstInfo.NumBytes()))
+	origin := []int64{3, 7, 20}
+	var last int64
+	if err := volume.Copy(context.Background(), dst, src, volume.CopyOptions{Origin: origin, BudgetBytes: 1024, Progress: func(d, _ int64) { last = d }}); err != nil {
+		t.Fatal(err)
+	}
+	want := make([]byte, dstInfo.NumBytes())
+	if err := src.ReadRegion(context.Background(), volume.NewBox(origin, dstInfo.Shape), want); err != nil {
+		t.Fatal(err)
+	}
+	if string(want) != string(dst.Bytes()) {
+		t.Fatal("crop differs from the source region")
+	}
+	if last != dstInfo.NumBytes() {
+		t.Fatalf("progress reported %d bytes, want %d", last, dstInfo.NumBytes())
+	}
+	if err := volume.Copy(context.Background(), dst, src, volume.CopyOptions{Origin: []int64{16, 0, 0}}); err == nil {
+		t.Fatal("crop past the source end succeeded")
+	}
+}
+
+func TestToNanometres(t *testing.T) {
+	for _, tc := range []struct {
+		v    float64
+		unit string
+		want float64
+		ok   bool
+	}{
+		{0.02, "µm", 20, true}, {0.02, `\u00B5m`, 20, true}, {0.02, "micron", 20, true},
+		{80, "Å", 8, true}, {8e-9, "m", 8, true}, {50, "nm", 50, true}, {2.96, "nanometer", 2.96, true},
+		{1, "", 0, false}, {1, "parsec-ish", 0, false},
+	} {
+		got, ok := volume.ToNanometres(tc.v, tc.unit)
+		if ok != tc.ok || (ok && (got-tc.want > 1e-9 || tc.want-got > 1e-9)) {
+			t.Errorf("ToNanometres(%v, %q) = %v, %v; want %v, %v", tc.v, tc.unit, got, ok, tc.want, tc.ok)
+		}
+	}
+}
+
+func TestGridClipsEdges(t *testing.T) {
+	var regions []volume.Box
+	err := volume.Grid([]int64{5, 7}, []int64{2, 4}, volume.Full([]int64{5, 7}), func(_ []int64, r volume.Box) error {
+		regions = append(regions, r)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(regions) != 6 {
+		t.Fatalf("got %d cells, want 6", len(regions))
+	}
+	last := regions[len(regions)-1]
+	if last.Start[0] != 4 || last.Stop[0] != 5 || last.Start[1] != 4 || last.Stop[1] != 7 {
+		t.Fatalf("last cell %v, want [4:5,4:7]", last)
+	}
+}
+
+func TestWindowAndStackConform(t *testing.T) {
+	in := memInfo([]int64{6, 7, 8}, volume.Uint8)
+	for i := range in.Axes {
+		in.Axes[i].Scale = 2
+	}
+	data := randBytes(in.NumBytes(), 5)
+	src, _ := volume.NewMem(in, data)
+	w, err := volume.Window(src, []int64{1, 2, 3}, []int64{4, 5, 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := make([]byte, 4*5*2)
+	_ = src.ReadRegion(context.Background(), volume.NewBox([]int64{1, 2, 3}, []int64{4, 5, 2}), want)
+	if off := w.Info().Axes[2].Offset; off != 6 {
+		t.Fatalf("window x offset %v, want 6 (3 voxels × 2)", off)
+	}
+	t.Run("window", func(t *testing.T) { volumetest.Run(t, w, want, 0) })
+
+	p := memInfo([]int64{3, 4}, volume.Int16)
+	var parts []volume.Volume
+	var all []byte
+	for i := 0; i < 5; i++ {
+		d := randBytes(p.NumBytes(), uint64(10+i))
+		m, _ := volume.NewMem(p, d)
+		parts = append(parts, m)
+		all = append(all, d...)
+	}
+	s, err := volume.Stack("s", parts, volume.Axis{Name: "z", Scale: 50, Unit: "nm", ScaleKnown: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Run("stack", func(t *testing.T) { volumetest.Run(t, s, all, 0) })
+}
