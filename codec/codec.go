@@ -1,0 +1,298 @@
+// Package codec decodes and encodes the byte-level compressions that chunked
+// array formats use (Zarr, N5, precomputed): zstd, gzip, zlib, bz2, the
+// numcodecs LZ4 framing and raw bytes.
+//
+// Every decode takes an explicit maximum output size, normally the declared
+// size of the chunk, so that a decompression bomb stops at that size instead of
+// exhausting memory. Codecs is leaf code: it imports no project package.
+package codec
+
+import (
+	"bytes"
+	"compress/bzip2"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+	"sync"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zlib"
+	"github.com/klauspost/compress/zstd"
+	"github.com/pierrec/lz4/v4"
+)
+
+// ErrUnsupported is wrapped when a codec id is recognised but not implemented
+// (blosc, for now) or not known at all.
+var ErrUnsupported = errors.New("codec not supported")
+
+// ErrTooLarge is wrapped when decoded data would exceed the caller's maximum.
+var ErrTooLarge = errors.New("decoded data exceeds the declared size")
+
+// maxZstdWindow bounds the history a zstd frame may ask for; real chunk data
+// uses a few MiB at most, and a hostile header must not reserve gigabytes.
+const maxZstdWindow = 1 << 27
+
+// Codecs holds reusable (de)compressor state. The zero value is not usable;
+// call New. A Codecs is safe for concurrent use.
+type Codecs struct {
+	zdecOnce sync.Once
+	zdec     *zstd.Decoder
+	zdecErr  error
+
+	mu    sync.Mutex
+	zencs map[zstd.EncoderLevel]*zstd.Encoder
+}
+
+// New returns an empty set of codecs; decoders and encoders are created on
+// first use and reused afterwards.
+func New() *Codecs {
+	return &Codecs{zencs: map[zstd.EncoderLevel]*zstd.Encoder{}}
+}
+
+// Close releases the pooled zstd state.
+func (c *Codecs) Close() {
+	if c.zdec != nil {
+		c.zdec.Close()
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k, e := range c.zencs {
+		e.Close()
+		delete(c.zencs, k)
+	}
+}
+
+// Canonical maps the ids various producers use to the ones Decode accepts
+// ("gz" → "gzip", "none"/"" → "raw", "bzip2" → "bz2").
+func Canonical(id string) string {
+	switch id {
+	case "", "none", "null", "raw", "bytes":
+		return "raw"
+	case "gz":
+		return "gzip"
+	case "bzip2":
+		return "bz2"
+	}
+	return id
+}
+
+// Sniff names the compression whose magic number starts src: "zstd", "gzip",
+// "zlib", or "" when none matches. zlib detection uses the RFC 1950 header
+// checksum, so it rarely fires on raw data.
+func Sniff(src []byte) string {
+	switch {
+	case len(src) >= 4 && src[0] == 0x28 && src[1] == 0xb5 && src[2] == 0x2f && src[3] == 0xfd:
+		return "zstd"
+	case len(src) >= 2 && src[0] == 0x1f && src[1] == 0x8b:
+		return "gzip"
+	case len(src) >= 2 && src[0]&0x0f == 8 && src[0]>>4 <= 7 && (uint16(src[0])<<8|uint16(src[1]))%31 == 0:
+		return "zlib"
+	}
+	return ""
+}
+
+// Decode decompresses src with the codec id and returns at most maxOut bytes;
+// if the data decodes to more, it fails (with ErrTooLarge, except for zstd
+// frames without a content size, whose overflow the decoder reports as a block
+// error). For zstd the output buffer is allocated at maxOut up front, so maxOut
+// should be the expected size (a chunk's), not a loose upper bound. When id names one of
+// gzip, zlib or zstd but src carries another one's magic number, the sniffed
+// codec is used, because some writers mislabel their chunks.
+func (c *Codecs) Decode(id string, src []byte, maxOut int) ([]byte, error) {
+	if maxOut < 0 {
+		return nil, fmt.Errorf("codec %s: negative maximum size %d", id, maxOut)
+	}
+	id = Canonical(id)
+	switch id {
+	case "gzip", "zlib", "zstd":
+		if s := Sniff(src); s != "" && s != id {
+			id = s
+		}
+	}
+	var out []byte
+	var err error
+	switch id {
+	case "raw":
+		if len(src) > maxOut {
+			return nil, fmt.Errorf("codec raw: %d bytes: %w (%d)", len(src), ErrTooLarge, maxOut)
+		}
+		out = append([]byte(nil), src...)
+	case "zstd":
+		out, err = c.decodeZstd(src, maxOut)
+	case "gzip":
+		var r *gzip.Reader
+		r, err = gzip.NewReader(bytes.NewReader(src))
+		if err == nil {
+			out, err = readLimited(r, maxOut, len(src))
+		}
+	case "zlib":
+		var r io.ReadCloser
+		r, err = zlib.NewReader(bytes.NewReader(src))
+		if err == nil {
+			out, err = readLimited(r, maxOut, len(src))
+			r.Close()
+		}
+	case "bz2":
+		out, err = readLimited(bzip2.NewReader(bytes.NewReader(src)), maxOut, len(src))
+	case "lz4":
+		out, err = decodeLZ4(src, maxOut)
+	case "blosc":
+		return nil, fmt.Errorf("codec blosc: %w (a pure-Go Blosc decoder is not written yet)", ErrUnsupported)
+	default:
+		return nil, fmt.Errorf("codec %q: %w", id, ErrUnsupported)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("codec %s: %w", id, err)
+	}
+	return out, nil
+}
+
+func (c *Codecs) decodeZstd(src []byte, maxOut int) ([]byte, error) {
+	c.zdecOnce.Do(func() {
+		c.zdec, c.zdecErr = zstd.NewReader(nil,
+			zstd.WithDecoderConcurrency(runtime.GOMAXPROCS(0)),
+			zstd.WithDecoderMaxWindow(maxZstdWindow),
+			zstd.WithDecodeAllCapLimit(true))
+	})
+	if c.zdecErr != nil {
+		return nil, c.zdecErr
+	}
+	// Frames that state their content size are checked before any allocation.
+	var h zstd.Header
+	if err := h.Decode(src); err == nil && h.HasFCS && h.FrameContentSize > uint64(maxOut) {
+		return nil, fmt.Errorf("frame declares %d bytes: %w (%d)", h.FrameContentSize, ErrTooLarge, maxOut)
+	}
+	// With the cap limit, DecodeAll never grows dst beyond its capacity, which
+	// also bounds frames without a content size.
+	out, err := c.zdec.DecodeAll(src, make([]byte, 0, maxOut))
+	if errors.Is(err, zstd.ErrDecoderSizeExceeded) {
+		return nil, fmt.Errorf("%w (%d): %w", ErrTooLarge, maxOut, err)
+	}
+	return out, err
+}
+
+// decodeLZ4 reads the numcodecs framing: a 4-byte little-endian decoded size,
+// then one raw LZ4 block.
+func decodeLZ4(src []byte, maxOut int) ([]byte, error) {
+	if len(src) < 4 {
+		return nil, fmt.Errorf("%d bytes, too short for the size prefix", len(src))
+	}
+	n := binary.LittleEndian.Uint32(src)
+	if uint64(n) > uint64(maxOut) {
+		return nil, fmt.Errorf("prefix declares %d bytes: %w (%d)", n, ErrTooLarge, maxOut)
+	}
+	out := make([]byte, n)
+	if n == 0 {
+		return out, nil
+	}
+	got, err := lz4.UncompressBlock(src[4:], out)
+	if err != nil {
+		return nil, err
+	}
+	if got != int(n) {
+		return nil, fmt.Errorf("block decoded to %d bytes, prefix says %d", got, n)
+	}
+	return out, nil
+}
+
+// readLimited reads r to the end, failing once more than maxOut bytes appear.
+// The buffer grows with the data, so a small maxOut-sized chunk is not
+// allocated when the stream is short, and a bomb stops at maxOut+1 bytes.
+func readLimited(r io.Reader, maxOut, hint int) ([]byte, error) {
+	initial := min(maxOut+1, max(4*hint, 512))
+	buf := bytes.NewBuffer(make([]byte, 0, initial))
+	n, err := buf.ReadFrom(io.LimitReader(r, int64(maxOut)+1))
+	if err != nil {
+		return nil, err
+	}
+	if n > int64(maxOut) {
+		return nil, fmt.Errorf("%w (%d)", ErrTooLarge, maxOut)
+	}
+	return buf.Bytes(), nil
+}
+
+// Encode compresses src with the codec id at level (0 = the codec's default).
+// bz2 and blosc cannot be encoded.
+func (c *Codecs) Encode(id string, level int, src []byte) ([]byte, error) {
+	id = Canonical(id)
+	switch id {
+	case "raw":
+		return append([]byte(nil), src...), nil
+	case "zstd":
+		enc, err := c.zstdEncoder(level)
+		if err != nil {
+			return nil, err
+		}
+		return enc.EncodeAll(src, make([]byte, 0, len(src)/2+64)), nil
+	case "gzip":
+		var b bytes.Buffer
+		w, err := gzip.NewWriterLevel(&b, gzLevel(level))
+		if err != nil {
+			return nil, fmt.Errorf("codec gzip: %w", err)
+		}
+		if _, err := w.Write(src); err != nil {
+			return nil, fmt.Errorf("codec gzip: %w", err)
+		}
+		if err := w.Close(); err != nil {
+			return nil, fmt.Errorf("codec gzip: %w", err)
+		}
+		return b.Bytes(), nil
+	case "zlib":
+		var b bytes.Buffer
+		w, err := zlib.NewWriterLevel(&b, gzLevel(level))
+		if err != nil {
+			return nil, fmt.Errorf("codec zlib: %w", err)
+		}
+		if _, err := w.Write(src); err != nil {
+			return nil, fmt.Errorf("codec zlib: %w", err)
+		}
+		if err := w.Close(); err != nil {
+			return nil, fmt.Errorf("codec zlib: %w", err)
+		}
+		return b.Bytes(), nil
+	case "lz4":
+		if uint64(len(src)) > 0x7E000000 {
+			return nil, fmt.Errorf("codec lz4: %d bytes exceed the LZ4 block limit", len(src))
+		}
+		out := make([]byte, 4+lz4.CompressBlockBound(len(src)))
+		binary.LittleEndian.PutUint32(out, uint32(len(src)))
+		n, err := lz4.CompressBlock(src, out[4:], nil)
+		if err != nil {
+			return nil, fmt.Errorf("codec lz4: %w", err)
+		}
+		if n == 0 && len(src) > 0 {
+			return nil, fmt.Errorf("codec lz4: block did not compress into its bound")
+		}
+		return out[:4+n], nil
+	}
+	return nil, fmt.Errorf("codec %q: encode: %w", id, ErrUnsupported)
+}
+
+// gzLevel maps 0 ("default") to the deflate default; other values pass through
+// and are validated by the writer.
+func gzLevel(level int) int {
+	if level == 0 {
+		return gzip.DefaultCompression
+	}
+	return level
+}
+
+func (c *Codecs) zstdEncoder(level int) (*zstd.Encoder, error) {
+	if level == 0 {
+		level = 3
+	}
+	l := zstd.EncoderLevelFromZstd(level)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.zencs[l]; ok {
+		return e, nil
+	}
+	e, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(l))
+	if err != nil {
+		return nil, fmt.Errorf("codec zstd: %w", err)
+	}
+	c.zencs[l] = e
+	return e, nil
+}

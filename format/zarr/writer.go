@@ -1,0 +1,608 @@
+package zarr
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"math"
+	"runtime"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/imgdataset/imgdataset/codec"
+	"github.com/imgdataset/imgdataset/format"
+	"github.com/imgdataset/imgdataset/store"
+	"github.com/imgdataset/imgdataset/volume"
+)
+
+// WriteOptions control CreateArray and WriteNGFF.
+type WriteOptions struct {
+	// Chunks is the chunk shape; nil means 128 on every axis. Each entry is
+	// clipped to the array shape.
+	Chunks []int64
+	// Compressor is "zstd" (default), "gzip", "zlib", "lz4" or "none".
+	Compressor string
+	// Level is the compression level; 0 means the codec default (zstd 3, gzip 6).
+	Level int
+	// Levels is the number of multiscale levels WriteNGFF writes (level 0
+	// included); each further level halves the spatial axes. 0 means 1.
+	Levels int
+	// Labels selects mode (most frequent value) instead of mean downsampling,
+	// so label ids are never averaged into ids that do not exist.
+	Labels bool
+	// Axes overrides the source's axes (names, units, scale, offset).
+	Axes []volume.Axis
+	// Name is the multiscale name; default the source's name.
+	Name string
+	// DimensionSeparator is "/" (default, as NGFF 0.4 requires) or ".".
+	DimensionSeparator string
+	// Attributes are extra top-level .zattrs keys written next to "multiscales"
+	// (provenance such as a crop's origin, seed and source); they may not
+	// replace "multiscales".
+	Attributes map[string]any
+}
+
+// v2DType is the little-endian NumPy typestr of a volume dtype.
+func v2DType(d volume.DType) (string, error) {
+	switch d {
+	case volume.Bool:
+		return "|b1", nil
+	case volume.Int8:
+		return "|i1", nil
+	case volume.Uint8:
+		return "|u1", nil
+	case volume.RGBA8, "":
+		return "", fmt.Errorf("dtype %q: %w in zarr", d, format.ErrNotSupported)
+	}
+	s := string(d)
+	for _, k := range []struct{ prefix, kind string }{{"uint", "u"}, {"int", "i"}, {"float", "f"}, {"complex", "c"}} {
+		if strings.HasPrefix(s, k.prefix) {
+			bits, err := strconv.Atoi(strings.TrimPrefix(s, k.prefix))
+			if err != nil || d.Size() == 0 {
+				break
+			}
+			return "<" + k.kind + strconv.Itoa(bits/8), nil
+		}
+	}
+	return "", fmt.Errorf("dtype %q: %w in zarr", d, format.ErrNotSupported)
+}
+
+// arrayWriter writes one Zarr v2 array chunk by chunk.
+type arrayWriter struct {
+	st    *store.Store
+	cs    *codec.Codecs
+	key   string
+	info  volume.Info
+	comp  string
+	level int
+	sep   string
+	meta  []byte
+}
+
+// CreateArray starts a Zarr v2 array at key with the shape and dtype of info.
+// Regions passed to WriteRegion must be unions of whole chunks (volume.Copy
+// sends exactly that); each chunk is encoded and written atomically. The
+// .zarray is written by Close, so an interrupted write leaves no readable array.
+func CreateArray(ctx context.Context, st *store.Store, key string, info volume.Info, opt WriteOptions) (volume.Writer, error) {
+	return createArray(ctx, st, codec.New(), key, info, opt)
+}
+
+func createArray(ctx context.Context, st *store.Store, cs *codec.Codecs, key string, info volume.Info, opt WriteOptions) (*arrayWriter, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	key = strings.Trim(key, "/")
+	fail := func(err error) (*arrayWriter, error) {
+		return nil, fmt.Errorf("zarr write %s %q: %w", st, key, err)
+	}
+	if len(info.Axes) != len(info.Shape) {
+		info.Axes = defaultAxes(info.Shape, nil)
+	}
+	if err := info.Validate(); err != nil {
+		return fail(err)
+	}
+	dt, err := v2DType(info.DType)
+	if err != nil {
+		return fail(err)
+	}
+	n := len(info.Shape)
+	chunks := make([]int64, n)
+	for i := range chunks {
+		c := int64(128)
+		if opt.Chunks != nil {
+			if len(opt.Chunks) != n {
+				return fail(fmt.Errorf("chunks %v for rank %d", opt.Chunks, n))
+			}
+			c = opt.Chunks[i]
+		}
+		if c <= 0 {
+			return fail(fmt.Errorf("chunk size %d", c))
+		}
+		chunks[i] = max(1, min(c, info.Shape[i]))
+	}
+	if err := checkSizes(info.Shape, chunks, info.DType.Size()); err != nil {
+		return fail(err)
+	}
+	comp := codec.Canonical(opt.Compressor)
+	if opt.Compressor == "" {
+		comp = "zstd"
+	}
+	level := opt.Level
+	var compJSON any
+	switch comp {
+	case "zstd":
+		if level == 0 {
+			level = 3
+		}
+		compJSON = map[string]any{"id": "zstd", "level": level}
+	case "gzip", "zlib":
+		if level == 0 {
+			level = 6
+		}
+		compJSON = map[string]any{"id": comp, "level": level}
+	case "lz4":
+		compJSON = map[string]any{"id": "lz4", "acceleration": 1}
+	case "raw":
+	default:
+		return fail(fmt.Errorf("compressor %q: %w", opt.Compressor, format.ErrNotSupported))
+	}
+	sep := opt.DimensionSeparator
+	switch sep {
+	case "":
+		sep = "/"
+	case "/", ".":
+	default:
+		return fail(fmt.Errorf("dimension separator %q", sep))
+	}
+	fill := any(0)
+	if info.DType == volume.Bool {
+		fill = false
+	}
+	meta, err := json.MarshalIndent(map[string]any{
+		"zarr_format":         2,
+		"shape":               info.Shape,
+		"chunks":              chunks,
+		"dtype":               dt,
+		"compressor":          compJSON,
+		"fill_value":          fill,
+		"order":               "C",
+		"filters":             nil,
+		"dimension_separator": sep,
+	}, "", "    ")
+	if err != nil {
+		return fail(err)
+	}
+	info.Chunks = chunks
+	info.Name = key
+	info.Compression = codecName(comp)
+	return &arrayWriter{st: st, cs: cs, key: key, info: info, comp: comp, level: level, sep: sep, meta: meta}, nil
+}
+
+// Info implements volume.Writer.
+func (w *arrayWriter) Info() volume.Info { return w.info }
+
+// WriteRegion implements volume.Writer. box must start on a chunk boundary and
+// end on one or at the array edge on every axis.
+func (w *arrayWriter) WriteRegion(ctx context.Context, box volume.Box, src []byte) error {
+	if err := volume.CheckRead(w.info, box, src); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	ch := w.info.Chunks
+	for i := range box.Start {
+		if box.Start[i]%ch[i] != 0 || (box.Stop[i]%ch[i] != 0 && box.Stop[i] != w.info.Shape[i]) {
+			return fmt.Errorf("zarr write %q: box %v is not aligned to chunks %v", w.key, box, ch)
+		}
+	}
+	if box.Empty() && len(box.Start) > 0 {
+		return nil
+	}
+	elem := w.info.DType.Size()
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(runtime.GOMAXPROCS(0))
+	err := volume.Grid(w.info.Shape, ch, box, func(idx []int64, region volume.Box) error {
+		if err := gctx.Err(); err != nil {
+			return err
+		}
+		g.Go(func() error {
+			cell := volume.Box{Start: make([]int64, len(idx)), Stop: make([]int64, len(idx))}
+			for i := range idx {
+				cell.Start[i] = idx[i] * ch[i]
+				cell.Stop[i] = cell.Start[i] + ch[i]
+			}
+			// Edge chunks are stored full-size, padded with the fill value 0.
+			buf := make([]byte, cellBytes(ch, elem))
+			volume.CopyBox(buf, cell, src, box, region, elem)
+			enc, err := w.cs.Encode(w.comp, w.level, buf)
+			if err != nil {
+				return fmt.Errorf("zarr write %q: %w", w.key, err)
+			}
+			key := join(w.key, chunkName(idx, w.sep))
+			if err := w.st.WriteAll(gctx, key, enc); err != nil {
+				return fmt.Errorf("zarr write chunk %q: %w", key, err)
+			}
+			return nil
+		})
+		return nil
+	})
+	// The group's first error explains a cancellation seen by Grid.
+	if werr := g.Wait(); werr != nil {
+		return werr
+	}
+	return err
+}
+
+// Close implements volume.Writer: it writes .zarray, which makes the array
+// visible to readers.
+func (w *arrayWriter) Close(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := w.st.WriteAll(ctx, join(w.key, ".zarray"), w.meta); err != nil {
+		return fmt.Errorf("zarr write %q: %w", w.key, err)
+	}
+	return nil
+}
+
+// reader opens the written array for reading (after Close).
+func (w *arrayWriter) reader() (*array, error) { return openV2(w.st, w.cs, w.key, w.meta) }
+
+// udunits maps the unit spellings volume readers report to the UDUNITS-2
+// names NGFF requires; unknown units pass through unchanged.
+func udunits(u string) string {
+	switch f, ok := volume.NanometresPer(u); {
+	case ok && f == 1e-3:
+		return "picometer"
+	case ok && f == 0.1:
+		return "angstrom"
+	case ok && f == 1:
+		return "nanometer"
+	case ok && f == 1e3:
+		return "micrometer"
+	case ok && f == 1e6:
+		return "millimeter"
+	case ok && f == 1e7:
+		return "centimeter"
+	case ok && f == 1e9:
+		return "meter"
+	}
+	switch u {
+	case "s", "sec":
+		return "second"
+	case "ms":
+		return "millisecond"
+	case "us", "µs":
+		return "microsecond"
+	case "min":
+		return "minute"
+	case "h":
+		return "hour"
+	}
+	return u
+}
+
+// spatial reports whether an axis is downsampled in a pyramid.
+func spatial(a volume.Axis) bool {
+	switch a.Name {
+	case "z", "y", "x", "Z", "Y", "X":
+		return true
+	case "c", "t", "C", "T":
+		return false
+	}
+	_, ok := volume.NanometresPer(a.Unit)
+	return ok
+}
+
+func axisType(a volume.Axis) string {
+	switch {
+	case spatial(a):
+		return "space"
+	case a.Name == "c" || a.Name == "C":
+		return "channel"
+	case a.Name == "t" || a.Name == "T":
+		return "time"
+	}
+	return ""
+}
+
+// WriteNGFF writes src as an OME-NGFF 0.4 multiscale image (Zarr v2) under
+// prefix: arrays s0, s1, … (each level halves the spatial axes, by mean, or by
+// mode when opt.Labels), then .zgroup and the .zattrs multiscales, last, so a
+// reader never sees metadata for missing levels. Memory is bounded by the
+// copy budget, not by the array size.
+func WriteNGFF(ctx context.Context, st *store.Store, prefix string, src volume.Volume, opt WriteOptions) error {
+	prefix = strings.Trim(prefix, "/")
+	in := src.Info()
+	axes := in.Axes
+	if opt.Axes != nil {
+		axes = opt.Axes
+	}
+	if len(axes) != len(in.Shape) {
+		return fmt.Errorf("zarr write %q: %d axes for rank %d", prefix, len(axes), len(in.Shape))
+	}
+	name := opt.Name
+	if name == "" {
+		name = in.Name
+	}
+	levels := max(1, opt.Levels)
+	cs := codec.New()
+	defer cs.Close()
+
+	type level struct {
+		path   string
+		factor []int64
+	}
+	var done []level
+	var cur volume.Volume = src
+	factor := make([]int64, len(in.Shape))
+	for i := range factor {
+		factor[i] = 1
+	}
+	for k := 0; k < levels; k++ {
+		if k > 0 {
+			f := make([]int64, len(in.Shape))
+			shape := make([]int64, len(in.Shape))
+			prev := cur.Info().Shape
+			stop := false
+			for i := range f {
+				f[i] = 1
+				if spatial(axes[i]) {
+					f[i] = 2
+					if prev[i] < 2 {
+						stop = true
+					}
+				}
+				shape[i] = prev[i] / f[i]
+			}
+			if stop {
+				break
+			}
+			cur = newDownsampled(cur, f, shape, opt.Labels)
+			for i := range factor {
+				factor[i] *= f[i]
+			}
+		}
+		p := join(prefix, "s"+strconv.Itoa(k))
+		info := cur.Info()
+		w, err := createArray(ctx, st, cs, p, info, opt)
+		if err != nil {
+			return err
+		}
+		if err := volume.Copy(ctx, w, cur, volume.CopyOptions{}); err != nil {
+			return fmt.Errorf("zarr write %q: %w", p, err)
+		}
+		if err := w.Close(ctx); err != nil {
+			return err
+		}
+		r, err := w.reader()
+		if err != nil {
+			return err
+		}
+		cur = r
+		done = append(done, level{path: "s" + strconv.Itoa(k), factor: append([]int64(nil), factor...)})
+	}
+
+	jaxes := make([]map[string]any, len(axes))
+	for i, a := range axes {
+		m := map[string]any{"name": a.Name}
+		if t := axisType(a); t != "" {
+			m["type"] = t
+		}
+		if a.Unit != "" && a.ScaleKnown {
+			m["unit"] = udunits(a.Unit)
+		}
+		jaxes[i] = m
+	}
+	datasets := make([]map[string]any, len(done))
+	for k, l := range done {
+		scale := make([]float64, len(axes))
+		trans := make([]float64, len(axes))
+		for i, a := range axes {
+			s0, off := 1.0, 0.0
+			if a.ScaleKnown {
+				s0, off = a.Scale, a.Offset
+			}
+			f := float64(l.factor[i])
+			scale[i] = s0 * f
+			// A downsampled voxel's centre sits half a (level-0) voxel per
+			// extra factor further in, as OpenOrganelle writes it.
+			trans[i] = off + (f-1)/2*s0
+		}
+		datasets[k] = map[string]any{
+			"path": l.path,
+			"coordinateTransformations": []map[string]any{
+				{"type": "scale", "scale": scale},
+				{"type": "translation", "translation": trans},
+			},
+		}
+	}
+	method := "mean"
+	if opt.Labels {
+		method = "mode"
+	}
+	top := map[string]any{}
+	for k, v := range opt.Attributes {
+		top[k] = v
+	}
+	top["multiscales"] = []map[string]any{{
+		"version":  "0.4",
+		"name":     name,
+		"axes":     jaxes,
+		"datasets": datasets,
+		"type":     method,
+		"metadata": map[string]any{"method": "imgdataset 2x " + method},
+	}}
+	attrs, err := json.MarshalIndent(top, "", "    ")
+	if err != nil {
+		return err
+	}
+	if err := st.WriteAll(ctx, join(prefix, ".zgroup"), []byte("{\n    \"zarr_format\": 2\n}")); err != nil {
+		return fmt.Errorf("zarr write %q: %w", prefix, err)
+	}
+	if err := st.WriteAll(ctx, join(prefix, ".zattrs"), attrs); err != nil {
+		return fmt.Errorf("zarr write %q: %w", prefix, err)
+	}
+	return nil
+}
+
+// downsampled is a lazy 2× reduction of a volume by integer factors per axis
+// (floor of the size), computed by mean or mode in ReadRegion.
+type downsampled struct {
+	src    volume.Volume
+	f      []int64
+	info   volume.Info
+	labels bool
+}
+
+func newDownsampled(src volume.Volume, f, shape []int64, labels bool) *downsampled {
+	in := src.Info()
+	out := in
+	out.Shape = shape
+	out.Axes = append([]volume.Axis(nil), in.Axes...)
+	for i := range out.Axes {
+		out.Axes[i].Size = shape[i]
+		out.Axes[i].Scale *= float64(f[i])
+	}
+	out.Metadata = nil
+	return &downsampled{src: src, f: f, info: out, labels: labels}
+}
+
+func (d *downsampled) Info() volume.Info { return d.info }
+
+func (d *downsampled) ReadRegion(ctx context.Context, box volume.Box, dst []byte) error {
+	if err := volume.CheckRead(d.info, box, dst); err != nil {
+		return err
+	}
+	if box.Empty() {
+		return nil
+	}
+	n := len(box.Start)
+	sb := volume.Box{Start: make([]int64, n), Stop: make([]int64, n)}
+	for i := range sb.Start {
+		sb.Start[i] = box.Start[i] * d.f[i]
+		sb.Stop[i] = box.Stop[i] * d.f[i]
+	}
+	elem := d.info.DType.Size()
+	buf := make([]byte, sb.NumElements()*int64(elem))
+	if err := d.src.ReadRegion(ctx, sb, buf); err != nil {
+		return err
+	}
+	reduce(dst, box.Shape(), buf, sb.Shape(), d.f, d.info.DType, d.labels)
+	return nil
+}
+
+// reduce computes each dst element from its window of f elements in src.
+func reduce(dst []byte, dshape []int64, src []byte, sshape, f []int64, dt volume.DType, labels bool) {
+	n := len(dshape)
+	elem := int64(dt.Size())
+	sstr := make([]int64, n)
+	acc := elem
+	for i := n - 1; i >= 0; i-- {
+		sstr[i] = acc
+		acc *= sshape[i]
+	}
+	// Byte offsets of the window elements relative to the window origin.
+	win := []int64{0}
+	for i := 0; i < n; i++ {
+		var next []int64
+		for _, o := range win {
+			for j := int64(0); j < f[i]; j++ {
+				next = append(next, o+j*sstr[i])
+			}
+		}
+		win = next
+	}
+	acc2 := numeric(dt)
+	useMode := labels || acc2 == nil
+	var get func([]byte) float64
+	var put func([]byte, float64)
+	if !useMode {
+		get, put = acc2()
+	}
+	idx := make([]int64, n)
+	total := volume.Prod(dshape)
+	for o := int64(0); o < total; o++ {
+		var base int64
+		for i := 0; i < n; i++ {
+			base += idx[i] * f[i] * sstr[i]
+		}
+		out := dst[o*elem : (o+1)*elem]
+		if useMode {
+			best, bestN := win[0], 0
+			for a, oa := range win {
+				c := 0
+				for _, ob := range win[a:] {
+					if string(src[base+oa:base+oa+elem]) == string(src[base+ob:base+ob+elem]) {
+						c++
+					}
+				}
+				if c > bestN {
+					best, bestN = oa, c
+				}
+			}
+			copy(out, src[base+best:base+best+elem])
+		} else {
+			var sum float64
+			for _, ow := range win {
+				sum += get(src[base+ow:])
+			}
+			put(out, sum/float64(len(win)))
+		}
+		for d := n - 1; d >= 0; d-- {
+			idx[d]++
+			if idx[d] < dshape[d] {
+				break
+			}
+			idx[d] = 0
+		}
+	}
+}
+
+// numeric returns element accessors for dtypes that can be averaged (nil for
+// bool, float16 and complex, which are reduced by mode).
+func numeric(dt volume.DType) func() (func([]byte) float64, func([]byte, float64)) {
+	le := binary.LittleEndian
+	round := func(v, lo, hi float64) float64 { return math.Max(lo, math.Min(hi, math.Round(v))) }
+	var get func([]byte) float64
+	var put func([]byte, float64)
+	switch dt {
+	case volume.Uint8:
+		get = func(b []byte) float64 { return float64(b[0]) }
+		put = func(b []byte, v float64) { b[0] = uint8(round(v, 0, math.MaxUint8)) }
+	case volume.Int8:
+		get = func(b []byte) float64 { return float64(int8(b[0])) }
+		put = func(b []byte, v float64) { b[0] = byte(int8(round(v, math.MinInt8, math.MaxInt8))) }
+	case volume.Uint16:
+		get = func(b []byte) float64 { return float64(le.Uint16(b)) }
+		put = func(b []byte, v float64) { le.PutUint16(b, uint16(round(v, 0, math.MaxUint16))) }
+	case volume.Int16:
+		get = func(b []byte) float64 { return float64(int16(le.Uint16(b))) }
+		put = func(b []byte, v float64) { le.PutUint16(b, uint16(int16(round(v, math.MinInt16, math.MaxInt16)))) }
+	case volume.Uint32:
+		get = func(b []byte) float64 { return float64(le.Uint32(b)) }
+		put = func(b []byte, v float64) { le.PutUint32(b, uint32(round(v, 0, math.MaxUint32))) }
+	case volume.Int32:
+		get = func(b []byte) float64 { return float64(int32(le.Uint32(b))) }
+		put = func(b []byte, v float64) { le.PutUint32(b, uint32(int32(round(v, math.MinInt32, math.MaxInt32)))) }
+	case volume.Uint64:
+		get = func(b []byte) float64 { return float64(le.Uint64(b)) }
+		put = func(b []byte, v float64) { le.PutUint64(b, uint64(round(v, 0, math.MaxUint64))) }
+	case volume.Int64:
+		get = func(b []byte) float64 { return float64(int64(le.Uint64(b))) }
+		put = func(b []byte, v float64) { le.PutUint64(b, uint64(int64(round(v, math.MinInt64, math.MaxInt64)))) }
+	case volume.Float32:
+		get = func(b []byte) float64 { return float64(math.Float32frombits(le.Uint32(b))) }
+		put = func(b []byte, v float64) { le.PutUint32(b, math.Float32bits(float32(v))) }
+	case volume.Float64:
+		get = func(b []byte) float64 { return math.Float64frombits(le.Uint64(b)) }
+		put = func(b []byte, v float64) { le.PutUint64(b, math.Float64bits(v)) }
+	default:
+		return nil
+	}
+	return func() (func([]byte) float64, func([]byte, float64)) { return get, put }
+}

@@ -1,0 +1,186 @@
+package zarr
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"math"
+	"testing"
+
+	"github.com/imgdataset/imgdataset/store"
+	"github.com/imgdataset/imgdataset/volume"
+	"github.com/imgdataset/imgdataset/volume/volumetest"
+)
+
+func memVolume(t *testing.T, name string, shape []int64, vt volume.DType, axes []volume.Axis) *volume.Mem {
+	t.Helper()
+	if axes == nil {
+		axes = defaultAxes(shape, nil)
+	}
+	m, err := volume.NewMem(volume.Info{Name: name, Shape: shape, DType: vt, Axes: axes}, pattern(volume.Prod(shape), vt))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func TestCreateArrayRoundTrip(t *testing.T) {
+	cases := []struct {
+		name  string
+		shape []int64
+		vt    volume.DType
+		opt   WriteOptions
+	}{
+		{"u8-zstd-ragged", []int64{19, 23, 17}, volume.Uint8, WriteOptions{Chunks: []int64{8, 8, 8}}},
+		{"i16-gzip-dot", []int64{9, 31}, volume.Int16, WriteOptions{Chunks: []int64{4, 10}, Compressor: "gzip", DimensionSeparator: "."}},
+		{"f32-none", []int64{5, 6, 7}, volume.Float32, WriteOptions{Chunks: []int64{2, 3, 7}, Compressor: "none"}},
+		{"u64-lz4-default-chunks", []int64{3, 130}, volume.Uint64, WriteOptions{Compressor: "lz4"}},
+		{"bool-zlib", []int64{10, 3}, volume.Bool, WriteOptions{Chunks: []int64{3, 3}, Compressor: "zlib"}},
+	}
+	ctx := context.Background()
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			st := store.New(store.NewFile(t.TempDir()))
+			src := memVolume(t, c.name, c.shape, c.vt, nil)
+			w, err := CreateArray(ctx, st, "out/"+c.name, src.Info(), c.opt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := volume.Copy(ctx, w, src, volume.CopyOptions{Workers: 3}); err != nil {
+				t.Fatal(err)
+			}
+			// Before Close no array is visible.
+			if _, err := st.Stat(ctx, "out/"+c.name+"/.zarray"); err == nil {
+				t.Fatal(".zarray written before Close")
+			}
+			if err := w.Close(ctx); err != nil {
+				t.Fatal(err)
+			}
+			v := openOne(t, st, "out/"+c.name)
+			volumetest.Run(t, v, src.Bytes(), 0)
+		})
+	}
+}
+
+func TestCreateArrayUnaligned(t *testing.T) {
+	ctx := context.Background()
+	st := store.New(store.NewFile(t.TempDir()))
+	src := memVolume(t, "a", []int64{8, 8}, volume.Uint8, nil)
+	w, err := CreateArray(ctx, st, "a", src.Info(), WriteOptions{Chunks: []int64{4, 4}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.WriteRegion(ctx, volume.NewBox([]int64{1, 0}, []int64{4, 4}), make([]byte, 16)); err == nil {
+		t.Fatal("unaligned WriteRegion accepted")
+	}
+}
+
+func TestWriteNGFF(t *testing.T) {
+	ctx := context.Background()
+	axes := []volume.Axis{
+		{Name: "z", Size: 20, Scale: 2.96, Unit: "nm", ScaleKnown: true},
+		{Name: "y", Size: 33, Scale: 4, Offset: 100, Unit: "nm", ScaleKnown: true},
+		{Name: "x", Size: 18, Scale: 4, Unit: "µm", ScaleKnown: true},
+	}
+	for _, labels := range []bool{false, true} {
+		t.Run(fmt.Sprintf("labels=%v", labels), func(t *testing.T) {
+			st := store.New(store.NewFile(t.TempDir()))
+			src := memVolume(t, "em", []int64{20, 33, 18}, volume.Int16, axes)
+			opt := WriteOptions{Chunks: []int64{8, 8, 8}, Levels: 3, Labels: labels}
+			if err := WriteNGFF(ctx, st, "img.zarr", src, opt); err != nil {
+				t.Fatal(err)
+			}
+			vs, err := Format{}.Open(ctx, st, "img.zarr")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(vs) != 3 {
+				t.Fatalf("%d levels", len(vs))
+			}
+			volumetest.Run(t, vs[0], src.Bytes(), 0)
+			wantShapes := [][]int64{{20, 33, 18}, {10, 16, 9}, {5, 8, 4}}
+			for k, v := range vs {
+				in := v.Info()
+				if fmt.Sprint(in.Shape) != fmt.Sprint(wantShapes[k]) || in.Name != fmt.Sprintf("img.zarr/s%d", k) {
+					t.Errorf("level %d: %q %v", k, in.Name, in.Shape)
+				}
+				f := float64(int(1) << k)
+				for i, ax := range in.Axes {
+					wantScale := axes[i].Scale * f
+					wantOff := axes[i].Offset + (f-1)/2*axes[i].Scale
+					if !ax.ScaleKnown || math.Abs(ax.Scale-wantScale) > 1e-9 || math.Abs(ax.Offset-wantOff) > 1e-9 {
+						t.Errorf("level %d axis %s: %+v, want scale %v offset %v", k, ax.Name, ax, wantScale, wantOff)
+					}
+				}
+				if in.Axes[0].Unit != "nanometer" || in.Axes[2].Unit != "micrometer" {
+					t.Errorf("units %q %q", in.Axes[0].Unit, in.Axes[2].Unit)
+				}
+			}
+			// Level 1 recomputed here from level 0.
+			l1 := make([]byte, 10*16*9*2)
+			if err := vs[1].ReadRegion(ctx, volume.Full([]int64{10, 16, 9}), l1); err != nil {
+				t.Fatal(err)
+			}
+			s0 := src.Bytes()
+			get := func(z, y, x int) int16 { return int16(binary.LittleEndian.Uint16(s0[2*((z*33+y)*18+x):])) }
+			for z := 0; z < 10; z++ {
+				for y := 0; y < 16; y++ {
+					for x := 0; x < 9; x++ {
+						var vals []int16
+						for dz := 0; dz < 2; dz++ {
+							for dy := 0; dy < 2; dy++ {
+								for dx := 0; dx < 2; dx++ {
+									vals = append(vals, get(2*z+dz, 2*y+dy, 2*x+dx))
+								}
+							}
+						}
+						var want int16
+						if labels {
+							best := 0
+							for _, a := range vals {
+								c := 0
+								for _, b := range vals {
+									if a == b {
+										c++
+									}
+								}
+								if c > best {
+									best, want = c, a
+								}
+							}
+						} else {
+							sum := 0.0
+							for _, v := range vals {
+								sum += float64(v)
+							}
+							want = int16(math.Round(sum / 8))
+						}
+						got := int16(binary.LittleEndian.Uint16(l1[2*((z*16+y)*9+x):]))
+						if got != want {
+							t.Fatalf("level 1 (%d,%d,%d) = %d, want %d from %v", z, y, x, got, want, vals)
+						}
+					}
+				}
+			}
+			b, err := st.ReadAll(ctx, "img.zarr/.zattrs", 1<<20)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var attrs struct {
+				Multiscales []struct {
+					Version string
+					Axes    []map[string]string
+				}
+			}
+			if err := json.Unmarshal(b, &attrs); err != nil || attrs.Multiscales[0].Version != "0.4" || attrs.Multiscales[0].Axes[0]["type"] != "space" {
+				t.Errorf(".zattrs %s (%v)", b, err)
+			}
+			za, _ := st.ReadAll(ctx, "img.zarr/s0/.zarray", 1<<20)
+			if !bytes.Contains(za, []byte(`"dimension_separator": "/"`)) || !bytes.Contains(za, []byte(`"id": "zstd"`)) {
+				t.Errorf(".zarray %s", za)
+			}
+		})
+	}
+}
