@@ -1,0 +1,139 @@
+package tiff
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/imgdataset/imgdataset/internal/corpus"
+	"github.com/imgdataset/imgdataset/store"
+	"github.com/imgdataset/imgdataset/volume"
+)
+
+// memDriver serves one in-memory object, so fuzzing needs no files.
+type memDriver struct {
+	key string
+	b   []byte
+}
+
+func (d *memDriver) String() string { return "mem" }
+
+func (d *memDriver) Stat(_ context.Context, key string) (store.ObjectInfo, error) {
+	if key != d.key {
+		return store.ObjectInfo{}, fmt.Errorf("mem %q: %w", key, store.ErrNotExist)
+	}
+	return store.ObjectInfo{Key: key, Size: int64(len(d.b))}, nil
+}
+
+func (d *memDriver) List(context.Context, string, string, func(store.ObjectInfo) error) error {
+	return nil
+}
+
+func (d *memDriver) ReadRange(_ context.Context, key string, off, n int64) (io.ReadCloser, error) {
+	if key != d.key {
+		return nil, fmt.Errorf("mem %q: %w", key, store.ErrNotExist)
+	}
+	if n < 0 {
+		n = int64(len(d.b)) - off
+	}
+	if off < 0 || off > int64(len(d.b)) || n > int64(len(d.b))-off {
+		return nil, fmt.Errorf("mem %q: range [%d,+%d): %w", key, off, n, io.ErrUnexpectedEOF)
+	}
+	return io.NopCloser(bytes.NewReader(d.b[off : off+n])), nil
+}
+
+// memStore wraps bytes as a store holding "f.tif".
+func memStore(b []byte) *store.Store { return store.New(&memDriver{key: "f.tif", b: b}) }
+
+// corpusTIFFs lists the corpus TIFF files, or nil when the corpus is absent.
+func corpusTIFFs(t testing.TB) []string {
+	dir := os.Getenv("IMGDATASET_CORPUS")
+	if dir == "" {
+		root, err := corpus.RepoRoot()
+		if err != nil {
+			return nil
+		}
+		dir = filepath.Join(root, "..", "shared", "testdata")
+	}
+	var out []string
+	filepath.WalkDir(filepath.Join(dir, "tiff"), func(p string, e fs.DirEntry, err error) error {
+		if err == nil && !e.IsDir() && !strings.HasSuffix(p, ".tsv") {
+			out = append(out, p)
+		}
+		return nil
+	})
+	if len(out) == 0 {
+		t.Logf("corpus not found under %s: fuzzing from synthetic seeds only", dir)
+	}
+	return out
+}
+
+// syntheticSeeds are small files from the writer in every layout it makes.
+func syntheticSeeds(t testing.TB) [][]byte {
+	var seeds [][]byte
+	for _, opt := range []WriteOptions{
+		{RowsPerStrip: 3},
+		{Tile: 16, Compression: "deflate", ByteOrder: binary.BigEndian},
+		{Compression: "zstd", BigTIFF: true},
+		{ImageJ: true, Spacing: 0.5, Unit: "µm", PixelWidth: 0.5, PixelHeight: 0.5},
+	} {
+		var buf bytes.Buffer
+		if err := Write(context.Background(), &buf, testVolume(t, volume.Uint16, 3, 20, 18), opt); err != nil {
+			t.Fatal(err)
+		}
+		seeds = append(seeds, buf.Bytes())
+	}
+	return seeds
+}
+
+// probe opens b and reads a small corner of every series, as the catalog does.
+func probe(b []byte) error {
+	ctx := context.Background()
+	vs, err := open(ctx, memStore(b), "f.tif", 1<<20)
+	if err != nil {
+		return err
+	}
+	for _, v := range vs[:min(len(vs), 4)] {
+		in := v.Info()
+		if err := in.Validate(); err != nil {
+			return fmt.Errorf("invalid Info: %w", err)
+		}
+		box := volume.Full(in.Shape)
+		for i := range box.Stop {
+			box.Stop[i] = min(box.Stop[i], 5)
+		}
+		buf := make([]byte, box.NumElements()*int64(in.DType.Size()))
+		_ = v.ReadRegion(ctx, box, buf)
+	}
+	return nil
+}
+
+func FuzzOpen(f *testing.F) {
+	for _, p := range corpusTIFFs(f) {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		if len(b) > 128<<10 {
+			b = b[:32<<10] // large files seed as their head: IFDs are usually there
+		}
+		f.Add(b)
+	}
+	for _, s := range syntheticSeeds(f) {
+		f.Add(s)
+		f.Add(s[:len(s)/2])
+	}
+	f.Add([]byte("II*\x00\x08\x00\x00\x00\x00\x00"))
+	f.Add([]byte("MM\x00+\x00\x08\x00\x00\x00\x00\x00\x00\x00\x00\x00\x10"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		// Failing cleanly is fine; panics, hangs and huge allocations are the bugs.
+		_ = probe(b)
+	})
+}

@@ -1,0 +1,421 @@
+package tiff
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"sort"
+	"sync"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/imgdataset/imgdataset/format"
+	"github.com/imgdataset/imgdataset/volume"
+)
+
+// Read tuning: requests in flight per ReadRegion, the largest coalesced range,
+// the largest gap bridged between neighbouring chunks, and the strip-table cache.
+const (
+	readConcurrency = 8
+	maxRun          = 8 << 20
+	maxGap          = 4096
+	tableCacheLen   = 64
+)
+
+// tiffVolume is one series of a TIFF file. It holds only structure; pixels
+// are fetched by range for each ReadRegion.
+type tiffVolume struct {
+	r      *reader
+	info   volume.Info
+	lay    layout
+	pages  []*page // one per plane unless virtual
+	nlead  int     // leading (plane) axes in Shape
+	planes int64   // product of the leading axes
+
+	// virtual: planes beyond the IFDs follow page 0's data contiguously
+	// (ImageJ stacks larger than 4 GB write only the first IFD correctly).
+	virtual    bool
+	planeBytes int64
+
+	mu     sync.Mutex
+	tables map[int64]*table // bounded by tableCacheLen
+}
+
+// table holds a page's chunk offsets and byte counts.
+type table struct {
+	offsets []uint64
+	counts  []uint64 // nil when the file omits them (uncompressed only)
+}
+
+// Info implements volume.Volume.
+func (v *tiffVolume) Info() volume.Info { return v.info }
+
+// table returns the chunk table of plane i, reading it on first use.
+func (v *tiffVolume) table(ctx context.Context, i int64) (*table, error) {
+	pi := i
+	if v.virtual {
+		pi = 0
+	}
+	v.mu.Lock()
+	t, ok := v.tables[pi]
+	v.mu.Unlock()
+	if !ok {
+		var err error
+		t, err = v.r.loadTable(ctx, v.pages[pi])
+		if err != nil {
+			return nil, err
+		}
+		v.mu.Lock()
+		if len(v.tables) >= tableCacheLen {
+			for k := range v.tables { // drop an arbitrary entry: bounded, not clever
+				delete(v.tables, k)
+				break
+			}
+		}
+		v.tables[pi] = t
+		v.mu.Unlock()
+	}
+	if v.virtual && i > 0 {
+		shift := uint64(i) * uint64(v.planeBytes)
+		vt := &table{offsets: make([]uint64, len(t.offsets)), counts: t.counts}
+		for k, o := range t.offsets {
+			vt.offsets[k] = o + shift
+		}
+		return vt, nil
+	}
+	return t, nil
+}
+
+// loadTable reads a page's offset and byte-count arrays, in one request when
+// they sit next to each other.
+func (r *reader) loadTable(ctx context.Context, p *page) (*table, error) {
+	n := p.numChunks()
+	get := func(ref tableRef, buf []byte, bufOff int64) ([]uint64, error) {
+		ts := typeSize(ref.typ)
+		nb := n * ts
+		var raw []byte
+		switch {
+		case ref.inline:
+			raw = ref.data[:nb]
+		case buf != nil:
+			raw = buf[ref.off-bufOff : ref.off-bufOff+nb]
+		default:
+			var err error
+			if raw, err = r.readAt(ctx, ref.off, nb); err != nil {
+				return nil, err
+			}
+		}
+		return decodeUints(r.bo, ref.typ, raw)
+	}
+	var buf []byte
+	var bufOff int64
+	o, c := p.offsets, p.counts
+	if !o.inline && !c.inline && c.count > 0 {
+		lo := min(o.off, c.off)
+		hi := max(o.off+n*typeSize(o.typ), c.off+n*typeSize(c.typ))
+		if hi-lo <= 2*n*(typeSize(o.typ)+typeSize(c.typ))+maxGap {
+			var err error
+			if buf, err = r.readAt(ctx, lo, hi-lo); err != nil {
+				return nil, err
+			}
+			bufOff = lo
+		}
+	}
+	t := &table{}
+	var err error
+	if t.offsets, err = get(o, buf, bufOff); err != nil {
+		return nil, fmt.Errorf("tiff %q: IFD at %d: offsets: %w", r.key, p.ifdOff, err)
+	}
+	if c.count > 0 {
+		if t.counts, err = get(c, buf, bufOff); err != nil {
+			return nil, fmt.Errorf("tiff %q: IFD at %d: byte counts: %w", r.key, p.ifdOff, err)
+		}
+	}
+	return t, nil
+}
+
+// job is one chunk (or, uncompressed, a band of its rows) that a read needs.
+type job struct {
+	lead   []int64 // leading-axis index of the plane
+	plane  int64
+	sp     int64 // sample plane (planar configuration 2), else 0
+	ry0    int64 // page rows delivered: [ry0, ry1)
+	ry1    int64
+	cy0    int64 // first page row of the chunk
+	cx0    int64 // first page column of the chunk
+	chunkI int64
+	off, n int64 // stored bytes to fetch; n == 0 means a missing chunk (zeros)
+	whole  bool  // the bytes are a whole compressed chunk
+}
+
+// ReadRegion implements volume.Volume: it reads only the strips or tiles the
+// box touches, coalescing neighbouring ranges, with bounded concurrency.
+func (v *tiffVolume) ReadRegion(ctx context.Context, box volume.Box, dst []byte) error {
+	if err := volume.CheckRead(v.info, box, dst); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if box.Empty() {
+		return nil
+	}
+	if v.lay.unsupported != "" {
+		return fmt.Errorf("tiff %q: %s: %w", v.r.key, v.lay.unsupported, format.ErrNotSupported)
+	}
+	l := &v.lay
+	nl := v.nlead
+	// Page-space ranges of the box.
+	var y0, y1, x0, x1, s0, s1 int64
+	s0, s1 = 0, 1
+	switch {
+	case l.spp > 1 && l.planar == 2:
+		s0, s1 = box.Start[nl], box.Stop[nl]
+		y0, y1, x0, x1 = box.Start[nl+1], box.Stop[nl+1], box.Start[nl+2], box.Stop[nl+2]
+	default:
+		y0, y1, x0, x1 = box.Start[nl], box.Stop[nl], box.Start[nl+1], box.Stop[nl+1]
+	}
+	if l.planar != 2 {
+		s0, s1 = 0, 1
+	}
+
+	// Planes the box touches, in C order of the leading axes.
+	leadShape := v.info.Shape[:nl]
+	var planes [][]int64
+	idx := append([]int64(nil), box.Start[:nl]...)
+	for {
+		planes = append(planes, append([]int64(nil), idx...))
+		d := nl - 1
+		for d >= 0 {
+			idx[d]++
+			if idx[d] < box.Stop[d] {
+				break
+			}
+			idx[d] = box.Start[d]
+			d--
+		}
+		if d < 0 {
+			break
+		}
+	}
+
+	// Read the chunk tables the box needs, concurrently.
+	tables := make([]*table, len(planes))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(readConcurrency)
+	for i, lead := range planes {
+		pl := ravel(lead, leadShape)
+		g.Go(func() error {
+			t, err := v.table(gctx, pl)
+			tables[i] = t
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+
+	ch, cw := l.chunkH(), l.chunkW()
+	down, across := l.chunksDown(), l.chunksAcross()
+	rowBytes := l.rowBytes()
+	var jobs []job
+	for i, lead := range planes {
+		pl := ravel(lead, leadShape)
+		t := tables[i]
+		for sp := s0; sp < s1; sp++ {
+			for cy := y0 / ch; cy <= (y1-1)/ch; cy++ {
+				for cx := x0 / cw; cx <= (x1-1)/cw; cx++ {
+					ci := (sp*down+cy)*across + cx
+					if ci >= int64(len(t.offsets)) {
+						return fmt.Errorf("tiff %q: plane %d: chunk %d missing from the table: %w", v.r.key, pl, ci, errCorrupt)
+					}
+					cy0 := cy * ch
+					chunkRows := min(ch, l.height-cy0)
+					if l.tiled {
+						chunkRows = ch
+					}
+					off := int64(t.offsets[ci])
+					var cnt int64 = -1
+					if t.counts != nil {
+						cnt = int64(min(t.counts[ci], 1<<62))
+					}
+					if off < 0 || t.offsets[ci] > 1<<62 {
+						return fmt.Errorf("tiff %q: plane %d chunk %d: offset %d: %w", v.r.key, pl, ci, t.offsets[ci], errCorrupt)
+					}
+					base := job{lead: lead, plane: pl, sp: sp, cy0: cy0, cx0: cx * cw, chunkI: ci}
+					if off == 0 || cnt == 0 {
+						// A missing chunk reads as zeros (libtiff and tifffile agree).
+						j := base
+						j.ry0, j.ry1 = max(y0, cy0), min(y1, cy0+chunkRows)
+						jobs = append(jobs, j)
+						continue
+					}
+					if l.compression == 1 {
+						// Uncompressed: fetch only the rows needed, in bands of at most maxRun bytes.
+						ra, rb := max(y0, cy0), min(y1, cy0+min(ch, l.height-cy0))
+						if cnt >= 0 && (rb-cy0)*rowBytes > cnt {
+							return fmt.Errorf("tiff %q: plane %d chunk %d: %d bytes stored, rows need %d: %w",
+								v.r.key, pl, ci, cnt, (rb-cy0)*rowBytes, errCorrupt)
+						}
+						band := max(1, maxRun/max(rowBytes, 1))
+						for a := ra; a < rb; a += band {
+							b := min(rb, a+band)
+							j := base
+							j.ry0, j.ry1 = a, b
+							j.off, j.n = off+(a-cy0)*rowBytes, (b-a)*rowBytes
+							jobs = append(jobs, j)
+						}
+						continue
+					}
+					want := chunkRows * rowBytes
+					if cnt > 2*want+(1<<20) {
+						return fmt.Errorf("tiff %q: plane %d chunk %d: %d compressed bytes for %d decoded: %w",
+							v.r.key, pl, ci, cnt, want, errCorrupt)
+					}
+					j := base
+					j.ry0, j.ry1 = max(y0, cy0), min(y1, cy0+chunkRows, l.height)
+					j.off, j.n, j.whole = off, cnt, true
+					jobs = append(jobs, j)
+				}
+			}
+		}
+	}
+	return v.run(ctx, box, dst, jobs)
+}
+
+// ravel is the C-order linear index of idx in shape.
+func ravel(idx, shape []int64) int64 {
+	var p int64
+	for i := range idx {
+		p = p*shape[i] + idx[i]
+	}
+	return p
+}
+
+type run struct {
+	off, end int64
+	jobs     []job
+}
+
+// run fetches the jobs' bytes in coalesced ranges and decodes them into dst.
+func (v *tiffVolume) run(ctx context.Context, box volume.Box, dst []byte, jobs []job) error {
+	var missing []job
+	var have []job
+	for _, j := range jobs {
+		if j.n == 0 {
+			missing = append(missing, j)
+		} else {
+			have = append(have, j)
+		}
+	}
+	for _, j := range missing {
+		if err := v.place(box, dst, j, nil); err != nil {
+			return err
+		}
+	}
+	sort.Slice(have, func(a, b int) bool { return have[a].off < have[b].off })
+	var runs []run
+	for _, j := range have {
+		if n := len(runs); n > 0 {
+			r := &runs[n-1]
+			if j.off >= r.end && j.off-r.end <= maxGap && j.off+j.n-r.off <= maxRun {
+				r.end = j.off + j.n
+				r.jobs = append(r.jobs, j)
+				continue
+			}
+		}
+		runs = append(runs, run{off: j.off, end: j.off + j.n, jobs: []job{j}})
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(readConcurrency)
+	for _, r := range runs {
+		g.Go(func() error {
+			buf, err := v.r.readAt(gctx, r.off, r.end-r.off)
+			if err != nil {
+				return err
+			}
+			for _, j := range r.jobs {
+				if err := gctx.Err(); err != nil {
+					return err
+				}
+				if err := v.place(box, dst, j, buf[j.off-r.off:j.off-r.off+j.n]); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+// place decodes one job's stored bytes (nil for a missing chunk) and copies
+// the part inside box into dst.
+func (v *tiffVolume) place(box volume.Box, dst []byte, j job, raw []byte) error {
+	l := &v.lay
+	rows := j.ry1 - j.ry0
+	if rows <= 0 {
+		return nil
+	}
+	outRow := l.decodedRowBytes()
+	rowBytes := l.rowBytes()
+	var dec []byte
+	switch {
+	case raw == nil:
+		dec = make([]byte, rows*outRow)
+	default:
+		stored := raw
+		if j.whole {
+			chunkRows := l.chunkH()
+			if !l.tiled {
+				chunkRows = min(chunkRows, l.height-j.cy0)
+			}
+			var err error
+			stored, err = decompress(l.compression, raw, chunkRows*rowBytes)
+			if err != nil {
+				return fmt.Errorf("tiff %q: plane %d chunk %d (%s): %w: %w", v.r.key, j.plane, j.chunkI, compressionName(l.compression), errCorrupt, err)
+			}
+			skip := (j.ry0 - j.cy0) * rowBytes
+			if int64(len(stored)) < skip+rows*rowBytes {
+				return fmt.Errorf("tiff %q: plane %d chunk %d: %d bytes decoded, rows need %d: %w",
+					v.r.key, j.plane, j.chunkI, len(stored), skip+rows*rowBytes, errCorrupt)
+			}
+			stored = stored[skip:]
+		}
+		if l.bps%8 == 0 && l.predictor == 1 && (v.r.bo == binary.LittleEndian || l.bps == 8) {
+			dec = stored[:rows*rowBytes] // already little-endian elements
+		} else {
+			dec = make([]byte, rows*outRow)
+			rd := rowDecoder{bo: v.r.bo, bps: l.bps, elem: int(l.elemSize()), predictor: l.predictor, stride: int(l.sppChunk())}
+			if err := rd.decodeRows(stored, rowBytes, dec, outRow, rows); err != nil {
+				return fmt.Errorf("tiff %q: plane %d chunk %d: %w: %w", v.r.key, j.plane, j.chunkI, errCorrupt, err)
+			}
+		}
+	}
+	// The decoded rows as a box in volume coordinates.
+	n := len(v.info.Shape)
+	src := volume.Box{Start: make([]int64, n), Stop: make([]int64, n)}
+	for i, x := range j.lead {
+		src.Start[i], src.Stop[i] = x, x+1
+	}
+	k := v.nlead
+	if l.spp > 1 && l.planar == 2 {
+		src.Start[k], src.Stop[k] = j.sp, j.sp+1
+		k++
+	}
+	src.Start[k], src.Stop[k] = j.ry0, j.ry1
+	src.Start[k+1], src.Stop[k+1] = j.cx0, j.cx0+l.chunkW()
+	if l.spp > 1 && l.planar != 2 {
+		src.Start[k+2], src.Stop[k+2] = 0, l.spp
+	}
+	region, ok := box.Intersect(src)
+	if !ok {
+		return nil
+	}
+	if int64(len(dec)) < src.NumElements()*l.elemSize() {
+		return fmt.Errorf("tiff %q: plane %d chunk %d: %w", v.r.key, j.plane, j.chunkI, errShortChunk)
+	}
+	volume.CopyBox(dst, box, dec, src, region, int(l.elemSize()))
+	return nil
+}
+
+var _ volume.Volume = (*tiffVolume)(nil)

@@ -1,0 +1,573 @@
+package tiff
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/klauspost/compress/zlib"
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/imgdataset/imgdataset/volume"
+)
+
+// WriteOptions controls Write.
+type WriteOptions struct {
+	// BigTIFF forces BigTIFF; it is chosen anyway when the file could pass 4 GB.
+	BigTIFF bool
+	// ImageJ writes an ImageJ hyperstack description (images, slices, unit,
+	// spacing, min, max) so ImageJ and tifffile see the calibration.
+	ImageJ bool
+	// Spacing is the z step in Unit (ImageJ only; 0 = not written).
+	Spacing float64
+	// Unit is the length unit of Spacing and the pixel sizes ("µm", "nm", ...).
+	// ImageJ descriptions are ASCII: non-ASCII runes are written as \uXXXX
+	// escapes, as ImageJ does for µm.
+	Unit string
+	// PixelWidth and PixelHeight, when positive, are stored as
+	// X/YResolution = 1/size (ResolutionUnit none; the unit is Unit).
+	PixelWidth, PixelHeight float64
+	// Compression is "none" (or ""), "deflate" or "zstd".
+	Compression string
+	// Tile, when positive, writes square tiles of that size (a multiple of
+	// 16); 0 writes strips.
+	Tile int
+	// RowsPerStrip sets the strip height; 0 picks about 256 KiB per strip.
+	RowsPerStrip int
+	// ByteOrder of the file; nil means little-endian.
+	ByteOrder binary.ByteOrder
+	// Description is stored as ImageDescription; it cannot be combined with ImageJ.
+	Description string
+	// DisplayRange is ImageJ's min/max; nil scans the volume once more to find it.
+	DisplayRange *[2]float64
+}
+
+// ImageJVersion is the version string written in ImageJ descriptions.
+const ImageJVersion = "1.52p"
+
+// Write streams v to w as a TIFF stack: one page per index of the leading
+// axis of a (z, y, x) volume, or a single page for (y, x). Pages are read
+// with ReadRegion one at a time, so memory holds one page (and its encoded
+// form) whatever the volume's size. Each page's IFD is written just before its
+// data, so no seeking is needed even for compressed output.
+func Write(ctx context.Context, w io.Writer, v volume.Volume, opt WriteOptions) error {
+	in := v.Info()
+	name := in.Name
+	if len(in.Shape) != 2 && len(in.Shape) != 3 {
+		return fmt.Errorf("tiff write %q: rank %d, want (y,x) or (z,y,x)", name, len(in.Shape))
+	}
+	sf, bps := 0, in.DType.Size()*8
+	switch in.DType {
+	case volume.Uint8, volume.Uint16, volume.Uint32, volume.Uint64:
+		sf = 1
+	case volume.Int8, volume.Int16, volume.Int32, volume.Int64:
+		sf = 2
+	case volume.Float32, volume.Float64:
+		sf = 3
+	default:
+		return fmt.Errorf("tiff write %q: dtype %s not supported", name, in.DType)
+	}
+	nz, h, wd := int64(1), in.Shape[len(in.Shape)-2], in.Shape[len(in.Shape)-1]
+	if len(in.Shape) == 3 {
+		nz = in.Shape[0]
+	}
+	if nz < 1 || h < 1 || wd < 1 || h > math.MaxUint32 || wd > math.MaxUint32 {
+		return fmt.Errorf("tiff write %q: shape %v cannot be a TIFF stack", name, in.Shape)
+	}
+	if opt.ImageJ && opt.Description != "" {
+		return fmt.Errorf("tiff write %q: Description and ImageJ are exclusive", name)
+	}
+	comp := 1
+	switch opt.Compression {
+	case "", "none":
+	case "deflate":
+		comp = 8
+	case "zstd":
+		comp = 50000
+	default:
+		return fmt.Errorf("tiff write %q: compression %q not supported", name, opt.Compression)
+	}
+	if opt.Tile < 0 || opt.Tile%16 != 0 {
+		return fmt.Errorf("tiff write %q: tile size %d is not a positive multiple of 16", name, opt.Tile)
+	}
+	bo := opt.ByteOrder
+	if bo == nil {
+		bo = binary.LittleEndian
+	}
+	elem := int64(in.DType.Size())
+	pageBytes := h * wd * elem
+
+	tw := &tiffWriter{w: w, bo: bo, big: opt.BigTIFF, comp: comp, elem: elem, h: h, wd: wd, sf: sf, bps: bps}
+	if opt.Tile > 0 {
+		tw.tile = int64(opt.Tile)
+	} else {
+		tw.rps = int64(opt.RowsPerStrip)
+		if tw.rps <= 0 {
+			tw.rps = max(1, (256<<10)/(wd*elem))
+		}
+		tw.rps = min(tw.rps, h)
+	}
+	// Compressed data can exceed the raw size slightly; leave room for it
+	// and for the IFDs before deciding that classic offsets suffice.
+	if est := nz*pageBytes + nz*pageBytes/64 + nz*(1<<12) + 1<<20; est >= math.MaxUint32 {
+		tw.big = true
+	}
+
+	var desc string
+	switch {
+	case opt.ImageJ:
+		lo, hi := 0.0, 0.0
+		if opt.DisplayRange != nil {
+			lo, hi = opt.DisplayRange[0], opt.DisplayRange[1]
+		} else {
+			var err error
+			if lo, hi, err = valueRange(ctx, v, nz); err != nil {
+				return err
+			}
+		}
+		desc = imagejDesc(nz, opt, lo, hi)
+	default:
+		desc = opt.Description
+	}
+	if opt.PixelWidth > 0 {
+		n, d, err := rationalFor(1 / opt.PixelWidth)
+		if err != nil {
+			return fmt.Errorf("tiff write %q: pixel width %g: %w", name, opt.PixelWidth, err)
+		}
+		tw.xres = [2]uint32{n, d}
+	}
+	if opt.PixelHeight > 0 {
+		n, d, err := rationalFor(1 / opt.PixelHeight)
+		if err != nil {
+			return fmt.Errorf("tiff write %q: pixel height %g: %w", name, opt.PixelHeight, err)
+		}
+		tw.yres = [2]uint32{n, d}
+	}
+	if comp == 50000 {
+		enc, err := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1))
+		if err != nil {
+			return err
+		}
+		defer enc.Close()
+		tw.zenc = enc
+	}
+	if err := tw.header(); err != nil {
+		return fmt.Errorf("tiff write %q: %w", name, err)
+	}
+	page := make([]byte, pageBytes)
+	for z := int64(0); z < nz; z++ {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		box := volume.Box{Start: []int64{0, 0}, Stop: []int64{h, wd}}
+		if len(in.Shape) == 3 {
+			box = volume.Box{Start: []int64{z, 0, 0}, Stop: []int64{z + 1, h, wd}}
+		}
+		if err := v.ReadRegion(ctx, box, page); err != nil {
+			return fmt.Errorf("tiff write %q: read page %d: %w", name, z, err)
+		}
+		swapToLE(page, bo, int(elem)) // little-endian → file order (a swap is its own inverse)
+		d := ""
+		if z == 0 {
+			d = desc
+		}
+		if err := tw.page(page, d, z == nz-1); err != nil {
+			return fmt.Errorf("tiff write %q: page %d: %w", name, z, err)
+		}
+	}
+	return nil
+}
+
+// valueRange scans the volume page by page for ImageJ's display range.
+func valueRange(ctx context.Context, v volume.Volume, nz int64) (float64, float64, error) {
+	in := v.Info()
+	shape := in.Shape
+	h, wd := shape[len(shape)-2], shape[len(shape)-1]
+	buf := make([]byte, h*wd*int64(in.DType.Size()))
+	lo, hi := math.Inf(1), math.Inf(-1)
+	for z := int64(0); z < nz; z++ {
+		box := volume.Box{Start: []int64{0, 0}, Stop: []int64{h, wd}}
+		if len(shape) == 3 {
+			box = volume.Box{Start: []int64{z, 0, 0}, Stop: []int64{z + 1, h, wd}}
+		}
+		if err := v.ReadRegion(ctx, box, buf); err != nil {
+			return 0, 0, fmt.Errorf("tiff write %q: scan page %d: %w", in.Name, z, err)
+		}
+		for i := 0; i < len(buf); i += in.DType.Size() {
+			x := elementValue(in.DType, buf[i:])
+			if math.IsNaN(x) || math.IsInf(x, 0) {
+				continue
+			}
+			lo, hi = min(lo, x), max(hi, x)
+		}
+	}
+	if lo > hi {
+		return 0, 0, nil
+	}
+	return lo, hi, nil
+}
+
+func elementValue(dt volume.DType, b []byte) float64 {
+	le := binary.LittleEndian
+	switch dt {
+	case volume.Uint8:
+		return float64(b[0])
+	case volume.Int8:
+		return float64(int8(b[0]))
+	case volume.Uint16:
+		return float64(le.Uint16(b))
+	case volume.Int16:
+		return float64(int16(le.Uint16(b)))
+	case volume.Uint32:
+		return float64(le.Uint32(b))
+	case volume.Int32:
+		return float64(int32(le.Uint32(b)))
+	case volume.Uint64:
+		return float64(le.Uint64(b))
+	case volume.Int64:
+		return float64(int64(le.Uint64(b)))
+	case volume.Float32:
+		return float64(math.Float32frombits(le.Uint32(b)))
+	case volume.Float64:
+		return math.Float64frombits(le.Uint64(b))
+	}
+	return 0
+}
+
+// javaDouble formats like Java's Double.toString for ordinary magnitudes
+// (ImageJ writes min=36.0, spacing=0.02).
+func javaDouble(f float64) string {
+	s := strconv.FormatFloat(f, 'g', -1, 64)
+	if !strings.ContainsAny(s, ".eEn") {
+		s += ".0"
+	}
+	return s
+}
+
+// escapeUnit writes non-ASCII runes as \uXXXX, as ImageJ does for µm.
+func escapeUnit(u string) string {
+	u = strings.ReplaceAll(u, "μ", "µ") // Greek mu → micro sign, ImageJ's spelling
+	var b strings.Builder
+	for _, r := range u {
+		if r < 0x80 && r >= 0x20 && r != '\\' {
+			b.WriteRune(r)
+		} else if r <= 0xFFFF {
+			fmt.Fprintf(&b, `\u%04X`, r)
+		}
+	}
+	return b.String()
+}
+
+func imagejDesc(nz int64, opt WriteOptions, lo, hi float64) string {
+	var b strings.Builder
+	b.WriteString("ImageJ=" + ImageJVersion + "\n")
+	if nz > 1 {
+		fmt.Fprintf(&b, "images=%d\nslices=%d\n", nz, nz)
+	}
+	if opt.Unit != "" {
+		b.WriteString("unit=" + escapeUnit(opt.Unit) + "\n")
+	}
+	if opt.Spacing > 0 && nz > 1 {
+		b.WriteString("spacing=" + javaDouble(opt.Spacing) + "\n")
+	}
+	if nz > 1 {
+		b.WriteString("loop=false\n")
+	}
+	b.WriteString("min=" + javaDouble(lo) + "\nmax=" + javaDouble(hi) + "\n")
+	return b.String()
+}
+
+// rationalFor approximates x as num/den with both fitting in 32 bits,
+// keeping six decimals where possible (ImageJ keeps about as many).
+func rationalFor(x float64) (uint32, uint32, error) {
+	if math.IsNaN(x) || math.IsInf(x, 0) || x <= 0 {
+		return 0, 0, fmt.Errorf("resolution %g is not a positive number", x)
+	}
+	den := 1e6
+	for den > 1 && x*den > math.MaxUint32 {
+		den /= 10
+	}
+	if x*den > math.MaxUint32 {
+		return 0, 0, fmt.Errorf("resolution %g too large for a RATIONAL", x)
+	}
+	num := math.Round(x * den)
+	if num == 0 {
+		d := math.Round(1 / x)
+		if d > math.MaxUint32 {
+			return 0, 0, fmt.Errorf("resolution %g too small for a RATIONAL", x)
+		}
+		return 1, uint32(d), nil
+	}
+	return uint32(num), uint32(den), nil
+}
+
+// tiffWriter lays out pages as [IFD, its out-of-line values, its data].
+type tiffWriter struct {
+	w          io.Writer
+	pos        int64
+	bo         binary.ByteOrder
+	big        bool
+	comp       int
+	elem       int64
+	h, wd      int64
+	sf, bps    int
+	rps, tile  int64
+	xres, yres [2]uint32
+	zenc       *zstd.Encoder
+	zbuf       bytes.Buffer
+	zw         *zlib.Writer
+}
+
+func (t *tiffWriter) write(b []byte) error {
+	n, err := t.w.Write(b)
+	t.pos += int64(n)
+	return err
+}
+
+func (t *tiffWriter) header() error {
+	var b []byte
+	if t.big {
+		b = make([]byte, 16)
+		t.bo.PutUint16(b[2:], 43)
+		t.bo.PutUint16(b[4:], 8)
+		t.bo.PutUint64(b[8:], 16)
+	} else {
+		b = make([]byte, 8)
+		t.bo.PutUint16(b[2:], 42)
+		t.bo.PutUint32(b[4:], 8)
+	}
+	if t.bo == binary.BigEndian {
+		copy(b, "MM")
+	} else {
+		copy(b, "II")
+	}
+	return t.write(b)
+}
+
+// chunks splits a page (already in file byte order) into encoded strips or tiles.
+func (t *tiffWriter) chunks(page []byte) ([][]byte, error) {
+	row := t.wd * t.elem
+	var raw [][]byte
+	if t.tile == 0 {
+		for y := int64(0); y < t.h; y += t.rps {
+			raw = append(raw, page[y*row:min(t.h, y+t.rps)*row])
+		}
+	} else {
+		ts := t.tile
+		trow := ts * t.elem
+		for ty := int64(0); ty < t.h; ty += ts {
+			for tx := int64(0); tx < t.wd; tx += ts {
+				b := make([]byte, ts*trow) // edge tiles are padded with zeros
+				for y := ty; y < min(t.h, ty+ts); y++ {
+					copy(b[(y-ty)*trow:], page[y*row+tx*t.elem:y*row+min(t.wd, tx+ts)*t.elem])
+				}
+				raw = append(raw, b)
+			}
+		}
+	}
+	if t.comp == 1 {
+		return raw, nil
+	}
+	out := make([][]byte, len(raw))
+	for i, c := range raw {
+		switch t.comp {
+		case 8:
+			t.zbuf.Reset()
+			if t.zw == nil {
+				t.zw = zlib.NewWriter(&t.zbuf)
+			} else {
+				t.zw.Reset(&t.zbuf)
+			}
+			if _, err := t.zw.Write(c); err != nil {
+				return nil, err
+			}
+			if err := t.zw.Close(); err != nil {
+				return nil, err
+			}
+			out[i] = bytes.Clone(t.zbuf.Bytes())
+		case 50000:
+			out[i] = t.zenc.EncodeAll(c, nil)
+		}
+	}
+	return out, nil
+}
+
+// wentry is a tag to write, its value already encoded in file byte order.
+type wentry struct {
+	tag   uint16
+	typ   uint16
+	count uint64
+	val   []byte
+}
+
+func (t *tiffWriter) uintEntry(tag uint16, typ uint16, vals ...uint64) wentry {
+	ts := typeSize(typ)
+	b := make([]byte, int64(len(vals))*ts)
+	for i, v := range vals {
+		switch typ {
+		case typeShort:
+			t.bo.PutUint16(b[int64(i)*ts:], uint16(v))
+		case typeLong:
+			t.bo.PutUint32(b[int64(i)*ts:], uint32(v))
+		case typeLong8:
+			t.bo.PutUint64(b[int64(i)*ts:], v)
+		}
+	}
+	return wentry{tag: tag, typ: typ, count: uint64(len(vals)), val: b}
+}
+
+// page writes one IFD followed by its values and pixel data.
+func (t *tiffWriter) page(page []byte, desc string, last bool) error {
+	chunks, err := t.chunks(page)
+	if err != nil {
+		return err
+	}
+	offType := uint16(typeLong)
+	if t.big {
+		offType = typeLong8
+	}
+	counts := make([]uint64, len(chunks))
+	var dataLen int64
+	for i, c := range chunks {
+		counts[i] = uint64(len(c))
+		dataLen += int64(len(c))
+	}
+	es := []wentry{
+		t.uintEntry(tagImageWidth, typeLong, uint64(t.wd)),
+		t.uintEntry(tagImageLength, typeLong, uint64(t.h)),
+		t.uintEntry(tagBitsPerSample, typeShort, uint64(t.bps)),
+		t.uintEntry(tagCompression, typeShort, uint64(t.comp)),
+		t.uintEntry(tagPhotometric, typeShort, 1),
+		t.uintEntry(tagSamplesPerPixel, typeShort, 1),
+		t.uintEntry(tagPlanarConfig, typeShort, 1),
+		t.uintEntry(tagSampleFormat, typeShort, uint64(t.sf)),
+		{tag: tagSoftware, typ: typeASCII, count: uint64(len("imgdataset") + 1), val: []byte("imgdataset\x00")},
+	}
+	if desc != "" {
+		es = append(es, wentry{tag: tagImageDescription, typ: typeASCII, count: uint64(len(desc) + 1), val: append([]byte(desc), 0)})
+	}
+	offTag, cntTag := uint16(tagStripOffsets), uint16(tagStripByteCounts)
+	if t.tile > 0 {
+		offTag, cntTag = tagTileOffsets, tagTileByteCounts
+		es = append(es, t.uintEntry(tagTileWidth, typeLong, uint64(t.tile)), t.uintEntry(tagTileLength, typeLong, uint64(t.tile)))
+	} else {
+		es = append(es, t.uintEntry(tagRowsPerStrip, typeLong, uint64(t.rps)))
+	}
+	if t.xres[0] != 0 || t.yres[0] != 0 {
+		for _, r := range []struct {
+			tag uint16
+			v   [2]uint32
+		}{{tagXResolution, t.xres}, {tagYResolution, t.yres}} {
+			v := r.v
+			if v[0] == 0 {
+				v = [2]uint32{1, 1}
+			}
+			b := make([]byte, 8)
+			t.bo.PutUint32(b, v[0])
+			t.bo.PutUint32(b[4:], v[1])
+			es = append(es, wentry{tag: r.tag, typ: typeRational, count: 1, val: b})
+		}
+		es = append(es, t.uintEntry(tagResolutionUnit, typeShort, 1))
+	}
+	es = append(es, t.uintEntry(cntTag, offType, counts...))
+	offIdx := len(es)
+	es = append(es, t.uintEntry(offTag, offType, make([]uint64, len(chunks))...))
+	sort.SliceStable(es, func(i, j int) bool { return es[i].tag < es[j].tag })
+	for i := range es {
+		if es[i].tag == offTag {
+			offIdx = i
+		}
+	}
+
+	countSize, entrySize, nextSize, inl := int64(2), int64(12), int64(4), 4
+	if t.big {
+		countSize, entrySize, nextSize, inl = 8, 20, 8, 8
+	}
+	if t.pos%2 == 1 {
+		if err := t.write([]byte{0}); err != nil {
+			return err
+		}
+	}
+	ifdPos := t.pos
+	tableLen := countSize + int64(len(es))*entrySize + nextSize
+	extra := int64(0)
+	for _, e := range es {
+		if len(e.val) > inl {
+			extra += int64(len(e.val)) + int64(len(e.val))%2
+		}
+	}
+	dataPos := ifdPos + tableLen + extra
+	offs := make([]uint64, len(chunks))
+	p := uint64(dataPos)
+	for i, c := range chunks {
+		offs[i] = p
+		p += uint64(len(c))
+	}
+	end := dataPos + dataLen
+	if !t.big && end > math.MaxUint32 {
+		return fmt.Errorf("classic TIFF cannot address %d bytes; use BigTIFF", end)
+	}
+	es[offIdx] = t.uintEntry(offTag, offType, offs...)
+
+	block := make([]byte, tableLen, tableLen+extra)
+	if t.big {
+		t.bo.PutUint64(block, uint64(len(es)))
+	} else {
+		t.bo.PutUint16(block, uint16(len(es)))
+	}
+	for i, e := range es {
+		b := block[countSize+int64(i)*entrySize:]
+		t.bo.PutUint16(b, e.tag)
+		t.bo.PutUint16(b[2:], e.typ)
+		var val []byte
+		if t.big {
+			t.bo.PutUint64(b[4:], e.count)
+			val = b[12:20]
+		} else {
+			t.bo.PutUint32(b[4:], uint32(e.count))
+			val = b[8:12]
+		}
+		if len(e.val) <= inl {
+			copy(val, e.val)
+			continue
+		}
+		at := uint64(ifdPos) + uint64(len(block))
+		if t.big {
+			t.bo.PutUint64(val, at)
+		} else {
+			t.bo.PutUint32(val, uint32(at))
+		}
+		block = append(block, e.val...)
+		if len(e.val)%2 == 1 {
+			block = append(block, 0)
+		}
+	}
+	next := uint64(0)
+	if !last {
+		next = uint64(end)
+		if next%2 == 1 {
+			next++ // the next IFD starts on a word boundary (see the padding above)
+		}
+	}
+	nb := block[countSize+int64(len(es))*entrySize:]
+	if t.big {
+		t.bo.PutUint64(nb, next)
+	} else {
+		t.bo.PutUint32(nb, uint32(next))
+	}
+	if err := t.write(block); err != nil {
+		return err
+	}
+	for _, c := range chunks {
+		if err := t.write(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
