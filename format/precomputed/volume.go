@@ -1,0 +1,412 @@
+package precomputed
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"slices"
+
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/sync/semaphore"
+
+	"github.com/imgdataset/imgdataset/store"
+	"github.com/imgdataset/imgdataset/volume"
+)
+
+// Tuning of ReadRegion.
+const (
+	ioConcurrency = 64        // fetches in flight per ReadRegion
+	memBudget     = 256 << 20 // bytes of fetched + decoded chunks held per ReadRegion
+	coalesceGap   = 64 << 10  // merge shard ranges closer than this
+	coalesceMax   = 16 << 20  // but never into one read larger than this
+	batchChunks   = 8192      // chunks planned at once (bounds planning memory)
+)
+
+// scaleVolume is one scale of a precomputed volume.
+type scaleVolume struct {
+	st     *store.Store
+	dir    string // store key prefix of the scale ("" when the scale is the root)
+	info   volume.Info
+	lay    layout
+	size   [3]int64 // x, y, z
+	offset [3]int64 // voxel_offset, x, y, z
+	grid   [3]int64
+	mbits  [3]int
+	shards *sharder // nil when unsharded
+}
+
+// newScaleVolume builds the volume of scale s of in; dir is the scale's key in st.
+func newScaleVolume(st *store.Store, dir string, in *Info, idx int) *scaleVolume {
+	s := &in.Scales[idx]
+	v := &scaleVolume{st: st, dir: dir}
+	v.lay = layout{enc: s.Encoding, nc: in.NumChannels, es: in.dtype().Size()}
+	for d := 0; d < 3; d++ {
+		v.lay.full[d] = s.ChunkSizes[0][d]
+		v.size[d] = s.Size[d]
+		v.offset[d] = s.VoxelOffset[d]
+		if s.CSBlockSize != nil {
+			v.lay.csBlock[d] = s.CSBlockSize[d]
+		}
+	}
+	v.grid = gridSize(s)
+	v.mbits = mortonBits(v.grid)
+	if s.Sharding != nil {
+		v.shards = newSharder(st, dir, *s.Sharding)
+	}
+	v.info = scaleInfo(in, idx)
+	return v
+}
+
+// scaleInfo describes scale idx as a volume: C order (c,) z, y, x.
+func scaleInfo(in *Info, idx int) volume.Info {
+	s := &in.Scales[idx]
+	vi := volume.Info{Name: s.Key, DType: in.dtype()}
+	if in.NumChannels > 1 {
+		n := int64(in.NumChannels)
+		vi.Shape = append(vi.Shape, n)
+		vi.Chunks = append(vi.Chunks, n)
+		vi.Axes = append(vi.Axes, volume.Axis{Name: "c", Size: n, Scale: 1})
+	}
+	for _, d := range []int{2, 1, 0} {
+		res := s.Resolution[d]
+		vi.Shape = append(vi.Shape, s.Size[d])
+		vi.Chunks = append(vi.Chunks, min(s.ChunkSizes[0][d], max(s.Size[d], 1)))
+		vi.Axes = append(vi.Axes, volume.Axis{Name: "xyz"[d : d+1], Size: s.Size[d], Scale: res,
+			Offset: float64(s.VoxelOffset[d]) * res, Unit: "nm", ScaleKnown: res > 0})
+		if res <= 0 {
+			vi.Axes[len(vi.Axes)-1].Scale = 1
+		}
+	}
+	vi.Compression = s.Encoding
+	if s.Encoding == EncRaw {
+		vi.Compression = "none"
+	}
+	md := map[string]any{
+		"type":         in.Type,
+		"encoding":     s.Encoding,
+		"num_channels": in.NumChannels,
+		"scale_index":  idx,
+		"scale_key":    s.Key,
+		"resolution":   slices.Clone(s.Resolution),
+		"voxel_offset": slices.Clone(s.VoxelOffset),
+		"chunk_size":   slices.Clone(s.ChunkSizes[0]),
+	}
+	r0 := in.Scales[0].Resolution
+	f := make([]float64, 3)
+	for d := range f {
+		if r0[d] != 0 {
+			f[d] = s.Resolution[d] / r0[d]
+		}
+	}
+	md["downsampling_factor"] = f
+	if s.JPEGQuality != nil {
+		md["jpeg_quality"] = *s.JPEGQuality
+	}
+	if s.CSBlockSize != nil {
+		md["compressed_segmentation_block_size"] = slices.Clone(s.CSBlockSize)
+	}
+	if sh := s.Sharding; sh != nil {
+		md["sharding"] = map[string]any{
+			"@type": sh.Type, "hash": sh.Hash, "preshift_bits": sh.PreshiftBits,
+			"minishard_bits": sh.MinishardBits, "shard_bits": sh.ShardBits,
+			"minishard_index_encoding": sh.MinishardIndexEncoding, "data_encoding": sh.DataEncoding,
+		}
+		if sh.DataEncoding == "gzip" {
+			if vi.Compression == "none" {
+				vi.Compression = "gzip"
+			} else {
+				vi.Compression += "+gzip"
+			}
+		}
+	}
+	vi.Metadata = md
+	return vi
+}
+
+// Info implements volume.Volume.
+func (v *scaleVolume) Info() volume.Info { return v.info }
+
+// chunkBox is the x, y, z extent of grid cell g in index space (no voxel_offset).
+func (v *scaleVolume) chunkBox(g [3]int64) (lo, hi [3]int64) {
+	for d := 0; d < 3; d++ {
+		lo[d] = g[d] * v.lay.full[d]
+		hi[d] = min(lo[d]+v.lay.full[d], v.size[d])
+	}
+	return lo, hi
+}
+
+// objectKey is the unsharded object name of grid cell g.
+func (v *scaleVolume) objectKey(g [3]int64) string {
+	lo, hi := v.chunkBox(g)
+	o := v.offset
+	n := fmt.Sprintf("%d-%d_%d-%d_%d-%d", o[0]+lo[0], o[0]+hi[0], o[1]+lo[1], o[1]+hi[1], o[2]+lo[2], o[2]+hi[2])
+	if v.dir == "" {
+		return n
+	}
+	return v.dir + "/" + n
+}
+
+// fetchTask is one read from the store and the chunks it carries.
+type fetchTask struct {
+	key      string
+	off, n   int64 // byte range; whole object when whole is set
+	whole    bool
+	chunks   []taskChunk
+	estBytes int64 // memory the task may hold
+}
+
+type taskChunk struct {
+	g        [3]int64
+	off, end int64 // range within the fetched bytes (sharded only)
+	id       uint64
+}
+
+// ReadRegion implements volume.Volume.
+func (v *scaleVolume) ReadRegion(ctx context.Context, box volume.Box, dst []byte) error {
+	if err := volume.CheckRead(v.info, box, dst); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if box.Empty() {
+		return nil
+	}
+	clear(dst) // absent chunks read as zeros
+	// Spatial part of the box in z, y, x.
+	sp := volume.Box{Start: box.Start[len(box.Start)-3:], Stop: box.Stop[len(box.Stop)-3:]}
+	chunkZYX := []int64{v.lay.full[2], v.lay.full[1], v.lay.full[0]}
+	shapeZYX := []int64{v.size[2], v.size[1], v.size[0]}
+	var batch [][3]int64
+	flush := func() error {
+		err := v.readChunks(ctx, batch, box, dst)
+		batch = batch[:0]
+		return err
+	}
+	err := volume.Grid(shapeZYX, chunkZYX, sp, func(idx []int64, _ volume.Box) error {
+		batch = append(batch, [3]int64{idx[2], idx[1], idx[0]})
+		if len(batch) >= batchChunks {
+			return flush()
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if len(batch) > 0 {
+		return flush()
+	}
+	return nil
+}
+
+// readChunks fetches, decodes and copies a batch of grid cells into dst.
+func (v *scaleVolume) readChunks(ctx context.Context, cells [][3]int64, box volume.Box, dst []byte) error {
+	var tasks []fetchTask
+	var err error
+	if v.shards == nil {
+		for _, g := range cells {
+			tasks = append(tasks, fetchTask{key: v.objectKey(g), whole: true,
+				chunks: []taskChunk{{g: g}}, estBytes: 2 * v.lay.fullBytes()})
+		}
+	} else if tasks, err = v.planSharded(ctx, cells); err != nil {
+		return err
+	}
+
+	g, gctx := errgroup.WithContext(ctx)
+	ioSem := make(chan struct{}, ioConcurrency)
+	cpuSem := make(chan struct{}, runtime.GOMAXPROCS(0))
+	mem := semaphore.NewWeighted(memBudget)
+	for i := range tasks {
+		t := &tasks[i]
+		w := min(t.estBytes, memBudget)
+		if err := mem.Acquire(gctx, w); err != nil {
+			break // the group's error (or ctx's) is reported by Wait
+		}
+		select {
+		case ioSem <- struct{}{}:
+		case <-gctx.Done():
+			mem.Release(w)
+			continue
+		}
+		g.Go(func() error {
+			defer mem.Release(w)
+			data, err := v.fetch(gctx, t)
+			<-ioSem
+			if err != nil {
+				return err
+			}
+			// Decode the chunks of this read in parallel, on all cores.
+			dg, dctx := errgroup.WithContext(gctx)
+			for _, c := range t.chunks {
+				dg.Go(func() error {
+					select {
+					case cpuSem <- struct{}{}:
+					case <-dctx.Done():
+						return dctx.Err()
+					}
+					defer func() { <-cpuSem }()
+					var b []byte
+					if data != nil {
+						b = data
+						if !t.whole {
+							b = data[c.off:c.end]
+						}
+					}
+					return v.place(c, t.key, b, box, dst)
+				})
+			}
+			return dg.Wait()
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	return ctx.Err()
+}
+
+// fetch reads the bytes of a task; nil data means the unsharded object is absent.
+func (v *scaleVolume) fetch(ctx context.Context, t *fetchTask) ([]byte, error) {
+	if t.whole {
+		b, err := v.st.ReadAll(ctx, t.key, v.lay.encodedCap())
+		if errors.Is(err, store.ErrNotExist) {
+			// CloudVolume's file backend stores gzip-compressed chunks under a
+			// ".gz" suffix.
+			b, err = v.st.ReadAll(ctx, t.key+".gz", v.lay.encodedCap())
+			if errors.Is(err, store.ErrNotExist) {
+				return nil, nil
+			}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("precomputed chunk %q: %w", t.key, err)
+		}
+		return b, nil
+	}
+	b := make([]byte, t.n)
+	if err := v.st.ReadAt(ctx, t.key, b, t.off); err != nil {
+		return nil, fmt.Errorf("shard %q: read chunk data at [%d,%d) (chunk %d): %w", t.key, t.off, t.off+t.n, t.chunks[0].id, err)
+	}
+	return b, nil
+}
+
+// place decodes one chunk and copies its overlap with box into dst.
+func (v *scaleVolume) place(c taskChunk, key string, data []byte, box volume.Box, dst []byte) error {
+	if len(data) == 0 {
+		return nil // absent (or stored empty): dst already holds zeros
+	}
+	lo, hi := v.chunkBox(c.g)
+	shape := [3]int64{hi[0] - lo[0], hi[1] - lo[1], hi[2] - lo[2]}
+	if v.shards != nil && v.shards.spec.DataEncoding == "gzip" {
+		var err error
+		if data, err = gunzip(data, v.lay.encodedCap()); err != nil {
+			return fmt.Errorf("shard %q: chunk %d %v: %w", key, c.id, c.g, err)
+		}
+	}
+	samples, err := v.lay.decode(data, shape)
+	if err != nil {
+		if v.shards != nil {
+			return fmt.Errorf("shard %q: chunk %d at grid %v: %w", key, c.id, c.g, err)
+		}
+		return fmt.Errorf("precomputed chunk %q: %w", key, err)
+	}
+	var cb volume.Box
+	if v.lay.nc > 1 {
+		cb.Start = append(cb.Start, 0)
+		cb.Stop = append(cb.Stop, int64(v.lay.nc))
+	}
+	cb.Start = append(cb.Start, lo[2], lo[1], lo[0])
+	cb.Stop = append(cb.Stop, hi[2], hi[1], hi[0])
+	region, ok := cb.Intersect(box)
+	if !ok {
+		return nil
+	}
+	volume.CopyBox(dst, box, samples, cb, region, v.lay.es)
+	return nil
+}
+
+// planSharded resolves the minishard indexes a batch needs and groups the
+// present chunks into range reads, merging neighbours within a shard.
+func (v *scaleVolume) planSharded(ctx context.Context, cells [][3]int64) ([]fetchTask, error) {
+	type located struct {
+		g           [3]int64
+		id          uint64
+		shard, mini uint64
+	}
+	locs := make([]located, len(cells))
+	need := map[msKey]*minishard{}
+	for i, g := range cells {
+		id := compressedMorton(g, v.mbits)
+		sh, mi := v.shards.locate(id)
+		locs[i] = located{g: g, id: id, shard: sh, mini: mi}
+		need[msKey{sh, mi}] = nil
+	}
+	keys := make([]msKey, 0, len(need))
+	for k := range need {
+		keys = append(keys, k)
+	}
+	found := make([]*minishard, len(keys))
+	eg, ectx := errgroup.WithContext(ctx)
+	eg.SetLimit(ioConcurrency)
+	for i, k := range keys {
+		eg.Go(func() error {
+			m, err := v.shards.get(ectx, k.shard, k.minishard)
+			found[i] = m
+			return err
+		})
+	}
+	if err := eg.Wait(); err != nil {
+		return nil, err
+	}
+	for i, k := range keys {
+		need[k] = found[i]
+	}
+
+	type hit struct {
+		shard uint64
+		key   string
+		e     shardEntry
+		g     [3]int64
+	}
+	names := map[uint64]string{}
+	var hits []hit
+	limit := v.lay.encodedCap()
+	for _, l := range locs {
+		e, ok := need[msKey{l.shard, l.mini}].find(l.id)
+		if !ok {
+			continue
+		}
+		if e.end-e.start > limit {
+			return nil, fmt.Errorf("shard %q: chunk %d claims %d bytes, more than %d for a %v chunk", v.shards.shardKey(l.shard), l.id, e.end-e.start, limit, v.lay.full)
+		}
+		name, ok := names[l.shard]
+		if !ok {
+			name = v.shards.shardKey(l.shard)
+			names[l.shard] = name
+		}
+		hits = append(hits, hit{shard: l.shard, key: name, e: e, g: l.g})
+	}
+	slices.SortFunc(hits, func(a, b hit) int {
+		if c := cmp.Compare(a.shard, b.shard); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.e.start, b.e.start)
+	})
+	var tasks []fetchTask
+	for _, h := range hits {
+		if n := len(tasks); n > 0 {
+			t := &tasks[n-1]
+			if t.key == h.key && h.e.start-(t.off+t.n) < coalesceGap &&
+				max(t.off+t.n, h.e.end)-t.off <= coalesceMax {
+				t.n = max(t.off+t.n, h.e.end) - t.off
+				t.chunks = append(t.chunks, taskChunk{g: h.g, id: h.e.id, off: h.e.start - t.off, end: h.e.end - t.off})
+				t.estBytes = t.n + int64(min(len(t.chunks), runtime.GOMAXPROCS(0)))*v.lay.fullBytes()
+				continue
+			}
+		}
+		tasks = append(tasks, fetchTask{key: h.key, off: h.e.start, n: h.e.end - h.e.start,
+			chunks:   []taskChunk{{g: h.g, id: h.e.id, off: 0, end: h.e.end - h.e.start}},
+			estBytes: h.e.end - h.e.start + v.lay.fullBytes()})
+	}
+	return tasks, nil
+}
