@@ -1,0 +1,168 @@
+package dm
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
+
+	"github.com/imgdataset/imgdataset/store"
+	"github.com/imgdataset/imgdataset/volume"
+)
+
+// How ReadRegion groups the contiguous runs of a box into range requests: runs
+// closer than maxGap share one request (the gap is read and dropped), and one
+// request spans at most maxSpan bytes unless a single run is longer.
+const (
+	maxGap  = 256 << 10
+	maxSpan = 16 << 20
+	maxRuns = 1 << 16 // bounds the bookkeeping of one request
+)
+
+// dmVolume is one image of a DM file; its pixels stay in the store.
+type dmVolume struct {
+	st    *store.Store
+	key   string
+	info  volume.Info
+	off   int64 // absolute offset of element 0
+	order binary.ByteOrder
+	code  int // ImageData.DataType
+}
+
+// Info implements volume.Volume.
+func (v *dmVolume) Info() volume.Info { return v.info }
+
+// ReadRegion implements volume.Volume. DM data are X-fastest, which is C order
+// of the reversed Dimensions, so a box is a set of contiguous runs.
+func (v *dmVolume) ReadRegion(ctx context.Context, box volume.Box, dst []byte) error {
+	if err := volume.CheckRead(v.info, box, dst); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if box.Empty() {
+		return nil
+	}
+	shape := v.info.Shape
+	n := len(shape)
+	elem := int64(v.info.DType.Size())
+	stride := make([]int64, n)
+	acc := elem
+	for i := n - 1; i >= 0; i-- {
+		stride[i] = acc
+		acc *= shape[i]
+	}
+	// k is the slowest axis below which the box covers whole axes: one run
+	// spans the box's extent on k times everything faster.
+	k := n - 1
+	for k > 0 && box.Start[k] == 0 && box.Stop[k] == shape[k] {
+		k--
+	}
+	runLen := (box.Stop[k] - box.Start[k]) * stride[k]
+
+	var (
+		win    *window
+		dstOff int64
+		idx    = append([]int64(nil), box.Start[:k]...)
+	)
+	for {
+		start := box.Start[k] * stride[k]
+		for j := 0; j < k; j++ {
+			start += idx[j] * stride[j]
+		}
+		if win != nil && (start-win.end() > maxGap || start+runLen-win.start > maxSpan || len(win.runs) >= maxRuns) {
+			if err := v.readWindow(ctx, win, dst); err != nil {
+				return err
+			}
+			win = nil
+		}
+		if win == nil {
+			win = &window{start: start}
+		}
+		win.runs = append(win.runs, run{src: start, dst: dstOff, n: runLen})
+		dstOff += runLen
+		// Advance idx over axes 0..k-1 in C order.
+		d := k - 1
+		for d >= 0 {
+			idx[d]++
+			if idx[d] < box.Stop[d] {
+				break
+			}
+			idx[d] = box.Start[d]
+			d--
+		}
+		if d < 0 {
+			break
+		}
+	}
+	if err := v.readWindow(ctx, win, dst); err != nil {
+		return err
+	}
+	v.toNative(dst)
+	return nil
+}
+
+// run is one contiguous stretch of the box: src is relative to element 0.
+type run struct{ src, dst, n int64 }
+
+// window is a set of runs fetched with one range request.
+type window struct {
+	start int64
+	runs  []run
+}
+
+func (w *window) end() int64 {
+	r := w.runs[len(w.runs)-1]
+	return r.src + r.n
+}
+
+func (v *dmVolume) readWindow(ctx context.Context, w *window, dst []byte) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	rc, err := v.st.ReadRange(ctx, v.key, v.off+w.start, w.end()-w.start)
+	if err != nil {
+		return fmt.Errorf("dm %q: %s pixels: %w", v.key, v.info.Name, err)
+	}
+	defer rc.Close()
+	pos := w.start
+	for _, r := range w.runs {
+		if gap := r.src - pos; gap > 0 {
+			if _, err := io.CopyN(io.Discard, rc, gap); err != nil {
+				return fmt.Errorf("dm %q: %s pixels at %d: %w", v.key, v.info.Name, v.off+pos, err)
+			}
+		}
+		if _, err := io.ReadFull(rc, dst[r.dst:r.dst+r.n]); err != nil {
+			return fmt.Errorf("dm %q: %s pixels at %d: %w", v.key, v.info.Name, v.off+r.src, err)
+		}
+		pos = r.src + r.n
+	}
+	return nil
+}
+
+// toNative turns file-order elements into the volume's little-endian layout:
+// byte swaps for big-endian files, and B,G,R,A → R,G,B,A for colour.
+func (v *dmVolume) toNative(b []byte) {
+	switch v.info.DType {
+	case volume.RGBA8:
+		for i := 0; i+3 < len(b); i += 4 {
+			b[i], b[i+2] = b[i+2], b[i]
+		}
+		return
+	case volume.Bool, volume.Int8, volume.Uint8:
+		return
+	}
+	if v.order == binary.LittleEndian {
+		return
+	}
+	word := v.info.DType.Size()
+	if v.info.DType == volume.Complex64 || v.info.DType == volume.Complex128 {
+		word /= 2 // each part separately
+	}
+	for i := 0; i+word <= len(b); i += word {
+		for a, z := i, i+word-1; a < z; a, z = a+1, z-1 {
+			b[a], b[z] = b[z], b[a]
+		}
+	}
+}
