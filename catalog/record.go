@@ -44,9 +44,9 @@ type Record struct {
 	ChunkZ, ChunkY, ChunkX                 int64 `json:"-"`
 	Compression                            string
 
-	VoxelZ, VoxelY, VoxelX *float64 `json:"-"` // nanometres
-	VoxelSource            string   `json:"voxel_size_source,omitempty"`
-	Isotropic              *bool    `json:"isotropic,omitempty"`
+	VoxelZ, VoxelY, VoxelX    *float64 `json:"-"` // nanometres
+	VoxelSource               string   `json:"voxel_size_source,omitempty"`
+	Isotropic                 *bool    `json:"isotropic,omitempty"`
 	OffsetZ, OffsetY, OffsetX *float64 `json:"-"` // nanometres, physical position of index 0
 
 	ScaleLevel   *int     `json:"scale_level,omitempty"`
@@ -80,17 +80,17 @@ type Record struct {
 
 // Hints are values from outside the file (API, web page, manifest), each with its source.
 type Hints struct {
-	VoxelNM       []float64 // z, y, x
-	VoxelSource   string
-	Shape         []int64 // z, y, x as the source states it
-	ShapeSource   string
-	DType         string
-	Title, DOI    string
-	License       string
-	Modality      string
-	Specimen      string
-	Microscope    string
-	Source        string // where Title/DOI/… came from
+	VoxelNM     []float64 // z, y, x
+	VoxelSource string
+	Shape       []int64 // z, y, x as the source states it
+	ShapeSource string
+	DType       string
+	Title, DOI  string
+	License     string
+	Modality    string
+	Specimen    string
+	Microscope  string
+	Source      string // where Title/DOI/… came from
 }
 
 // FromVolume fills the array-derived columns of r from v (values from the file win).
@@ -186,6 +186,9 @@ func applyVoxels(r *Record, file [3]*float64, h Hints) {
 		names := []string{"z", "y", "x"}
 		usedHint := false
 		for i := 0; i < 3; i++ {
+			if !(h.VoxelNM[i] > 0) {
+				continue // the hint does not cover this axis
+			}
 			if out[i] == nil {
 				out[i] = ptr(h.VoxelNM[i])
 				usedHint = true

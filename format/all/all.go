@@ -1,0 +1,23 @@
+// Package all assembles the registry of every format imgdataset reads.
+package all
+
+import (
+	"github.com/imgdataset/imgdataset/format"
+	"github.com/imgdataset/imgdataset/format/dm"
+	"github.com/imgdataset/imgdataset/format/precomputed"
+	"github.com/imgdataset/imgdataset/format/tiff"
+	"github.com/imgdataset/imgdataset/format/zarr"
+)
+
+// Registry returns a new registry with every format, in detection order:
+// directory-like stores first (their prefixes have no bytes of their own),
+// then files by magic number.
+func Registry() *format.Registry {
+	return format.NewRegistry(
+		zarr.Format{},
+		precomputed.Format{},
+		n5Detector{},
+		tiff.Format{},
+		dm.Format{},
+	)
+}

@@ -1,0 +1,66 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	"github.com/imgdataset/imgdataset/manifest"
+	"github.com/imgdataset/imgdataset/mirror"
+	"github.com/imgdataset/imgdataset/sample"
+	"github.com/imgdataset/imgdataset/store"
+)
+
+// DemoSeed is the crop seed of the demo manifest.
+const DemoSeed = 20200122
+
+// DemoCropSize is the demo's crop (z, y, x): the default manifest asks for
+// 1000³ of the real hemibrain; the demo volume is small.
+var DemoCropSize = []int64{96, 96, 96}
+
+// DemoManifest is the default manifest pointed at running mirrors: the same five
+// kinds of links, the same selections, smaller crop.
+func DemoManifest(m *mirror.Mirrors) *manifest.Manifest {
+	seed := int64(DemoSeed)
+	return &manifest.Manifest{Version: 1, Datasets: []manifest.Dataset{
+		{Name: "idr-9846137", Kind: manifest.KindOMERO, Title: "IDR idr0086 experimentD (mirror)",
+			URL: m.IDRImageURL(sample.IDRImageXY, sample.IDRDataset)},
+		{Name: "empiar-11759", Kind: manifest.KindEMPIAR, Title: "EMPIAR-11759 (mirror)",
+			URL: m.EMPIAREntryURL(), Take: manifest.Take{Include: []string{"*.dm3"}, Exclude: []string{"trakem2*/**"}}},
+		{Name: "epfl-hippocampus", Kind: manifest.KindWebPage, Title: "EPFL CVLab hippocampus (mirror)",
+			URL: m.EPFLPageURL(false), Take: manifest.Take{Include: []string{"*.tif"}}},
+		{Name: "openorganelle-jrc-mus-nacc-2", Kind: manifest.KindS3, Title: "OpenOrganelle jrc_mus-nacc-2 (mirror)",
+			URL: m.OpenOrganelleURL("jrc_mus-nacc-2")},
+		{Name: "hemibrain-crop", Kind: manifest.KindNeuroglancer, Title: "FlyEM hemibrain crop (mirror)",
+			URL: m.ShortLinkURL(), Take: manifest.Take{Crop: &manifest.Crop{Size: DemoCropSize, Seed: &seed, AlignToChunks: true}}},
+	}}
+}
+
+// Demo starts the mirrors on 127.0.0.1, runs the pipeline against them and
+// stops them. opt.OutDir receives the result.
+func Demo(ctx context.Context, opt Options) (*Report, error) {
+	opt.Defaults()
+	if opt.OutDir == "" {
+		return nil, fmt.Errorf("demo: no output directory")
+	}
+	scratch, err := os.MkdirTemp("", "imgdataset-demo-content-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(scratch)
+	opt.logf("generating sample data in the real formats")
+	content, err := sample.Content(ctx, scratch)
+	if err != nil {
+		return nil, fmt.Errorf("demo: generate sample data: %w", err)
+	}
+	mirrors, err := mirror.Start(ctx, *content, mirror.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("demo: start mirrors: %w", err)
+	}
+	defer mirrors.Close()
+	opt.logf("mirrors on loopback: listing %s, lab page %s, OMERO %s, EMPIAR %s, S3 %s, GCS %s, short links %s",
+		mirrors.EBIFTP, mirrors.EPFL, mirrors.IDR, mirrors.EMPIAR, mirrors.S3, mirrors.GCS, mirrors.ShortLink)
+	opt.Env.Stores = &store.Opener{HTTP: opt.StoreHTTP, S3Endpoint: mirrors.S3, GCSEndpoint: mirrors.GCS}
+	opt.Env.IDRFileTree = mirrors.EBIFTP + "/pub/databases/IDR/"
+	return Run(ctx, DemoManifest(mirrors), opt)
+}

@@ -1,0 +1,140 @@
+// Package pipeline is the one way through imgdataset: resolve → transfer →
+// read → catalog → block outputs. The run, plan and demo commands all call it;
+// the demo only differs in where the URLs point.
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"time"
+
+	"github.com/imgdataset/imgdataset/format"
+	"github.com/imgdataset/imgdataset/format/all"
+	"github.com/imgdataset/imgdataset/internal/httpretry"
+	"github.com/imgdataset/imgdataset/manifest"
+	"github.com/imgdataset/imgdataset/source"
+	"github.com/imgdataset/imgdataset/store"
+	"github.com/imgdataset/imgdataset/transfer"
+)
+
+// Options configure a run.
+type Options struct {
+	OutDir string
+	Only   []string // dataset names; empty = all
+	// Convert writes an OME-Zarr copy of every readable volume (block access for ML).
+	Convert bool
+	// ConvertChunk is the OME-Zarr chunk edge (default 128).
+	ConvertChunk int64
+	// Env reaches the sources; zero fields get defaults (see Defaults). Its
+	// HTTP client retries metadata requests; downloads go through StoreHTTP.
+	Env source.Env
+	// StoreHTTP is the client of the store drivers (no transport-level retries:
+	// the transfer scheduler retries and must see 429s to slow down).
+	StoreHTTP *http.Client
+	// Transfer tunes the download engine; OutDir and Stores are filled in.
+	Transfer transfer.Options
+	// Formats reads files; nil = every format the tool knows.
+	Formats *format.Registry
+	// Log receives human-readable progress lines (nil = discard).
+	Log io.Writer
+	// SampleBudget bounds the bytes read per array for value statistics.
+	SampleBudget int64
+}
+
+// NewHTTPClient returns the shared client: keep-alive pools sized for many
+// requests in flight per host, a cookie jar (OMERO sessions), bounded redirects.
+func NewHTTPClient() *http.Client {
+	jar, _ := cookiejar.New(nil)
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConns = 512
+	tr.MaxIdleConnsPerHost = 256
+	tr.MaxConnsPerHost = 0
+	tr.IdleConnTimeout = 90 * time.Second
+	tr.ResponseHeaderTimeout = 60 * time.Second
+	return &http.Client{
+		Transport: tr,
+		Jar:       jar,
+		CheckRedirect: func(req *http.Request, via []*http.Request) error {
+			if len(via) >= 10 {
+				return fmt.Errorf("stopped after 10 redirects at %s", req.URL)
+			}
+			return nil
+		},
+	}
+}
+
+// Defaults fills in what the caller left empty.
+func (o *Options) Defaults() {
+	if o.StoreHTTP == nil {
+		o.StoreHTTP = NewHTTPClient()
+	}
+	if o.Env.HTTP == nil {
+		c := *o.StoreHTTP
+		c.Transport = &httpretry.Transport{Base: o.StoreHTTP.Transport}
+		o.Env.HTTP = &c
+	}
+	if o.Env.Stores == nil {
+		o.Env.Stores = &store.Opener{HTTP: o.StoreHTTP}
+	}
+	if o.Formats == nil {
+		o.Formats = all.Registry()
+	}
+	if o.ConvertChunk <= 0 {
+		o.ConvertChunk = 128
+	}
+	if o.SampleBudget <= 0 {
+		o.SampleBudget = 8 << 20
+	}
+	if o.Log == nil {
+		o.Log = io.Discard
+	}
+}
+
+func (o *Options) logf(format string, args ...any) {
+	fmt.Fprintf(o.Log, format+"\n", args...)
+}
+
+// selectDatasets applies Only.
+func selectDatasets(m *manifest.Manifest, only []string) ([]manifest.Dataset, error) {
+	if len(only) == 0 {
+		return m.Datasets, nil
+	}
+	byName := map[string]manifest.Dataset{}
+	for _, d := range m.Datasets {
+		byName[d.Name] = d
+	}
+	var out []manifest.Dataset
+	for _, n := range only {
+		d, ok := byName[n]
+		if !ok {
+			return nil, fmt.Errorf("--only %q: no such dataset in the manifest", n)
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+// resolveAll resolves datasets concurrently; a failure is kept per dataset.
+func resolveAll(ctx context.Context, env *source.Env, ds []manifest.Dataset) ([]*source.Resolved, []error) {
+	res := make([]*source.Resolved, len(ds))
+	errs := make([]error, len(ds))
+	done := make(chan int, len(ds))
+	rs := source.DefaultResolvers()
+	for i := range ds {
+		go func(i int) {
+			r, err := rs.Resolve(ctx, env, ds[i])
+			if err != nil {
+				err = fmt.Errorf("resolve %s (%s): %w", ds[i].Name, ds[i].URL, err)
+			}
+			res[i], errs[i] = r, err
+			done <- i
+		}(i)
+	}
+	for range ds {
+		<-done
+	}
+	return res, errs
+}

@@ -1,0 +1,424 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path"
+	"sort"
+	"strings"
+
+	"github.com/imgdataset/imgdataset/catalog"
+	"github.com/imgdataset/imgdataset/format"
+	"github.com/imgdataset/imgdataset/manifest"
+	"github.com/imgdataset/imgdataset/source"
+	"github.com/imgdataset/imgdataset/store"
+	"github.com/imgdataset/imgdataset/transfer"
+	"github.com/imgdataset/imgdataset/volume"
+)
+
+// DatasetReport is the outcome of one dataset.
+type DatasetReport struct {
+	Name    string   `json:"name"`
+	URL     string   `json:"url"`
+	Kind    string   `json:"kind"`
+	Status  string   `json:"status"` // ok, failed
+	Objects int      `json:"objects"`
+	Bytes   int64    `json:"bytes"`
+	Arrays  int      `json:"arrays"`
+	Outputs []string `json:"outputs,omitempty"` // block outputs, relative to OutDir
+	Errors  []string `json:"errors,omitempty"`
+}
+
+// Report is the outcome of a run.
+type Report struct {
+	OutDir   string           `json:"out_dir"`
+	Datasets []*DatasetReport `json:"datasets"`
+	Tables   catalog.Outputs  `json:"tables"`
+	Records  []catalog.Record `json:"-"`
+}
+
+// Failed reports whether any dataset failed.
+func (r *Report) Failed() bool {
+	for _, d := range r.Datasets {
+		if d.Status != "ok" {
+			return true
+		}
+	}
+	return false
+}
+
+// Run gathers the manifest's datasets into opt.OutDir.
+func Run(ctx context.Context, m *manifest.Manifest, opt Options) (*Report, error) {
+	opt.Defaults()
+	if opt.OutDir == "" {
+		return nil, errors.New("run: no output directory")
+	}
+	ds, err := selectDatasets(m, opt.Only)
+	if err != nil {
+		return nil, err
+	}
+	out := store.New(store.NewFile(opt.OutDir))
+	rep := &Report{OutDir: opt.OutDir}
+
+	opt.logf("resolving %d datasets", len(ds))
+	resolved, rerrs := resolveAll(ctx, &opt.Env, ds)
+	byName := map[string]*DatasetReport{}
+	var jobs []transfer.Job
+	for i, d := range ds {
+		dr := &DatasetReport{Name: d.Name, URL: d.URL, Kind: d.Kind, Status: "ok"}
+		rep.Datasets = append(rep.Datasets, dr)
+		byName[d.Name] = dr
+		if rerrs[i] != nil {
+			dr.Status = "failed"
+			dr.Errors = append(dr.Errors, rerrs[i].Error())
+			opt.logf("  %s: %v", d.Name, rerrs[i])
+			continue
+		}
+		r := resolved[i]
+		dr.Kind = r.Kind
+		dr.Objects = len(r.Objects)
+		for _, o := range r.Objects {
+			if o.Size > 0 {
+				dr.Bytes += o.Size
+			}
+		}
+		opt.logf("  %s: %d objects, %s, %d volumes to crop", d.Name, len(r.Objects), human(dr.Bytes), len(r.Volumes))
+		if len(r.Objects) > 0 {
+			jobs = append(jobs, transfer.Job{Dataset: d.Name, Objects: r.Objects})
+		}
+	}
+
+	// Transfer: one scheduler for everything.
+	results := map[string]map[string]transfer.Result{}
+	if len(jobs) > 0 {
+		topt := opt.Transfer
+		topt.OutDir = opt.OutDir
+		topt.Stores = opt.Env.Stores
+		opt.logf("downloading %d datasets", len(jobs))
+		sum, err := transfer.Run(ctx, jobs, topt)
+		if err != nil {
+			return rep, fmt.Errorf("transfer: %w", err)
+		}
+		for _, d := range sum.Datasets {
+			for _, res := range d.Results {
+				if results[res.Dataset] == nil {
+					results[res.Dataset] = map[string]transfer.Result{}
+				}
+				results[res.Dataset][res.Path] = res
+				if res.Err != nil {
+					dr := byName[res.Dataset]
+					dr.Status = "failed"
+					dr.Errors = append(dr.Errors, fmt.Sprintf("%s: %v", res.Path, res.Err))
+				}
+			}
+		}
+	}
+
+	// Read, crop, convert, catalog.
+	for i, d := range ds {
+		if resolved[i] == nil {
+			continue
+		}
+		dr := byName[d.Name]
+		recs, err := processDataset(ctx, &opt, out, resolved[i], results[d.Name], dr)
+		if err != nil {
+			dr.Status = "failed"
+			dr.Errors = append(dr.Errors, err.Error())
+		}
+		dr.Arrays = len(recs)
+		rep.Records = append(rep.Records, recs...)
+	}
+	tables, err := catalog.WriteAll(ctx, out, rep.Records)
+	if err != nil {
+		return rep, err
+	}
+	rep.Tables = tables
+	return rep, nil
+}
+
+// unit is one openable thing on disk: a file, or the root of a chunked store.
+type unit struct {
+	key     string // relative to the output dir
+	objects []source.Object
+}
+
+// groupUnits folds the objects of chunked stores (zarr, n5, precomputed) into
+// one unit at the store root, so each store is opened once.
+func groupUnits(dataset string, objs []source.Object) []unit {
+	byKey := map[string]*unit{}
+	var order []string
+	for _, o := range objs {
+		k := path.Join(dataset, storeRoot(o.Path))
+		u, ok := byKey[k]
+		if !ok {
+			u = &unit{key: k}
+			byKey[k] = u
+			order = append(order, k)
+		}
+		u.objects = append(u.objects, o)
+	}
+	sort.Strings(order)
+	out := make([]unit, len(order))
+	for i, k := range order {
+		out[i] = *byKey[k]
+	}
+	return out
+}
+
+// storeRoot returns the store directory a path belongs to ("a.zarr/s0/0/0" →
+// "a.zarr"), or the path itself for a plain file.
+func storeRoot(p string) string {
+	segs := strings.Split(p, "/")
+	for i, s := range segs {
+		l := strings.ToLower(s)
+		if strings.HasSuffix(l, ".zarr") || strings.HasSuffix(l, ".n5") || strings.HasSuffix(l, ".precomputed") {
+			return strings.Join(segs[:i+1], "/")
+		}
+	}
+	return p
+}
+
+func processDataset(ctx context.Context, opt *Options, out *store.Store, r *source.Resolved, results map[string]transfer.Result, dr *DatasetReport) ([]catalog.Record, error) {
+	var recs []catalog.Record
+	var readable []volume.Volume
+	for _, u := range groupUnits(r.Dataset.Name, r.Objects) {
+		// Skip units whose download failed.
+		failed := false
+		for _, o := range u.objects {
+			if res, ok := results[o.Path]; !ok || res.Err != nil {
+				failed = true
+			}
+		}
+		if failed {
+			continue
+		}
+		base := catalog.Record{Dataset: r.Dataset.Name, LocalPath: u.key, SourceURL: sourceURL(u), MetadataSource: r.FactsSource}
+		if len(u.objects) == 1 {
+			res := results[u.objects[0].Path]
+			base.SHA256 = res.SHA256
+			base.FileBytes = ptr(res.Size)
+		} else {
+			var n int64
+			for _, o := range u.objects {
+				n += results[o.Path].Size
+			}
+			base.FileBytes = ptr(n)
+		}
+		f, vols, err := opt.Formats.Open(ctx, out, u.key)
+		if errors.Is(err, format.ErrUnknown) {
+			opt.logf("  %s: %s is not an image format the tool reads; kept as a file", r.Dataset.Name, u.key)
+			continue
+		}
+		if f != nil {
+			base.Format = f.Name()
+		}
+		if err != nil {
+			rec := base
+			if errors.Is(err, format.ErrNotSupported) {
+				rec.Status = "not yet supported: " + err.Error()
+			} else {
+				rec.Status = "error: " + err.Error()
+			}
+			recs = append(recs, rec)
+			continue
+		}
+		for _, v := range vols {
+			rec := base
+			rec.Status = "ok"
+			catalog.FromVolume(ctx, &rec, v, hints(r, u), opt.SampleBudget)
+			rec.Array = arrayName(u.key, v.Info().Name)
+			applyFacts(&rec, r, u)
+			recs = append(recs, rec)
+			readable = append(readable, v)
+		}
+	}
+	// Crops of remote volumes.
+	for _, ref := range r.Volumes {
+		rec, err := cropVolume(ctx, opt, out, r, ref, dr)
+		if err != nil {
+			dr.Status = "failed"
+			dr.Errors = append(dr.Errors, err.Error())
+			continue
+		}
+		recs = append(recs, rec...)
+	}
+	if opt.Convert {
+		crecs, err := convertAll(ctx, opt, out, r, readable, dr)
+		if err != nil {
+			return recs, err
+		}
+		recs = append(recs, crecs...)
+	}
+	return recs, nil
+}
+
+// arrayName names an array relative to its unit: "recon-2/em/fibsem-int16/s0"
+// inside a store, the file name for a file's main series.
+func arrayName(unitKey, name string) string {
+	if name == unitKey {
+		return path.Base(unitKey)
+	}
+	if rel, ok := strings.CutPrefix(name, unitKey+"/"); ok {
+		return rel
+	}
+	if rel, ok := strings.CutPrefix(name, unitKey); ok && strings.HasPrefix(rel, "#") {
+		return path.Base(unitKey) + rel
+	}
+	return name
+}
+
+func sourceURL(u unit) string {
+	if len(u.objects) == 1 {
+		return u.objects[0].SourceURL
+	}
+	// The store root: the common prefix of the objects' URLs up to the root segment.
+	o := u.objects[0]
+	root := storeRoot(o.Path)
+	if i := strings.Index(o.SourceURL, root); i >= 0 {
+		return o.SourceURL[:i+len(root)]
+	}
+	return o.StoreURL
+}
+
+func hints(r *source.Resolved, u unit) catalog.Hints {
+	h := catalog.Hints{Source: r.FactsSource}
+	facts := source.Facts{}
+	for k, v := range r.Facts {
+		facts[k] = v
+	}
+	if len(u.objects) == 1 {
+		for k, v := range u.objects[0].Facts {
+			facts[k] = v
+		}
+	}
+	if v, ok := floats(facts["voxel_size_nm"]); ok && len(v) == 3 {
+		h.VoxelNM, h.VoxelSource = v, labelOf(r.FactsSource)
+	} else if len(r.Dataset.VoxelSizeNM) == 3 {
+		h.VoxelNM, h.VoxelSource = r.Dataset.VoxelSizeNM, catalog.FromManifest
+	}
+	// EMPIAR's REST API describes the plane of each image (y, x) only.
+	if len(h.VoxelNM) == 0 {
+		if v, ok := floats(facts["pixel_size_nm"]); ok && len(v) == 2 {
+			h.VoxelNM, h.VoxelSource = []float64{0, v[0], v[1]}, labelOf(r.FactsSource)
+		}
+	}
+	if v, ok := floats(facts["shape"]); ok && len(v) == 3 {
+		h.Shape = []int64{int64(v[0]), int64(v[1]), int64(v[2])}
+		h.ShapeSource = labelOf(r.FactsSource)
+	} else if sets, ok := facts["imagesets"].([]map[string]any); ok && len(sets) == 1 {
+		w, wok := sets[0]["image_width"].(int64)
+		hh, hok := sets[0]["image_height"].(int64)
+		if wok && hok {
+			h.Shape = []int64{0, hh, w}
+			h.ShapeSource = labelOf(r.FactsSource)
+		}
+	}
+	if s, ok := facts["dtype"].(string); ok {
+		h.DType = s
+	}
+	return h
+}
+
+// labelOf turns a resolver's FactsSource into a short provenance label.
+func labelOf(s string) string {
+	l := strings.ToLower(s)
+	switch {
+	case strings.Contains(l, "web page"):
+		return catalog.FromWebPage
+	case strings.Contains(l, "neuroglancer"):
+		return catalog.FromState
+	case l == "":
+		return "source"
+	}
+	if strings.Contains(l, "api") {
+		return catalog.FromAPI + " (" + s + ")"
+	}
+	return s
+}
+
+func applyFacts(rec *catalog.Record, r *source.Resolved, u unit) {
+	get := func(k string) string {
+		if len(u.objects) == 1 {
+			if v, ok := u.objects[0].Facts[k].(string); ok && v != "" {
+				return v
+			}
+		}
+		v, _ := r.Facts[k].(string)
+		return v
+	}
+	if rec.Title == "" {
+		rec.Title = get("title")
+		if rec.Title == "" {
+			rec.Title = r.Dataset.Title
+		}
+	}
+	rec.DOI = get("doi")
+	rec.License = get("license")
+	if rec.Modality == "" {
+		rec.Modality = get("modality")
+	}
+	rec.Specimen = get("specimen")
+	if md := rec.Metadata; md != nil {
+		if s, ok := md["microscope"].(string); ok {
+			rec.Microscope = strings.TrimSpace(s)
+		}
+		if f, ok := md["voltage_kv"].(float64); ok {
+			rec.VoltageKV = &f
+		}
+		if f, ok := md["magnification"].(float64); ok {
+			rec.Magnification = &f
+		}
+		if s, ok := md["acquisition_datetime"].(string); ok {
+			rec.AcquisitionDate = s
+		}
+	}
+	if rec.Microscope == "" {
+		rec.Microscope = get("microscope")
+	}
+}
+
+func floats(v any) ([]float64, bool) {
+	switch x := v.(type) {
+	case []float64:
+		return x, true
+	case []int64:
+		out := make([]float64, len(x))
+		for i := range x {
+			out[i] = float64(x[i])
+		}
+		return out, true
+	case []int:
+		out := make([]float64, len(x))
+		for i := range x {
+			out[i] = float64(x[i])
+		}
+		return out, true
+	case []any:
+		out := make([]float64, len(x))
+		for i := range x {
+			f, ok := x[i].(float64)
+			if !ok {
+				return nil, false
+			}
+			out[i] = f
+		}
+		return out, true
+	}
+	return nil, false
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func human(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

@@ -1,0 +1,27 @@
+//go:build unix
+
+package transfer
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"syscall"
+)
+
+// lockDir takes an exclusive advisory lock so that two runs never share one
+// journal; the kernel drops it when the process dies, even by SIGKILL.
+func lockDir(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("transfer: lock %s: %w", path, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("transfer: %s is in use by another run", path)
+		}
+		return nil, fmt.Errorf("transfer: lock %s: %w", path, err)
+	}
+	return f, nil
+}

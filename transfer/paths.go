@@ -1,0 +1,90 @@
+package transfer
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/imgdataset/imgdataset/store"
+)
+
+// stateDir is the directory under OutDir that holds the journal and part files.
+const stateDir = ".imgdataset"
+
+// cleanRel validates a dataset name or object path that will be joined to the
+// output directory: relative, no "..", not empty, not inside the state directory.
+func cleanRel(what, p string) (string, error) {
+	c, err := store.CleanKey(p)
+	if err != nil {
+		return "", fmt.Errorf("%s %q: %w", what, p, err)
+	}
+	if c == "" {
+		return "", fmt.Errorf("%s %q: empty: %w", what, p, store.ErrBadKey)
+	}
+	return c, nil
+}
+
+// cleanDataset validates a dataset name; it may not shadow the state directory.
+func cleanDataset(name string) (string, error) {
+	c, err := cleanRel("dataset", name)
+	if err != nil {
+		return "", err
+	}
+	first, _, _ := strings.Cut(c, "/")
+	if first == stateDir {
+		return "", fmt.Errorf("dataset %q: reserved name: %w", name, store.ErrBadKey)
+	}
+	return c, nil
+}
+
+// partName is the part file name of an object: a hash, so that hostile or very
+// long paths never shape names in the state directory.
+func partName(dataset, path string) string {
+	h := sha256.Sum256([]byte(entryKey(dataset, path)))
+	return hex.EncodeToString(h[:16])
+}
+
+// ensureDir creates root/rel (rel slash-separated, already cleaned) one
+// component at a time and refuses to pass through a symlink or a non-directory,
+// so that a link planted in the output tree cannot redirect writes outside it.
+// root itself may be a symlink: the user chose it.
+func ensureDir(root, rel string) error {
+	p := root
+	if rel == "" || rel == "." {
+		return nil
+	}
+	for _, seg := range strings.Split(rel, "/") {
+		p = filepath.Join(p, seg)
+		fi, err := os.Lstat(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			if err := os.Mkdir(p, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+				return err
+			}
+			if fi, err = os.Lstat(p); err != nil {
+				return err
+			}
+		} else if err != nil {
+			return err
+		}
+		if fi.Mode()&fs.ModeSymlink != 0 {
+			return fmt.Errorf("%s is a symlink: %w", p, store.ErrBadKey)
+		}
+		if !fi.IsDir() {
+			return fmt.Errorf("%s is not a directory", p)
+		}
+	}
+	return nil
+}
+
+// parentRel returns the slash-separated directory part of rel ("" for none).
+func parentRel(rel string) string {
+	if i := strings.LastIndexByte(rel, '/'); i >= 0 {
+		return rel[:i]
+	}
+	return ""
+}
