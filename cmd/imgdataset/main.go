@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -79,7 +80,7 @@ Exit codes: 0 success, 1 a dataset failed, 2 usage error, 130 interrupted.`,
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(demoCmd(), runCmd(), planCmd(), inspectCmd(), catalogCmd())
+	root.AddCommand(demoCmd(), runCmd(), planCmd(), inspectCmd(), catalogCmd(), cropCmd(), convertCmd())
 	return root
 }
 
@@ -337,5 +338,116 @@ func catalogCmd() *cobra.Command {
 		},
 	}
 	c.Flags().StringVarP(&out, "output", "o", "-", "table file (.csv or .jsonl); - for stdout")
+	return c
+}
+
+func parseZYX(flag, v string) ([]int64, error) {
+	if v == "" {
+		return nil, nil
+	}
+	parts := strings.Split(v, ",")
+	if len(parts) != 3 {
+		return nil, fmt.Errorf("--%s %q: want three integers z,y,x", flag, v)
+	}
+	out := make([]int64, 3)
+	for i, p := range parts {
+		n, err := strconv.ParseInt(strings.TrimSpace(p), 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("--%s %q: %v", flag, v, err)
+		}
+		out[i] = n
+	}
+	return out, nil
+}
+
+func cropCmd() *cobra.Command {
+	var size, origin, out string
+	var seed int64
+	var scale int
+	var align, asJSON bool
+	c := &cobra.Command{
+		Use:   "crop SRC --size Z,Y,X (--origin Z,Y,X | --seed N) -o OUT",
+		Short: "Copy a region of any volume (local or remote) to OME-Zarr or BigTIFF",
+		Long: `crop reads only the chunks a region touches and streams them to OUT: OME-Zarr
+(NGFF 0.4, with a translation equal to origin × voxel size, so the crop sits
+where it came from) or BigTIFF when OUT ends in .tif. The origin, seed, source
+and scale are recorded in the output's attributes.
+
+With --seed the origin is random but reproducible, and it is chosen inside the
+tissue: origins are drawn from a PCG stream seeded by N (snapped to the chunk
+grid with --align); for each draw the same region is read on the coarsest scale
+whose axes are all at least 4 voxels, and the draw is kept when at least 50% of
+those voxels are non-zero ("empty" means 0, the fill value of resin/background
+and of missing chunks). After 32 draws the best one is used and the note says so.`,
+		Example: `  imgdataset crop gs://neuroglancer-janelia-flyem-hemibrain/emdata/clahe_yz/jpeg --size 1000,1000,1000 --seed 42 --align -o crop.zarr
+  imgdataset crop data/volumedata.tif --size 64,256,256 --origin 0,0,0 -o sub.tif`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			sz, err := parseZYX("size", size)
+			if err != nil {
+				return err
+			}
+			if sz == nil {
+				return errors.New("--size is required")
+			}
+			o, err := parseZYX("origin", origin)
+			if err != nil {
+				return err
+			}
+			spec := manifest.Crop{Size: sz, Origin: o, Scale: scale, AlignToChunks: align}
+			if cmd.Flags().Changed("seed") {
+				spec.Seed = &seed
+			}
+			if out == "" {
+				return errors.New("-o OUT is required")
+			}
+			res, err := pipeline.Crop(cmd.Context(), args[0], spec, out, pipeline.Options{Log: cmd.ErrOrStderr()})
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(res)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: %v at origin %v of %s (scale %d) → %s\n  %s\n", res.Array, res.Size, res.Origin, res.Source, res.Scale, res.Output, res.Note)
+			return nil
+		},
+	}
+	c.Flags().StringVar(&size, "size", "", "region size z,y,x in voxels (required)")
+	c.Flags().StringVar(&origin, "origin", "", "region origin z,y,x in voxels")
+	c.Flags().Int64Var(&seed, "seed", 0, "draw a reproducible random origin inside the tissue")
+	c.Flags().IntVar(&scale, "scale", 0, "scale level (0 = full resolution)")
+	c.Flags().BoolVar(&align, "align", false, "snap a random origin to the chunk grid (fewer chunks touched)")
+	c.Flags().StringVarP(&out, "output", "o", "", "output .zarr directory or .tif file")
+	c.Flags().BoolVar(&asJSON, "json", false, "print what was cropped as JSON")
+	return c
+}
+
+func convertCmd() *cobra.Command {
+	var out, array string
+	var chunks int64
+	var levels int
+	c := &cobra.Command{
+		Use:   "convert SRC -o OUT.zarr",
+		Short: "Convert any volume the tool reads to OME-Zarr (or BigTIFF)",
+		Example: `  imgdataset convert volumedata.tif -o volumedata.zarr --levels 4
+  imgdataset convert s3://janelia-cosem-datasets/jrc_mus-nacc-2/jrc_mus-nacc-2.zarr --array recon-2/em/fibsem-int16/s5 -o s5.zarr`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if out == "" {
+				return errors.New("-o OUT is required")
+			}
+			if err := pipeline.Convert(cmd.Context(), args[0], array, out, chunks, levels, pipeline.Options{Log: cmd.ErrOrStderr()}); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s → %s\n", args[0], out)
+			return nil
+		},
+	}
+	c.Flags().StringVarP(&out, "output", "o", "", "output .zarr directory or .tif file")
+	c.Flags().StringVar(&array, "array", "", "which array of SRC (default: the first)")
+	c.Flags().Int64Var(&chunks, "chunks", 128, "chunk edge in voxels")
+	c.Flags().IntVar(&levels, "levels", 1, "multiscale levels (each halves the spatial axes)")
 	return c
 }
