@@ -31,6 +31,11 @@ func TestDemoEndToEnd(t *testing.T) {
 		}
 	}
 	rows := readTable(t, filepath.Join(out, "metadata_table.csv"))
+	// One row per array: 2 IDR stacks, 16 sections + their stack, 6 EPFL stacks,
+	// every OpenOrganelle level (EM and labels) and one crop.
+	if want := 2 + sample.EMPIARSections + 1 + len(sample.EPFLFiles) + sample.CosemLevels + 2 + 1; len(rows) != want {
+		t.Errorf("table has %d rows, want %d", len(rows), want)
+	}
 	by := map[string][]map[string]string{}
 	for _, r := range rows {
 		by[r["dataset"]] = append(by[r["dataset"]], r)
@@ -65,6 +70,16 @@ func TestDemoEndToEnd(t *testing.T) {
 		switch r["format"] {
 		case "dm":
 			sections++
+			// The REST API's numbers disagree with the files, as they do for the
+			// real entry (5628×5632 at 80 Å vs 5496×5500 at 7.998 nm): the file
+			// wins and the row says what disagreed and with whom.
+			for _, c := range []string{"voxel_size_x: file 7.998250424861908 nm, api (EMPIAR REST API) 8 nm", "y 100≠5632", "x 96≠5628"} {
+				if !strings.Contains(r["conflicts"], c) {
+					t.Errorf("empiar %s: conflicts %q lack %q", r["array"], r["conflicts"], c)
+				}
+			}
+			wantStr(t, r, "doi", "10.6019/EMPIAR-11759")
+			wantStr(t, r, "acquisition_date", "2018-06-11T22:27:16")
 			wantNum(t, r, "shape_y", float64(sample.EMPIARShape[0]))
 			wantNum(t, r, "voxel_size_x_nm", sample.EMPIARPixelUM*1000)
 			wantNum(t, r, "voxel_size_z_nm", sample.EMPIARZSpacingNM)
