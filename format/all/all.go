@@ -4,6 +4,7 @@ package all
 import (
 	"github.com/imgdataset/imgdataset/format"
 	"github.com/imgdataset/imgdataset/format/dm"
+	"github.com/imgdataset/imgdataset/format/n5"
 	"github.com/imgdataset/imgdataset/format/precomputed"
 	"github.com/imgdataset/imgdataset/format/tiff"
 	"github.com/imgdataset/imgdataset/format/zarr"
@@ -16,7 +17,7 @@ func Registry() *format.Registry {
 	return format.NewRegistry(
 		zarr.Format{},
 		precomputed.Format{},
-		n5Detector{},
+		n5.Format{},
 		tiff.Format{},
 		dm.Format{},
 	)

@@ -1,0 +1,148 @@
+package n5
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/imgdataset/imgdataset/codec"
+	"github.com/imgdataset/imgdataset/format"
+)
+
+// Block modes of the N5 block header.
+const (
+	modeDefault   = 0
+	modeVarLength = 1
+)
+
+// blockHeader is the uncompressed header in front of every N5 block:
+// mode u16, ndim u16, ndim × u32 dims, and in varlength mode a u32 element
+// count, all big-endian.
+type blockHeader struct {
+	mode  uint16
+	dims  []int64 // N5 order
+	count int64   // elements in the payload
+	size  int     // header length in bytes
+}
+
+// errBlock is wrapped by malformed block headers.
+var errBlock = errors.New("malformed N5 block")
+
+// parseBlockHeader decodes the header at the start of b. It checks only the
+// header's own consistency; the caller checks it against the dataset.
+func parseBlockHeader(b []byte) (blockHeader, error) {
+	if len(b) < 4 {
+		return blockHeader{}, fmt.Errorf("%w: %d bytes, short of a header", errBlock, len(b))
+	}
+	h := blockHeader{mode: binary.BigEndian.Uint16(b)}
+	if h.mode != modeDefault && h.mode != modeVarLength {
+		return blockHeader{}, fmt.Errorf("%w: mode %d: %w", errBlock, h.mode, format.ErrNotSupported)
+	}
+	n := int(binary.BigEndian.Uint16(b[2:]))
+	if n == 0 || n > maxRank {
+		return blockHeader{}, fmt.Errorf("%w: %d dimensions", errBlock, n)
+	}
+	h.size = 4 + 4*n
+	if h.mode == modeVarLength {
+		h.size += 4
+	}
+	if len(b) < h.size {
+		return blockHeader{}, fmt.Errorf("%w: %d bytes, header needs %d", errBlock, len(b), h.size)
+	}
+	h.dims = make([]int64, n)
+	h.count = 1
+	for i := range h.dims {
+		h.dims[i] = int64(binary.BigEndian.Uint32(b[4+4*i:]))
+		// Each factor is < 2^32 and the running product is capped below, so
+		// it cannot overflow.
+		h.count *= h.dims[i]
+		if h.count > maxBlockBytes {
+			return blockHeader{}, fmt.Errorf("%w: dimensions %v exceed %d elements", errBlock, h.dims[:i+1], maxBlockBytes)
+		}
+	}
+	if h.mode == modeVarLength {
+		h.count = int64(binary.BigEndian.Uint32(b[4+4*n:]))
+	}
+	return h, nil
+}
+
+// checkAgainst verifies that the header describes a block of this dataset at
+// this position: need is the in-bounds extent (N5 order), block the nominal
+// block size. Truncated edge blocks (n5-java, z5, tensorstore) declare
+// exactly need; zarr-python's N5Store writes edge blocks padded to the full
+// block size, which is accepted and cropped.
+func (h blockHeader) checkAgainst(need, block []int64) error {
+	if len(h.dims) != len(need) {
+		return fmt.Errorf("%w: %d dimensions, dataset has %d", errBlock, len(h.dims), len(need))
+	}
+	for i := range need {
+		if h.dims[i] < need[i] || h.dims[i] > max(block[i], need[i]) {
+			return fmt.Errorf("%w: block dimensions %v, expected %v (or up to %v)", errBlock, h.dims, need, block)
+		}
+	}
+	if h.mode == modeVarLength {
+		area := int64(1)
+		for _, d := range h.dims {
+			area *= d
+		}
+		if h.count != area {
+			return fmt.Errorf("%w: varlength block holds %d elements, dimensions %v need %d", errBlock, h.count, h.dims, area)
+		}
+	}
+	return nil
+}
+
+// decompress decodes a block payload with the dataset's compression into
+// exactly want bytes.
+func decompress(cs *codec.Codecs, c compression, payload []byte, want int) ([]byte, error) {
+	var out []byte
+	var err error
+	switch c.Type {
+	case "raw":
+		out = payload
+	case "gzip":
+		id := "gzip"
+		if c.Zlib {
+			id = "zlib"
+		}
+		out, err = cs.Decode(id, payload, want)
+	case "bzip2":
+		out, err = cs.Decode("bz2", payload, want)
+	case "zstd", "blosc":
+		out, err = cs.Decode(c.Type, payload, want)
+	case "lz4":
+		out, err = decodeLZ4Java(payload, want)
+	case "xz":
+		out, err = decodeXZ(payload, want)
+	default:
+		return nil, fmt.Errorf("compression %q: %w", c.Type, format.ErrNotSupported)
+	}
+	if err != nil {
+		if errors.Is(err, codec.ErrUnsupported) {
+			return nil, fmt.Errorf("%w: %w", format.ErrNotSupported, err)
+		}
+		return nil, err
+	}
+	if len(out) != want {
+		return nil, fmt.Errorf("decoded to %d bytes, want %d", len(out), want)
+	}
+	return out, nil
+}
+
+// swapToLittle converts big-endian elements of size elem to little-endian in place.
+func swapToLittle(b []byte, elem int) {
+	switch elem {
+	case 2:
+		for i := 0; i+1 < len(b); i += 2 {
+			b[i], b[i+1] = b[i+1], b[i]
+		}
+	case 4:
+		for i := 0; i+3 < len(b); i += 4 {
+			binary.LittleEndian.PutUint32(b[i:], binary.BigEndian.Uint32(b[i:]))
+		}
+	case 8:
+		for i := 0; i+7 < len(b); i += 8 {
+			binary.LittleEndian.PutUint64(b[i:], binary.BigEndian.Uint64(b[i:]))
+		}
+	}
+}

@@ -1,0 +1,157 @@
+package n5
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/imgdataset/imgdataset/codec"
+	"github.com/imgdataset/imgdataset/store"
+	"github.com/imgdataset/imgdataset/volume"
+)
+
+// maxInFlight bounds the blocks fetched and decoded concurrently by one
+// ReadRegion, so memory is the region plus this many blocks.
+const maxInFlight = 32
+
+// dataset is one N5 dataset read through a store. The volume it presents is
+// in C order: N5 lists dimensions fastest-first, so its shape, block size and
+// axes are reversed, and a block's bytes are then already in C order.
+type dataset struct {
+	st   *store.Store
+	cs   *codec.Codecs
+	key  string // dataset prefix in the store
+	info volume.Info
+	meta *datasetAttrs
+	grid []int64 // block size, C order
+	elem int
+}
+
+// Info implements volume.Volume.
+func (d *dataset) Info() volume.Info { return d.info }
+
+// ReadRegion implements volume.Volume: the blocks the box touches are read
+// and decoded concurrently (at most maxInFlight at a time) and copied into
+// dst; missing blocks read as zeros.
+func (d *dataset) ReadRegion(ctx context.Context, box volume.Box, dst []byte) error {
+	if err := volume.CheckRead(d.info, box, dst); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if box.Empty() {
+		return nil
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(maxInFlight)
+	err := volume.Grid(d.info.Shape, d.grid, box, func(idx []int64, region volume.Box) error {
+		if err := gctx.Err(); err != nil {
+			return err
+		}
+		g.Go(func() error {
+			data, cell, err := d.readBlock(gctx, idx)
+			if err != nil {
+				return fmt.Errorf("n5 %q: %w", d.info.Name, err)
+			}
+			if data == nil {
+				zero := make([]byte, region.NumElements()*int64(d.elem))
+				volume.CopyBox(dst, box, zero, region, region, d.elem)
+				return nil
+			}
+			volume.CopyBox(dst, box, data, cell, region, d.elem)
+			return nil
+		})
+		return nil
+	})
+	// The group's first error explains a cancellation seen by Grid.
+	if werr := g.Wait(); werr != nil {
+		return werr
+	}
+	return err
+}
+
+// blockKey names the block at grid index idx (C order): N5 keys list the
+// fastest dimension first.
+func (d *dataset) blockKey(idx []int64) string {
+	var b strings.Builder
+	b.WriteString(d.key)
+	for i := len(idx) - 1; i >= 0; i-- {
+		if b.Len() > 0 {
+			b.WriteByte('/')
+		}
+		b.WriteString(strconv.FormatInt(idx[i], 10))
+	}
+	return b.String()
+}
+
+// readBlock reads and decodes the block at grid index idx (C order). It
+// returns the block's elements little-endian in C order and the box they
+// cover (which may reach past the volume for padded edge blocks), or nil
+// data when the block does not exist.
+func (d *dataset) readBlock(ctx context.Context, idx []int64) ([]byte, volume.Box, error) {
+	n := len(idx)
+	key := d.blockKey(idx)
+	need := make([]int64, n) // N5 order
+	for i := range n {
+		c := n - 1 - i
+		start := idx[c] * d.grid[c]
+		need[i] = min(d.grid[c], d.info.Shape[c]-start)
+	}
+	full := volume.Prod(d.meta.block) * int64(d.elem)
+	limit := storedLimit(full) + 4 + 4*int64(n) + 4
+	raw, err := d.st.ReadAll(ctx, key, limit)
+	if errors.Is(err, store.ErrNotExist) {
+		return nil, volume.Box{}, nil
+	}
+	if err != nil {
+		return nil, volume.Box{}, fmt.Errorf("block %q: %w", key, err)
+	}
+	data, hdims, err := decodeBlock(d.cs, d.meta, need, raw)
+	if err != nil {
+		return nil, volume.Box{}, fmt.Errorf("block %q: %w", key, err)
+	}
+	cell := volume.Box{Start: make([]int64, n), Stop: make([]int64, n)}
+	for c := range n {
+		cell.Start[c] = idx[c] * d.grid[c]
+		cell.Stop[c] = cell.Start[c] + hdims[n-1-c]
+	}
+	return data, cell, nil
+}
+
+// decodeBlock parses and decodes a stored block whose in-bounds extent is
+// need (N5 order), returning its elements little-endian in C order and its
+// dimensions as the header states them (N5 order).
+func decodeBlock(cs *codec.Codecs, meta *datasetAttrs, need []int64, raw []byte) ([]byte, []int64, error) {
+	h, err := parseBlockHeader(raw)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := h.checkAgainst(need, meta.block); err != nil {
+		return nil, nil, err
+	}
+	elem := meta.dtype.Size()
+	data, err := decompress(cs, meta.comp, raw[h.size:], int(h.count)*elem)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", meta.comp.Type, err)
+	}
+	swapToLittle(data, elem)
+	return data, h.dims, nil
+}
+
+// storedLimit is the largest stored payload accepted for a decoded size n:
+// compressors may expand incompressible data a little.
+func storedLimit(n int64) int64 { return n + n/4 + 1<<16 }
+
+// reversed returns a reversed copy of s.
+func reversed[T any](s []T) []T {
+	r := make([]T, len(s))
+	for i, v := range s {
+		r[len(s)-1-i] = v
+	}
+	return r
+}
