@@ -1,6 +1,6 @@
 // Package codec decodes and encodes the byte-level compressions that chunked
 // array formats use (Zarr, N5, precomputed): zstd, gzip, zlib, bz2, the
-// numcodecs LZ4 framing and raw bytes.
+// numcodecs LZ4 framing, Blosc1 chunks and raw bytes.
 //
 // Every decode takes an explicit maximum output size, normally the declared
 // size of the chunk, so that a decompression bomb stops at that size instead of
@@ -23,8 +23,9 @@ import (
 	"github.com/pierrec/lz4/v4"
 )
 
-// ErrUnsupported is wrapped when a codec id is recognised but not implemented
-// (blosc, for now) or not known at all.
+// ErrUnsupported is wrapped when a codec id (or a Blosc chunk's format
+// version or internal codec) is recognised but not implemented, or not known
+// at all.
 var ErrUnsupported = errors.New("codec not supported")
 
 // ErrTooLarge is wrapped when decoded data would exceed the caller's maximum.
@@ -139,7 +140,7 @@ func (c *Codecs) Decode(id string, src []byte, maxOut int) ([]byte, error) {
 	case "lz4":
 		out, err = decodeLZ4(src, maxOut)
 	case "blosc":
-		return nil, fmt.Errorf("codec blosc: %w (a pure-Go Blosc decoder is not written yet)", ErrUnsupported)
+		out, err = c.decodeBlosc(src, maxOut)
 	default:
 		return nil, fmt.Errorf("codec %q: %w", id, ErrUnsupported)
 	}
@@ -149,15 +150,21 @@ func (c *Codecs) Decode(id string, src []byte, maxOut int) ([]byte, error) {
 	return out, nil
 }
 
-func (c *Codecs) decodeZstd(src []byte, maxOut int) ([]byte, error) {
+// zstdDecoder returns the shared zstd decoder, created on first use.
+func (c *Codecs) zstdDecoder() (*zstd.Decoder, error) {
 	c.zdecOnce.Do(func() {
 		c.zdec, c.zdecErr = zstd.NewReader(nil,
 			zstd.WithDecoderConcurrency(runtime.GOMAXPROCS(0)),
 			zstd.WithDecoderMaxWindow(maxZstdWindow),
 			zstd.WithDecodeAllCapLimit(true))
 	})
-	if c.zdecErr != nil {
-		return nil, c.zdecErr
+	return c.zdec, c.zdecErr
+}
+
+func (c *Codecs) decodeZstd(src []byte, maxOut int) ([]byte, error) {
+	zdec, err := c.zstdDecoder()
+	if err != nil {
+		return nil, err
 	}
 	// Frames that state their content size are checked before any allocation.
 	var h zstd.Header
@@ -166,7 +173,7 @@ func (c *Codecs) decodeZstd(src []byte, maxOut int) ([]byte, error) {
 	}
 	// With the cap limit, DecodeAll never grows dst beyond its capacity, which
 	// also bounds frames without a content size.
-	out, err := c.zdec.DecodeAll(src, make([]byte, 0, maxOut))
+	out, err := zdec.DecodeAll(src, make([]byte, 0, maxOut))
 	if errors.Is(err, zstd.ErrDecoderSizeExceeded) {
 		return nil, fmt.Errorf("%w (%d): %w", ErrTooLarge, maxOut, err)
 	}
@@ -214,10 +221,16 @@ func readLimited(r io.Reader, maxOut, hint int) ([]byte, error) {
 }
 
 // Encode compresses src with the codec id at level (0 = the codec's default).
-// bz2 and blosc cannot be encoded.
+// bz2 cannot be encoded. blosc uses lz4 with byte shuffle and typesize 1
+// (level 0 = 5, as numcodecs); EncodeBlosc chooses the other options.
 func (c *Codecs) Encode(id string, level int, src []byte) ([]byte, error) {
 	id = Canonical(id)
 	switch id {
+	case "blosc":
+		if level == 0 {
+			level = 5
+		}
+		return c.EncodeBlosc(src, BloscOptions{CName: "lz4", CLevel: level, Shuffle: BloscShuffle, TypeSize: 1})
 	case "raw":
 		return append([]byte(nil), src...), nil
 	case "zstd":

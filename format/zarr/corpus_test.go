@@ -29,11 +29,6 @@ func knownMismatch(e corpus.Entry) string {
 	case strings.HasSuffix(e.Path, ".S7"), strings.HasSuffix(e.Path, ".U7"), strings.HasSuffix(e.Path, ".U13.le"):
 		return "byte/unicode string dtype is not an array dtype"
 	}
-	for _, f := range e.Features {
-		if strings.Contains(f, "blosc") {
-			return "blosc compressor (pure-Go decoder scheduled separately)"
-		}
-	}
 	return ""
 }
 

@@ -195,7 +195,8 @@ func TestUnsupported(t *testing.T) {
 	dir := t.TempDir()
 	st := store.New(store.NewFile(dir))
 	st.WriteAll(ctx, "blosc/.zarray", []byte(`{"zarr_format":2,"shape":[4],"chunks":[4],"dtype":"<i2","compressor":{"id":"blosc","cname":"lz4"},"fill_value":0,"order":"C","filters":null}`))
-	st.WriteAll(ctx, "blosc/0", []byte{2, 1, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17})
+	// A Blosc2 chunk (format version 3): recognised, not readable by a Blosc1 decoder.
+	st.WriteAll(ctx, "blosc/0", []byte{3, 1, 0, 2, 8, 0, 0, 0, 8, 0, 0, 0, 17, 0, 0, 0, 0})
 	st.WriteAll(ctx, "delta/.zarray", []byte(`{"zarr_format":2,"shape":[4],"chunks":[4],"dtype":"<i2","compressor":null,"fill_value":0,"order":"C","filters":[{"id":"delta","dtype":"<i2"}]}`))
 	st.WriteAll(ctx, "str/.zarray", []byte(`{"zarr_format":2,"shape":[4],"chunks":[4],"dtype":"|S7","compressor":null,"fill_value":"","order":"C","filters":null}`))
 	for _, k := range []string{"blosc", "delta"} {
