@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"math"
 	"strings"
 	"testing"
 
@@ -99,5 +100,20 @@ func TestCSVAndJSONLAgree(t *testing.T) {
 	}
 	if obj["crop_seed"] != float64(7) || obj["conflicts"] != "a; b" || obj["voxel_size_x_nm"] != nil {
 		t.Fatalf("jsonl row %v", obj)
+	}
+}
+
+func TestNaNIsNullInJSON(t *testing.T) {
+	nan := math.NaN()
+	rs := []Record{{Dataset: "a", Status: "ok", ValueMean: &nan}}
+	j, err := JSONLines(rs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(j), `"value_mean":null`) {
+		t.Fatalf("NaN not written as null: %s", j)
+	}
+	if _, err := json.Marshal(Document{Records: rs}); err != nil {
+		t.Fatalf("catalog.json with a NaN: %v", err)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 
@@ -153,7 +154,11 @@ func JSONLines(rs []Record) ([]byte, error) {
 				b.WriteString(",")
 			}
 			k, _ := json.Marshal(f.Name)
-			v, err := json.Marshal(f.Value)
+			val := f.Value
+			if x, ok := val.(float64); ok && (math.IsNaN(x) || math.IsInf(x, 0)) {
+				val = nil // JSON has no NaN/Inf; CSV and Parquet keep them
+			}
+			v, err := json.Marshal(val)
 			if err != nil {
 				return nil, fmt.Errorf("catalog: %s/%s column %s: %w", r.Dataset, r.Array, f.Name, err)
 			}
@@ -177,6 +182,9 @@ type Document struct {
 func (r Record) MarshalJSON() ([]byte, error) {
 	m := map[string]any{}
 	for _, f := range r.Fields() {
+		if x, ok := f.Value.(float64); ok && (math.IsNaN(x) || math.IsInf(x, 0)) {
+			continue
+		}
 		if f.Value != nil {
 			m[f.Name] = f.Value
 		}
@@ -195,19 +203,23 @@ func (r Record) MarshalJSON() ([]byte, error) {
 
 // Outputs are the table files written into the output directory.
 type Outputs struct {
-	CSV, JSONL, JSON string
+	CSV, JSONL, Parquet, JSON string
 }
 
 // WriteAll writes metadata_table.csv, metadata_table.jsonl and catalog.json
 // atomically into st (each appears complete or not at all).
 func WriteAll(ctx context.Context, st *store.Store, rs []Record) (Outputs, error) {
 	Sort(rs)
-	out := Outputs{CSV: "metadata_table.csv", JSONL: "metadata_table.jsonl", JSON: "catalog.json"}
+	out := Outputs{CSV: "metadata_table.csv", JSONL: "metadata_table.jsonl", Parquet: "metadata_table.parquet", JSON: "catalog.json"}
 	c, err := CSV(rs)
 	if err != nil {
 		return out, err
 	}
 	j, err := JSONLines(rs)
+	if err != nil {
+		return out, err
+	}
+	pq, err := Parquet(rs)
 	if err != nil {
 		return out, err
 	}
@@ -218,7 +230,7 @@ func WriteAll(ctx context.Context, st *store.Store, rs []Record) (Outputs, error
 	for _, f := range []struct {
 		name string
 		b    []byte
-	}{{out.CSV, c}, {out.JSONL, j}, {out.JSON, doc}} {
+	}{{out.CSV, c}, {out.JSONL, j}, {out.Parquet, pq}, {out.JSON, doc}} {
 		if err := st.WriteAll(ctx, f.name, f.b); err != nil {
 			return out, fmt.Errorf("write %s: %w", f.name, err)
 		}

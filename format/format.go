@@ -6,6 +6,7 @@
 package format
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -56,6 +57,11 @@ func (r *Registry) Detect(ctx context.Context, st *store.Store, key string) (For
 	if err != nil && !errors.Is(err, store.ErrNotExist) {
 		return nil, err
 	}
+	if looksLikeHTML(head) {
+		// A web server answers a directory prefix with an index page: that is
+		// not an object, so let the chunked-store formats probe their markers.
+		head = nil
+	}
 	for _, f := range r.formats {
 		if f.Detect(ctx, st, key, head) {
 			return f, nil
@@ -92,4 +98,14 @@ func readHead(ctx context.Context, st *store.Store, key string) ([]byte, error) 
 	}
 	defer rc.Close()
 	return io.ReadAll(io.LimitReader(rc, n))
+}
+
+// looksLikeHTML reports whether head is an HTML page (no image format starts with "<").
+func looksLikeHTML(head []byte) bool {
+	h := bytes.TrimLeft(head, " \t\r\n\xef\xbb\xbf")
+	if len(h) == 0 || h[0] != '<' {
+		return false
+	}
+	l := bytes.ToLower(h[:min(len(h), 64)])
+	return bytes.HasPrefix(l, []byte("<!doctype html")) || bytes.HasPrefix(l, []byte("<html")) || bytes.HasPrefix(l, []byte("<head")) || bytes.HasPrefix(l, []byte("<pre"))
 }

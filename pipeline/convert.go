@@ -18,7 +18,7 @@ import (
 // left as they are. Equally shaped 2-D sections that carry a z spacing (serial
 // sections, one DM3 per slice) are stacked into one 3-D volume first, which
 // also gets its own catalog row because it is a new array.
-func convertAll(ctx context.Context, opt *Options, out *store.Store, r *source.Resolved, vols []volume.Volume, dr *DatasetReport) ([]catalog.Record, error) {
+func convertAll(ctx context.Context, opt *Options, out *store.Store, r *source.Resolved, vols []volume.Volume, dr *DatasetReport, rep *Report) ([]catalog.Record, error) {
 	var singles []volume.Volume
 	var sections []volume.Volume
 	for _, v := range vols {
@@ -55,8 +55,10 @@ func convertAll(ctx context.Context, opt *Options, out *store.Store, r *source.R
 			rec := catalog.Record{Dataset: r.Dataset.Name, LocalPath: key, Format: f.Name(), Status: "ok", MetadataSource: r.FactsSource,
 				Notes: []string{fmt.Sprintf("stack of %d sections; z spacing %g %s from %s", len(sections), zs.value, zs.unit, zs.source)}}
 			catalog.FromVolume(ctx, &rec, cv[0], hints(r, unit{}), opt.SampleBudget)
+			rec.Array = arrayName(key, cv[0].Info().Name)
 			applyFacts(&rec, r, unit{})
 			recs = append(recs, rec)
+			rep.keep(rec, cv[0])
 		}
 	} else {
 		singles = append(singles, sections...)

@@ -34,7 +34,7 @@ func findFormat(reg *format.Registry, name string) format.Format {
 
 // cropVolume reads a region of a remote volume into an OME-Zarr under the
 // dataset directory and returns its catalog row.
-func cropVolume(ctx context.Context, opt *Options, out *store.Store, r *source.Resolved, ref source.VolumeRef, dr *DatasetReport) ([]catalog.Record, error) {
+func cropVolume(ctx context.Context, opt *Options, out *store.Store, r *source.Resolved, ref source.VolumeRef, dr *DatasetReport, rep *Report) ([]catalog.Record, error) {
 	c := r.Dataset.Take.Crop
 	if c == nil {
 		return nil, fmt.Errorf("%s: %s is a volume to read in place, but the manifest gives no crop", r.Dataset.Name, ref.StoreURL)
@@ -108,6 +108,7 @@ func cropVolume(ctx context.Context, opt *Options, out *store.Store, r *source.R
 		}
 		applyFacts(&rec, r, unit{})
 		recs = append(recs, rec)
+		rep.keep(rec, v)
 	}
 	return recs, nil
 }

@@ -119,10 +119,19 @@ func arrayOf(v volume.Volume) InspectArray {
 	return a
 }
 
+// CatalogResult is the table of a catalog run and the arrays behind its rows.
+type CatalogResult struct {
+	Records []catalog.Record
+	// Volumes maps catalog.VolumeKey of each readable row to its array (for report.html).
+	Volumes map[string]volume.Volume
+}
+
 // Catalog builds table rows for local trees and remote objects without
-// downloading them: every file or store found is opened by header reads only.
-func Catalog(ctx context.Context, targets []string, opt Options) ([]catalog.Record, error) {
+// downloading them: every file or store found is opened by header reads only
+// (value statistics read a bounded strided sample).
+func Catalog(ctx context.Context, targets []string, opt Options) (*CatalogResult, error) {
 	opt.Defaults()
+	res := &CatalogResult{Volumes: map[string]volume.Volume{}}
 	var recs []catalog.Record
 	for _, t := range targets {
 		items, err := expand(t)
@@ -157,11 +166,13 @@ func Catalog(ctx context.Context, targets []string, opt Options) ([]catalog.Reco
 				r.Status = "ok"
 				catalog.FromVolume(ctx, &r, v, catalog.Hints{}, opt.SampleBudget)
 				recs = append(recs, r)
+				res.Volumes[catalog.VolumeKey(r)] = v
 			}
 		}
 	}
 	catalog.Sort(recs)
-	return recs, nil
+	res.Records = recs
+	return res, nil
 }
 
 // expand turns a local directory into the files and stores it holds; URLs and

@@ -99,10 +99,11 @@ func TestCatalogLocalTree(t *testing.T) {
 	dir := t.TempDir()
 	writeSampleTIFF(t, dir)
 	os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("not an image"), 0o644)
-	recs, err := Catalog(context.Background(), []string{dir}, Options{})
+	res, err := Catalog(context.Background(), []string{dir}, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	recs := res.Records
 	if len(recs) != 1 || recs[0].Format != "tiff" || recs[0].VoxelX == nil || *recs[0].VoxelX != 20 {
 		t.Fatalf("records %+v", recs)
 	}

@@ -35,7 +35,18 @@ type Report struct {
 	OutDir   string           `json:"out_dir"`
 	Datasets []*DatasetReport `json:"datasets"`
 	Tables   catalog.Outputs  `json:"tables"`
+	HTML     string           `json:"report"` // report.html, relative to OutDir
 	Records  []catalog.Record `json:"-"`
+	// vols are the arrays behind the records, by catalog.VolumeKey, for the report.
+	vols map[string]volume.Volume
+}
+
+// keep remembers the volume behind a record for the HTML report.
+func (r *Report) keep(rec catalog.Record, v volume.Volume) {
+	if r.vols == nil {
+		r.vols = map[string]volume.Volume{}
+	}
+	r.vols[catalog.VolumeKey(rec)] = v
 }
 
 // Failed reports whether any dataset failed.
@@ -121,7 +132,7 @@ func Run(ctx context.Context, m *manifest.Manifest, opt Options) (*Report, error
 			continue
 		}
 		dr := byName[d.Name]
-		recs, err := processDataset(ctx, &opt, out, resolved[i], results[d.Name], dr)
+		recs, err := processDataset(ctx, &opt, out, resolved[i], results[d.Name], dr, rep)
 		if err != nil {
 			dr.Status = "failed"
 			dr.Errors = append(dr.Errors, err.Error())
@@ -134,6 +145,9 @@ func Run(ctx context.Context, m *manifest.Manifest, opt Options) (*Report, error
 		return rep, err
 	}
 	rep.Tables = tables
+	if err := writeReport(ctx, out, rep); err != nil {
+		return rep, err
+	}
 	return rep, nil
 }
 
@@ -179,7 +193,7 @@ func storeRoot(p string) string {
 	return p
 }
 
-func processDataset(ctx context.Context, opt *Options, out *store.Store, r *source.Resolved, results map[string]transfer.Result, dr *DatasetReport) ([]catalog.Record, error) {
+func processDataset(ctx context.Context, opt *Options, out *store.Store, r *source.Resolved, results map[string]transfer.Result, dr *DatasetReport, rep *Report) ([]catalog.Record, error) {
 	var recs []catalog.Record
 	var readable []volume.Volume
 	for _, u := range groupUnits(r.Dataset.Name, r.Objects) {
@@ -230,12 +244,13 @@ func processDataset(ctx context.Context, opt *Options, out *store.Store, r *sour
 			rec.Array = arrayName(u.key, v.Info().Name)
 			applyFacts(&rec, r, u)
 			recs = append(recs, rec)
+			rep.keep(rec, v)
 			readable = append(readable, v)
 		}
 	}
 	// Crops of remote volumes.
 	for _, ref := range r.Volumes {
-		rec, err := cropVolume(ctx, opt, out, r, ref, dr)
+		rec, err := cropVolume(ctx, opt, out, r, ref, dr, rep)
 		if err != nil {
 			dr.Status = "failed"
 			dr.Errors = append(dr.Errors, err.Error())
@@ -244,7 +259,7 @@ func processDataset(ctx context.Context, opt *Options, out *store.Store, r *sour
 		recs = append(recs, rec...)
 	}
 	if opt.Convert {
-		crecs, err := convertAll(ctx, opt, out, r, readable, dr)
+		crecs, err := convertAll(ctx, opt, out, r, readable, dr, rep)
 		if err != nil {
 			return recs, err
 		}
@@ -421,4 +436,51 @@ func human(n int64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// writeReport draws report.html: the table, and one card per array file or
+// store, showing the coarsest level that still has ≥ 256 voxels across (so a
+// pyramid costs a few chunks, not a full-resolution pass).
+func writeReport(ctx context.Context, out *store.Store, rep *Report) error {
+	type cand struct {
+		key  string
+		v    volume.Volume
+		size int64
+	}
+	best := map[string]cand{}
+	for _, rec := range rep.Records {
+		k := catalog.VolumeKey(rec)
+		v, ok := rep.vols[k]
+		if !ok {
+			continue
+		}
+		in := v.Info()
+		var side int64
+		for _, s := range in.Shape[max(0, len(in.Shape)-2):] {
+			side = max(side, s)
+		}
+		group := rec.Dataset + "/" + rec.LocalPath
+		if rec.ScaleLevel == nil {
+			group += "#" + rec.Array
+		}
+		c, seen := best[group]
+		switch {
+		case !seen:
+		case side >= 256 && (c.size < 256 || side < c.size):
+		case c.size < 256 && side > c.size:
+		default:
+			continue
+		}
+		best[group] = cand{key: k, v: v, size: side}
+	}
+	vols := map[string]volume.Volume{}
+	for _, c := range best {
+		vols[c.key] = c.v
+	}
+	html, err := catalog.Report(ctx, rep.Records, vols, catalog.ReportOptions{Title: "imgdataset: " + rep.OutDir})
+	if err != nil {
+		return fmt.Errorf("report.html: %w", err)
+	}
+	rep.HTML = "report.html"
+	return out.WriteAll(ctx, rep.HTML, html)
 }

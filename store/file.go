@@ -236,6 +236,12 @@ func (w *fileWriter) Close() error {
 	}
 	w.done = true
 	name := w.f.Name()
+	// CreateTemp makes 0600 files; outputs are ordinary shared data files.
+	if err := w.f.Chmod(0o644); err != nil {
+		w.f.Close()
+		os.Remove(name)
+		return err
+	}
 	if err := w.f.Sync(); err != nil {
 		w.f.Close()
 		os.Remove(name)

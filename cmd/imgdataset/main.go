@@ -143,7 +143,10 @@ func report(cmd *cobra.Command, rep *pipeline.Report, asJSON bool) error {
 				fmt.Fprintf(w, "      error: %s\n", e)
 			}
 		}
-		fmt.Fprintf(w, "table: %s (also %s, %s)\n", filepath.Join(rep.OutDir, rep.Tables.CSV), rep.Tables.JSONL, rep.Tables.JSON)
+		fmt.Fprintf(w, "table: %s (also %s, %s, %s)\n", filepath.Join(rep.OutDir, rep.Tables.CSV), rep.Tables.JSONL, rep.Tables.Parquet, rep.Tables.JSON)
+		if rep.HTML != "" {
+			fmt.Fprintf(w, "report: %s\n", filepath.Join(rep.OutDir, rep.HTML))
+		}
 	}
 	if rep.Failed() {
 		return exitError{exitFailed}
@@ -302,21 +305,27 @@ func catalogCmd() *cobra.Command {
 		Use:   "catalog PATH-or-URL...",
 		Short: "Write the metadata table for local trees or remote objects (remote: headers only)",
 		Example: `  imgdataset catalog data/ -o table.csv
-  imgdataset catalog https://example.org/stack.tif s3://bucket/store.zarr -o table.jsonl`,
+  imgdataset catalog data/ -o report.html
+  imgdataset catalog https://example.org/stack.tif s3://bucket/store.zarr -o table.parquet`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			recs, err := pipeline.Catalog(cmd.Context(), args, pipeline.Options{})
+			res, err := pipeline.Catalog(cmd.Context(), args, pipeline.Options{})
 			if err != nil {
 				return err
 			}
+			recs := res.Records
 			var b []byte
 			switch strings.ToLower(filepath.Ext(out)) {
 			case ".jsonl":
 				b, err = catalog.JSONLines(recs)
-			case ".csv", "":
+			case ".csv", "", "-":
 				b, err = catalog.CSV(recs)
+			case ".parquet":
+				b, err = catalog.Parquet(recs)
+			case ".html":
+				b, err = catalog.Report(cmd.Context(), recs, res.Volumes, catalog.ReportOptions{Title: "imgdataset catalog: " + strings.Join(args, " ")})
 			default:
-				return fmt.Errorf("-o %s: supported table formats are .csv and .jsonl", out)
+				return fmt.Errorf("-o %s: supported outputs are .csv, .jsonl, .parquet and .html", out)
 			}
 			if err != nil {
 				return err
@@ -337,7 +346,7 @@ func catalogCmd() *cobra.Command {
 			return nil
 		},
 	}
-	c.Flags().StringVarP(&out, "output", "o", "-", "table file (.csv or .jsonl); - for stdout")
+	c.Flags().StringVarP(&out, "output", "o", "-", "table file (.csv, .jsonl, .parquet) or report (.html); - for CSV on stdout")
 	return c
 }
 

@@ -164,6 +164,9 @@ func planar(img image.Image, nc, es int) ([]byte, error) {
 	b := img.Bounds()
 	w, h := b.Dx(), b.Dy()
 	n := w * h
+	if im, ok := img.(*image.Gray); ok && nc == 1 && es == 1 && im.Stride == w && len(im.Pix) >= n {
+		return im.Pix[:n], nil // already planar: spare a copy (and an allocation) per chunk
+	}
 	out := make([]byte, n*nc*es)
 	switch im := img.(type) {
 	case *image.Gray:

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"image"
 	"io"
 	"io/fs"
 	"os"
@@ -130,6 +131,15 @@ func FuzzOpen(f *testing.F) {
 		f.Add(s)
 		f.Add(s[:len(s)/2])
 	}
+	gray := func(y0, y1 int) image.Image { return image.NewGray(image.Rect(0, 0, 12, y1-y0)) }
+	j, _ := jpegTIFF(f, gray, 12, 10, 4, 1, true)
+	f.Add(j)
+	var ome bytes.Buffer
+	desc := omeHead + `<Image ID="Image:0"><Pixels DimensionOrder="XYCZT" Type="uint16" SizeX="18" SizeY="20" SizeC="3" PhysicalSizeX="2"><TiffData IFD="2" FirstC="0"/><TiffData IFD="0" PlaneCount="2" FirstC="1"/></Pixels></Image></OME>`
+	if err := Write(context.Background(), &ome, testVolume(f, volume.Uint16, 3, 20, 18), WriteOptions{Description: desc}); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(ome.Bytes())
 	f.Add([]byte("II*\x00\x08\x00\x00\x00\x00\x00"))
 	f.Add([]byte("MM\x00+\x00\x08\x00\x00\x00\x00\x00\x00\x00\x00\x00\x10"))
 	f.Fuzz(func(t *testing.T, b []byte) {

@@ -44,6 +44,7 @@ const (
 	tagSubIFDs          = 330
 	tagExtraSamples     = 338
 	tagSampleFormat     = 339
+	tagJPEGTables       = 347
 	tagImageDepth       = 32997
 )
 
@@ -72,7 +73,7 @@ const (
 const (
 	maxIFDs         = 1 << 20 // pages in one file
 	maxEntries      = 4096    // tags in one IFD
-	ifdWindow       = 4096    // bytes read at an IFD offset in one request
+	ifdWindow       = 4096    // bytes read at the first IFD, whose metadata usually follows it
 	maxMetaValue    = 1 << 20 // bytes of one metadata tag value (descriptions, OME-XML)
 	maxTableBytes   = 256 << 20
 	maxDimension    = 1 << 31
@@ -102,6 +103,8 @@ type reader struct {
 	big  bool // BigTIFF
 	// maxChunk bounds one decoded compressed chunk or uncompressed row.
 	maxChunk int64
+	// walkRounds is how many request waves walking the IFD chain took.
+	walkRounds int
 }
 
 // readAt reads n bytes at off after checking the range lies inside the object,
@@ -181,18 +184,40 @@ func (d *ifd) find(tag uint16) *entry {
 	return nil
 }
 
-// readIFD reads the IFD at off with one request in the common case.
-func (r *reader) readIFD(ctx context.Context, off int64) (*ifd, error) {
-	countSize, entrySize, nextSize := int64(2), int64(12), int64(4)
+// ifdSizes returns the byte sizes of an IFD's entry count, one entry and
+// the next-IFD pointer.
+func (r *reader) ifdSizes() (countSize, entrySize, nextSize int64) {
 	if r.big {
-		countSize, entrySize, nextSize = 8, 20, 8
+		return 8, 20, 8
 	}
+	return 2, 12, 4
+}
+
+// readIFD reads the IFD at off: win bytes first, and the rest of the entry
+// table only when the entry count needs it.
+func (r *reader) readIFD(ctx context.Context, off, win int64) (*ifd, error) {
+	countSize, _, _ := r.ifdSizes()
 	if off < 8 || off > r.size-countSize {
-		return nil, fmt.Errorf("tiff %q: IFD offset %d outside the %d-byte file: %w", r.key, off, r.size, errCorrupt)
+		return nil, fmt.Errorf("tiff %q: IFD at %d outside the %d-byte file: %w", r.key, off, r.size, errCorrupt)
 	}
-	win, err := r.readAt(ctx, off, min(ifdWindow, r.size-off))
+	b, err := r.readAt(ctx, off, min(max(win, countSize), r.size-off))
 	if err != nil {
 		return nil, err
+	}
+	return r.parseIFD(ctx, off, b, true)
+}
+
+// errShortWindow reports that an IFD does not fit the bytes at hand and
+// parseIFD was told not to fetch more.
+var errShortWindow = errors.New("IFD larger than its window")
+
+// parseIFD parses the IFD at off from win, the file's bytes from off on. When
+// the entry table runs past win it reads the rest if fetch is set, else it
+// returns errShortWindow.
+func (r *reader) parseIFD(ctx context.Context, off int64, win []byte, fetch bool) (*ifd, error) {
+	countSize, entrySize, nextSize := r.ifdSizes()
+	if off < 8 || off > r.size-countSize || int64(len(win)) < countSize {
+		return nil, fmt.Errorf("tiff %q: IFD at %d outside the %d-byte file: %w", r.key, off, r.size, errCorrupt)
 	}
 	var n uint64
 	if r.big {
@@ -210,11 +235,15 @@ func (r *reader) readIFD(ctx context.Context, off int64) (*ifd, error) {
 			return nil, fmt.Errorf("tiff %q: IFD at %d with %d entries runs past the end of the file: %w", r.key, off, n, errCorrupt)
 		}
 	}
-	if int64(len(win)) < min(need, r.size-off) {
-		win, err = r.readAt(ctx, off, min(need, r.size-off))
+	if have, want := int64(len(win)), min(need, r.size-off); have < want {
+		if !fetch {
+			return nil, errShortWindow
+		}
+		rest, err := r.readAt(ctx, off+have, want-have)
 		if err != nil {
 			return nil, err
 		}
+		win = append(win[:have:have], rest...)
 	}
 	d := &ifd{off: off, winOff: off, win: win, entries: make([]entry, 0, n)}
 	inl := int64(4)

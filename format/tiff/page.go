@@ -51,10 +51,12 @@ type layout struct {
 // page is one IFD's image.
 type page struct {
 	layout
+	src     *reader // the file holding the page (OME sets span several)
 	ifdOff  int64
 	offsets tableRef
 	counts  tableRef
-	nSub    int // SubIFDs listed (not read)
+	jpegTab tableRef // JPEGTables (compression 7), read with the chunk table
+	nSub    int      // SubIFDs listed (not read)
 }
 
 // elemSize is the byte size of one decoded element.
@@ -147,7 +149,7 @@ func mul(a ...int64) (int64, bool) {
 // parsePage reads the tags that describe pixels; it does no request beyond
 // those for out-of-line values that are not next to the entry table.
 func (r *reader) parsePage(ctx context.Context, d *ifd) (*page, error) {
-	p := &page{ifdOff: d.off}
+	p := &page{src: r, ifdOff: d.off}
 	var err error
 	get := func(tag uint16, def uint64) uint64 {
 		if err != nil {
@@ -232,6 +234,9 @@ func (r *reader) parsePage(ctx context.Context, d *ifd) (*page, error) {
 		p.rowsPerStrip = int64(max(rps, 1))
 		p.offsets = refOf(d.find(tagStripOffsets))
 		p.counts = refOf(d.find(tagStripByteCounts))
+	}
+	if e := d.find(tagJPEGTables); e != nil && p.compression == 7 && typeSize(e.typ) == 1 && e.count <= maxJPEGTables {
+		p.jpegTab = refOf(e)
 	}
 	p.dtype, p.unsupported = pickDType(p.sampleFormat, p.bps, p.unsupported)
 	if p.dtype == "" {
@@ -337,6 +342,9 @@ func pickDType(sf, bps int, why string) (volume.DType, string) {
 func (l *layout) checkCodec() string {
 	if !codecSupported(l.compression) {
 		return fmt.Sprintf("compression %s", compressionName(l.compression))
+	}
+	if l.compression == 7 && (l.bps != 8 || l.sampleFormat != 1 || (l.sppChunk() != 1 && l.sppChunk() != 3)) {
+		return fmt.Sprintf("JPEG with %d samples of %d bits", l.sppChunk(), l.bps)
 	}
 	if l.fillOrder == 2 {
 		return "FillOrder 2 (bit-reversed bytes)"

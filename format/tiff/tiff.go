@@ -1,9 +1,10 @@
 // Package tiff reads TIFF, BigTIFF and ImageJ hyperstacks lazily through a
 // store.Store, and writes ImageJ-compatible stacks.
 //
-// Open reads the header and every IFD's entry table (one range request per
-// IFD in the common case) and groups pages into series; pixel data, and even
-// the strip and tile offset arrays, are read only by ReadRegion.
+// Open reads the header and every IFD's entry table and groups pages into
+// series; pixel data, and even the strip and tile offset arrays, are read
+// only by ReadRegion. Each IFD costs a few hundred bytes, and the IFDs of
+// regularly laid out stacks are fetched in parallel batches (see walker).
 package tiff
 
 import (
@@ -70,8 +71,12 @@ func (r *reader) parseMeta(ctx context.Context, d *ifd) (*pageMeta, error) {
 		if err != nil {
 			return ""
 		}
+		limit := int64(descriptionLimit)
+		if tag == tagSoftware {
+			limit = maxMetaValue // ScanImage keeps its whole state there
+		}
 		var s string
-		s, err = r.ascii(ctx, d, d.find(tag), descriptionLimit)
+		s, err = r.ascii(ctx, d, d.find(tag), limit)
 		return s
 	}
 	m.software, m.datetime, m.make, m.model = one(tagSoftware), one(tagDateTime), one(tagMake), one(tagModel)
@@ -100,6 +105,23 @@ func fatal(err error) bool {
 }
 
 func open(ctx context.Context, st *store.Store, key string, maxChunk int64) ([]volume.Volume, error) {
+	f, err := loadFile(ctx, st, key, maxChunk, maxIFDs)
+	if err != nil {
+		return nil, err
+	}
+	return f.r.buildSeries(ctx, f)
+}
+
+// file is the walked structure of one TIFF object.
+type file struct {
+	r        *reader
+	pages    []*page           // one per IFD of the chain, in order
+	metas    map[int]*pageMeta // descriptive tags of each group's first page
+	warnings []string
+}
+
+// loadFile reads the header and walks at most limit IFDs of key.
+func loadFile(ctx context.Context, st *store.Store, key string, maxChunk int64, limit int) (*file, error) {
 	oi, err := st.Stat(ctx, key)
 	if err != nil {
 		return nil, err
@@ -117,55 +139,53 @@ func open(ctx context.Context, st *store.Store, key string, maxChunk int64) ([]v
 		return nil, err
 	}
 
-	var (
-		pages    []*page
-		metas    = map[int]*pageMeta{}
-		warnings []string
-		seen     = map[int64]struct{}{}
-	)
-	for off := first; off != 0; {
+	f := &file{r: r, metas: map[int]*pageMeta{}}
+	seen := map[int64]struct{}{}
+	w := newWalker(r)
+	for off := first; off != 0 && len(f.pages) < limit; {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		if len(pages) >= maxIFDs {
-			warnings = append(warnings, fmt.Sprintf("stopped after %d IFDs", maxIFDs))
+		if len(f.pages) >= maxIFDs {
+			f.warnings = append(f.warnings, fmt.Sprintf("stopped after %d IFDs", maxIFDs))
 			break
 		}
 		if _, dup := seen[off]; dup {
-			warnings = append(warnings, fmt.Sprintf("IFD chain loops back to offset %d", off))
+			f.warnings = append(f.warnings, fmt.Sprintf("IFD chain loops back to offset %d", off))
 			break
 		}
 		seen[off] = struct{}{}
-		d, err := r.readIFD(ctx, off)
+		d, err := w.next(ctx, off)
 		var p *page
 		if err == nil {
 			p, err = r.parsePage(ctx, d)
 		}
 		if err != nil {
-			if len(pages) == 0 || fatal(err) {
+			if len(f.pages) == 0 || fatal(err) {
 				return nil, err
 			}
-			warnings = append(warnings, err.Error())
+			f.warnings = append(f.warnings, err.Error())
 			break
 		}
-		if len(pages) == 0 || !stackable(&pages[len(pages)-1].layout, &p.layout) {
+		if len(f.pages) == 0 || !stackable(&f.pages[len(f.pages)-1].layout, &p.layout) {
 			m, err := r.parseMeta(ctx, d)
 			if err != nil {
 				if fatal(err) {
 					return nil, err
 				}
-				warnings = append(warnings, err.Error())
+				f.warnings = append(f.warnings, err.Error())
 				m = &pageMeta{}
 			}
-			metas[len(pages)] = m
+			f.metas[len(f.pages)] = m
 		}
-		pages = append(pages, p)
+		f.pages = append(f.pages, p)
 		off = d.next
 	}
-	if len(pages) == 0 {
+	r.walkRounds = w.rounds
+	if len(f.pages) == 0 {
 		return nil, fmt.Errorf("tiff %q: no IFD: %w", key, errCorrupt)
 	}
-	return r.buildSeries(ctx, pages, metas, warnings)
+	return f, nil
 }
 
 // group is a run of stackable pages.
@@ -175,7 +195,8 @@ type group struct {
 	meta  *pageMeta
 }
 
-func (r *reader) buildSeries(ctx context.Context, pages []*page, metas map[int]*pageMeta, warnings []string) ([]volume.Volume, error) {
+func (r *reader) buildSeries(ctx context.Context, f *file) ([]volume.Volume, error) {
+	pages, metas, warnings := f.pages, f.metas, f.warnings
 	var groups []group
 	for i, p := range pages {
 		if m, ok := metas[i]; ok {
@@ -197,12 +218,34 @@ func (r *reader) buildSeries(ctx context.Context, pages []*page, metas map[int]*
 		}
 		out = append(out, v)
 	}
+	if isOME(f.firstDescription()) {
+		vs, err := r.omeSeries(ctx, f)
+		if err != nil && fatal(err) {
+			return nil, err
+		}
+		if err == nil {
+			for _, v := range vs {
+				add(v)
+			}
+			return out, nil
+		}
+		warnings = append(warnings, "OME-XML not used: "+err.Error())
+	}
 	for gi, g := range groups {
 		if g.pages[0].dtype == "" {
 			skipped = append(skipped, fmt.Sprintf("IFD at %d: %s", g.pages[0].ifdOff, g.pages[0].unsupported))
 			continue
 		}
 		if gi == 0 {
+			if si := scanImageState(g.meta.software); si != nil {
+				if v, used := r.scanImageSeries(g, si); v != nil {
+					add(v)
+					if used < len(g.pages) {
+						add(r.genericSeries(group{start: g.start + used, pages: g.pages[used:], meta: g.meta}))
+					}
+					continue
+				}
+			}
 			if ij := imagejDescription(g.meta.descriptions); ij != nil {
 				v, used, err := r.imagejSeries(ctx, g, ij)
 				if err != nil {
@@ -298,7 +341,7 @@ func (r *reader) newVolume(pages []*page, meta *pageMeta, lead []volume.Axis) *t
 				md["ome"] = true
 			}
 		}
-		for k, s := range map[string]string{"software": meta.software, "datetime": meta.datetime, "make": meta.make, "model": meta.model} {
+		for k, s := range map[string]string{"software": truncate(meta.software, descriptionLimit), "datetime": meta.datetime, "make": meta.make, "model": meta.model} {
 			if s != "" {
 				md[k] = s
 			}

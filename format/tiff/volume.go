@@ -43,8 +43,9 @@ type tiffVolume struct {
 
 // table holds a page's chunk offsets and byte counts.
 type table struct {
-	offsets []uint64
-	counts  []uint64 // nil when the file omits them (uncompressed only)
+	offsets    []uint64
+	counts     []uint64 // nil when the file omits them (uncompressed only)
+	jpegTables []byte   // JPEGTables of the page, compression 7 only
 }
 
 // Info implements volume.Volume.
@@ -61,7 +62,7 @@ func (v *tiffVolume) table(ctx context.Context, i int64) (*table, error) {
 	v.mu.Unlock()
 	if !ok {
 		var err error
-		t, err = v.r.loadTable(ctx, v.pages[pi])
+		t, err = v.pages[pi].src.loadTable(ctx, v.pages[pi])
 		if err != nil {
 			return nil, err
 		}
@@ -77,7 +78,7 @@ func (v *tiffVolume) table(ctx context.Context, i int64) (*table, error) {
 	}
 	if v.virtual && i > 0 {
 		shift := uint64(i) * uint64(v.planeBytes)
-		vt := &table{offsets: make([]uint64, len(t.offsets)), counts: t.counts}
+		vt := &table{offsets: make([]uint64, len(t.offsets)), counts: t.counts, jpegTables: t.jpegTables}
 		for k, o := range t.offsets {
 			vt.offsets[k] = o + shift
 		}
@@ -131,11 +132,20 @@ func (r *reader) loadTable(ctx context.Context, p *page) (*table, error) {
 			return nil, fmt.Errorf("tiff %q: IFD at %d: byte counts: %w", r.key, p.ifdOff, err)
 		}
 	}
+	if jt := p.jpegTab; jt.count > 0 {
+		if jt.inline {
+			t.jpegTables = jt.data[:jt.count]
+		} else if t.jpegTables, err = r.readAt(ctx, jt.off, jt.count); err != nil {
+			return nil, fmt.Errorf("tiff %q: IFD at %d: JPEGTables: %w", r.key, p.ifdOff, err)
+		}
+	}
 	return t, nil
 }
 
 // job is one chunk (or, uncompressed, a band of its rows) that a read needs.
 type job struct {
+	src    *reader // the file holding the plane
+	tables []byte  // JPEGTables of the plane
 	lead   []int64 // leading-axis index of the plane
 	plane  int64
 	sp     int64 // sample plane (planar configuration 2), else 0
@@ -222,12 +232,16 @@ func (v *tiffVolume) ReadRegion(ctx context.Context, box volume.Box, dst []byte)
 	for i, lead := range planes {
 		pl := ravel(lead, leadShape)
 		t := tables[i]
+		src := v.pages[0].src
+		if !v.virtual {
+			src = v.pages[pl].src
+		}
 		for sp := s0; sp < s1; sp++ {
 			for cy := y0 / ch; cy <= (y1-1)/ch; cy++ {
 				for cx := x0 / cw; cx <= (x1-1)/cw; cx++ {
 					ci := (sp*down+cy)*across + cx
 					if ci >= int64(len(t.offsets)) {
-						return fmt.Errorf("tiff %q: plane %d: chunk %d missing from the table: %w", v.r.key, pl, ci, errCorrupt)
+						return fmt.Errorf("tiff %q: plane %d: chunk %d missing from the table: %w", src.key, pl, ci, errCorrupt)
 					}
 					cy0 := cy * ch
 					chunkRows := min(ch, l.height-cy0)
@@ -240,9 +254,9 @@ func (v *tiffVolume) ReadRegion(ctx context.Context, box volume.Box, dst []byte)
 						cnt = int64(min(t.counts[ci], 1<<62))
 					}
 					if off < 0 || t.offsets[ci] > 1<<62 {
-						return fmt.Errorf("tiff %q: plane %d chunk %d: offset %d: %w", v.r.key, pl, ci, t.offsets[ci], errCorrupt)
+						return fmt.Errorf("tiff %q: plane %d chunk %d: offset %d: %w", src.key, pl, ci, t.offsets[ci], errCorrupt)
 					}
-					base := job{lead: lead, plane: pl, sp: sp, cy0: cy0, cx0: cx * cw, chunkI: ci}
+					base := job{src: src, tables: t.jpegTables, lead: lead, plane: pl, sp: sp, cy0: cy0, cx0: cx * cw, chunkI: ci}
 					if off == 0 || cnt == 0 {
 						// A missing chunk reads as zeros (libtiff and tifffile agree).
 						j := base
@@ -255,7 +269,7 @@ func (v *tiffVolume) ReadRegion(ctx context.Context, box volume.Box, dst []byte)
 						ra, rb := max(y0, cy0), min(y1, cy0+min(ch, l.height-cy0))
 						if cnt >= 0 && (rb-cy0)*rowBytes > cnt {
 							return fmt.Errorf("tiff %q: plane %d chunk %d: %d bytes stored, rows need %d: %w",
-								v.r.key, pl, ci, cnt, (rb-cy0)*rowBytes, errCorrupt)
+								src.key, pl, ci, cnt, (rb-cy0)*rowBytes, errCorrupt)
 						}
 						band := max(1, maxRun/max(rowBytes, 1))
 						for a := ra; a < rb; a += band {
@@ -270,7 +284,7 @@ func (v *tiffVolume) ReadRegion(ctx context.Context, box volume.Box, dst []byte)
 					want := chunkRows * rowBytes
 					if cnt > 2*want+(1<<20) {
 						return fmt.Errorf("tiff %q: plane %d chunk %d: %d compressed bytes for %d decoded: %w",
-							v.r.key, pl, ci, cnt, want, errCorrupt)
+							src.key, pl, ci, cnt, want, errCorrupt)
 					}
 					j := base
 					j.ry0, j.ry1 = max(y0, cy0), min(y1, cy0+chunkRows, l.height)
@@ -313,12 +327,17 @@ func (v *tiffVolume) run(ctx context.Context, box volume.Box, dst []byte, jobs [
 			return err
 		}
 	}
-	sort.Slice(have, func(a, b int) bool { return have[a].off < have[b].off })
+	sort.Slice(have, func(a, b int) bool {
+		if have[a].src != have[b].src {
+			return have[a].src.key < have[b].src.key
+		}
+		return have[a].off < have[b].off
+	})
 	var runs []run
 	for _, j := range have {
 		if n := len(runs); n > 0 {
 			r := &runs[n-1]
-			if j.off >= r.end && j.off-r.end <= maxGap && j.off+j.n-r.off <= maxRun {
+			if j.src == r.jobs[0].src && j.off >= r.end && j.off-r.end <= maxGap && j.off+j.n-r.off <= maxRun {
 				r.end = j.off + j.n
 				r.jobs = append(r.jobs, j)
 				continue
@@ -330,7 +349,7 @@ func (v *tiffVolume) run(ctx context.Context, box volume.Box, dst []byte, jobs [
 	g.SetLimit(readConcurrency)
 	for _, r := range runs {
 		g.Go(func() error {
-			buf, err := v.r.readAt(gctx, r.off, r.end-r.off)
+			buf, err := r.jobs[0].src.readAt(gctx, r.off, r.end-r.off)
 			if err != nil {
 				return err
 			}
@@ -370,24 +389,28 @@ func (v *tiffVolume) place(box volume.Box, dst []byte, j job, raw []byte) error 
 				chunkRows = min(chunkRows, l.height-j.cy0)
 			}
 			var err error
-			stored, err = decompress(l.compression, raw, chunkRows*rowBytes)
+			if l.compression == 7 {
+				stored, err = decodeJPEG(j.tables, raw, l.chunkW(), chunkRows, l.sppChunk(), l.photometric == 6)
+			} else {
+				stored, err = decompress(l.compression, raw, chunkRows*rowBytes)
+			}
 			if err != nil {
-				return fmt.Errorf("tiff %q: plane %d chunk %d (%s): %w: %w", v.r.key, j.plane, j.chunkI, compressionName(l.compression), errCorrupt, err)
+				return fmt.Errorf("tiff %q: plane %d chunk %d (%s): %w: %w", j.src.key, j.plane, j.chunkI, compressionName(l.compression), errCorrupt, err)
 			}
 			skip := (j.ry0 - j.cy0) * rowBytes
 			if int64(len(stored)) < skip+rows*rowBytes {
 				return fmt.Errorf("tiff %q: plane %d chunk %d: %d bytes decoded, rows need %d: %w",
-					v.r.key, j.plane, j.chunkI, len(stored), skip+rows*rowBytes, errCorrupt)
+					j.src.key, j.plane, j.chunkI, len(stored), skip+rows*rowBytes, errCorrupt)
 			}
 			stored = stored[skip:]
 		}
-		if l.bps%8 == 0 && l.predictor == 1 && (v.r.bo == binary.LittleEndian || l.bps == 8) {
+		if l.bps%8 == 0 && l.predictor == 1 && (j.src.bo == binary.LittleEndian || l.bps == 8) {
 			dec = stored[:rows*rowBytes] // already little-endian elements
 		} else {
 			dec = make([]byte, rows*outRow)
-			rd := rowDecoder{bo: v.r.bo, bps: l.bps, elem: int(l.elemSize()), predictor: l.predictor, stride: int(l.sppChunk())}
+			rd := rowDecoder{bo: j.src.bo, bps: l.bps, elem: int(l.elemSize()), predictor: l.predictor, stride: int(l.sppChunk())}
 			if err := rd.decodeRows(stored, rowBytes, dec, outRow, rows); err != nil {
-				return fmt.Errorf("tiff %q: plane %d chunk %d: %w: %w", v.r.key, j.plane, j.chunkI, errCorrupt, err)
+				return fmt.Errorf("tiff %q: plane %d chunk %d: %w: %w", j.src.key, j.plane, j.chunkI, errCorrupt, err)
 			}
 		}
 	}
@@ -412,7 +435,7 @@ func (v *tiffVolume) place(box volume.Box, dst []byte, j job, raw []byte) error 
 		return nil
 	}
 	if int64(len(dec)) < src.NumElements()*l.elemSize() {
-		return fmt.Errorf("tiff %q: plane %d chunk %d: %w", v.r.key, j.plane, j.chunkI, errShortChunk)
+		return fmt.Errorf("tiff %q: plane %d chunk %d: %w", j.src.key, j.plane, j.chunkI, errShortChunk)
 	}
 	volume.CopyBox(dst, box, dec, src, region, int(l.elemSize()))
 	return nil

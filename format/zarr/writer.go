@@ -23,10 +23,21 @@ type WriteOptions struct {
 	// Chunks is the chunk shape; nil means 128 on every axis. Each entry is
 	// clipped to the array shape.
 	Chunks []int64
-	// Compressor is "zstd" (default), "gzip", "zlib", "lz4" or "none".
+	// Compressor is "zstd" (default), "gzip", "zlib", "lz4", "blosc" (Blosc
+	// with zstd and byte shuffle; "blosc-zstd" is the same) or "none". Zarr
+	// v3 (Version "0.5") has no zlib or lz4 codec.
 	Compressor string
-	// Level is the compression level; 0 means the codec default (zstd 3, gzip 6).
+	// Level is the compression level; 0 means the codec default (zstd 3,
+	// gzip 6, blosc 5).
 	Level int
+	// Version is the OME-NGFF version: "0.4" (default; Zarr v2) or "0.5"
+	// (Zarr v3). It selects the Zarr format for CreateArray too.
+	Version string
+	// ShardShape, with Version "0.5", stores the array as sharding_indexed
+	// shards of this shape in elements, each a multiple of Chunks (the inner
+	// chunks) except where it reaches past the array edge, e.g. 512 on every
+	// axis for 128³ chunks. nil means no sharding.
+	ShardShape []int64
 	// Levels is the number of multiscale levels WriteNGFF writes (level 0
 	// included); each further level halves the spatial axes. 0 means 1.
 	Levels int
@@ -39,9 +50,9 @@ type WriteOptions struct {
 	Name string
 	// DimensionSeparator is "/" (default, as NGFF 0.4 requires) or ".".
 	DimensionSeparator string
-	// Attributes are extra top-level .zattrs keys written next to "multiscales"
-	// (provenance such as a crop's origin, seed and source); they may not
-	// replace "multiscales".
+	// Attributes are extra top-level group attributes written next to
+	// "multiscales" (0.4) or "ome" (0.5) (provenance such as a crop's
+	// origin, seed and source); they may not replace those.
 	Attributes map[string]any
 }
 
@@ -70,24 +81,69 @@ func v2DType(d volume.DType) (string, error) {
 	return "", fmt.Errorf("dtype %q: %w in zarr", d, format.ErrNotSupported)
 }
 
+// chunkShape resolves WriteOptions.Chunks for shape: 128 on every axis by
+// default, each entry clipped to the array.
+func chunkShape(shape, want []int64) ([]int64, error) {
+	n := len(shape)
+	if want != nil && len(want) != n {
+		return nil, fmt.Errorf("chunks %v for rank %d", want, n)
+	}
+	chunks := make([]int64, n)
+	for i := range chunks {
+		c := int64(128)
+		if want != nil {
+			c = want[i]
+		}
+		if c <= 0 {
+			return nil, fmt.Errorf("chunk size %d", c)
+		}
+		chunks[i] = max(1, min(c, shape[i]))
+	}
+	return chunks, nil
+}
+
 // arrayWriter writes one Zarr v2 array chunk by chunk.
 type arrayWriter struct {
-	st    *store.Store
-	cs    *codec.Codecs
-	key   string
-	info  volume.Info
-	comp  string
-	level int
-	sep   string
-	meta  []byte
+	st   *store.Store
+	cs   *codec.Codecs
+	key  string
+	info volume.Info
+	comp compSpec
+	sep  string
+	meta []byte
 }
 
 // CreateArray starts a Zarr v2 array at key with the shape and dtype of info.
 // Regions passed to WriteRegion must be unions of whole chunks (volume.Copy
 // sends exactly that); each chunk is encoded and written atomically. The
 // .zarray is written by Close, so an interrupted write leaves no readable array.
+//
+// With opt.Version "0.5" the array is Zarr v3 (zarr.json, written by Close),
+// sharded when opt.ShardShape is set; Info().Chunks is then the shard shape,
+// so that volume.Copy hands over whole shards.
 func CreateArray(ctx context.Context, st *store.Store, key string, info volume.Info, opt WriteOptions) (volume.Writer, error) {
+	v3, err := zarrV3(opt)
+	if err != nil {
+		return nil, fmt.Errorf("zarr write %s %q: %w", st, key, err)
+	}
+	if v3 {
+		return createArrayV3(ctx, st, codec.New(), key, info, opt)
+	}
 	return createArray(ctx, st, codec.New(), key, info, opt)
+}
+
+// zarrV3 reports whether opt asks for Zarr v3 (NGFF 0.5).
+func zarrV3(opt WriteOptions) (bool, error) {
+	switch opt.Version {
+	case "", "0.4":
+		if opt.ShardShape != nil {
+			return false, fmt.Errorf("sharding needs Zarr v3 (NGFF version 0.5): %w", format.ErrNotSupported)
+		}
+		return false, nil
+	case "0.5":
+		return true, nil
+	}
+	return false, fmt.Errorf("NGFF version %q (want 0.4 or 0.5): %w", opt.Version, format.ErrNotSupported)
 }
 
 func createArray(ctx context.Context, st *store.Store, cs *codec.Codecs, key string, info volume.Info, opt WriteOptions) (*arrayWriter, error) {
@@ -108,46 +164,16 @@ func createArray(ctx context.Context, st *store.Store, cs *codec.Codecs, key str
 	if err != nil {
 		return fail(err)
 	}
-	n := len(info.Shape)
-	chunks := make([]int64, n)
-	for i := range chunks {
-		c := int64(128)
-		if opt.Chunks != nil {
-			if len(opt.Chunks) != n {
-				return fail(fmt.Errorf("chunks %v for rank %d", opt.Chunks, n))
-			}
-			c = opt.Chunks[i]
-		}
-		if c <= 0 {
-			return fail(fmt.Errorf("chunk size %d", c))
-		}
-		chunks[i] = max(1, min(c, info.Shape[i]))
+	chunks, err := chunkShape(info.Shape, opt.Chunks)
+	if err != nil {
+		return fail(err)
 	}
 	if err := checkSizes(info.Shape, chunks, info.DType.Size()); err != nil {
 		return fail(err)
 	}
-	comp := codec.Canonical(opt.Compressor)
-	if opt.Compressor == "" {
-		comp = "zstd"
-	}
-	level := opt.Level
-	var compJSON any
-	switch comp {
-	case "zstd":
-		if level == 0 {
-			level = 3
-		}
-		compJSON = map[string]any{"id": "zstd", "level": level}
-	case "gzip", "zlib":
-		if level == 0 {
-			level = 6
-		}
-		compJSON = map[string]any{"id": comp, "level": level}
-	case "lz4":
-		compJSON = map[string]any{"id": "lz4", "acceleration": 1}
-	case "raw":
-	default:
-		return fail(fmt.Errorf("compressor %q: %w", opt.Compressor, format.ErrNotSupported))
+	comp, err := compressorSpec(cs, opt, info.DType.Size())
+	if err != nil {
+		return fail(err)
 	}
 	sep := opt.DimensionSeparator
 	switch sep {
@@ -166,7 +192,7 @@ func createArray(ctx context.Context, st *store.Store, cs *codec.Codecs, key str
 		"shape":               info.Shape,
 		"chunks":              chunks,
 		"dtype":               dt,
-		"compressor":          compJSON,
+		"compressor":          comp.v2,
 		"fill_value":          fill,
 		"order":               "C",
 		"filters":             nil,
@@ -177,8 +203,8 @@ func createArray(ctx context.Context, st *store.Store, cs *codec.Codecs, key str
 	}
 	info.Chunks = chunks
 	info.Name = key
-	info.Compression = codecName(comp)
-	return &arrayWriter{st: st, cs: cs, key: key, info: info, comp: comp, level: level, sep: sep, meta: meta}, nil
+	info.Compression = codecName(comp.id)
+	return &arrayWriter{st: st, cs: cs, key: key, info: info, comp: comp, sep: sep, meta: meta}, nil
 }
 
 // Info implements volume.Writer.
@@ -218,7 +244,7 @@ func (w *arrayWriter) WriteRegion(ctx context.Context, box volume.Box, src []byt
 			// Edge chunks are stored full-size, padded with the fill value 0.
 			buf := make([]byte, cellBytes(ch, elem))
 			volume.CopyBox(buf, cell, src, box, region, elem)
-			enc, err := w.cs.Encode(w.comp, w.level, buf)
+			enc, err := w.comp.encode(w.cs, buf)
 			if err != nil {
 				return fmt.Errorf("zarr write %q: %w", w.key, err)
 			}
@@ -310,13 +336,27 @@ func axisType(a volume.Axis) string {
 	return ""
 }
 
-// WriteNGFF writes src as an OME-NGFF 0.4 multiscale image (Zarr v2) under
-// prefix: arrays s0, s1, … (each level halves the spatial axes, by mean, or by
-// mode when opt.Labels), then .zgroup and the .zattrs multiscales, last, so a
-// reader never sees metadata for missing levels. Memory is bounded by the
-// copy budget, not by the array size.
+// levelWriter is one multiscale level being written, Zarr v2 or v3.
+type levelWriter interface {
+	volume.Writer
+	reader() (*array, error)
+}
+
+// WriteNGFF writes src as an OME-NGFF multiscale image under prefix: arrays
+// s0, s1, … (each level halves the spatial axes, by mean, or by mode when
+// opt.Labels), then the group metadata, last, so a reader never sees metadata
+// for missing levels. Version "0.4" (default) writes Zarr v2 with .zgroup and
+// the .zattrs multiscales; "0.5" writes Zarr v3 with the multiscales under
+// attributes.ome of the group's zarr.json and the axis names as every array's
+// dimension_names, sharded when opt.ShardShape is set (shards are written in
+// parallel, one shard row of data in flight per worker). Memory is bounded
+// by the copy budget, not by the array size.
 func WriteNGFF(ctx context.Context, st *store.Store, prefix string, src volume.Volume, opt WriteOptions) error {
 	prefix = strings.Trim(prefix, "/")
+	v3, err := zarrV3(opt)
+	if err != nil {
+		return fmt.Errorf("zarr write %s %q: %w", st, prefix, err)
+	}
 	in := src.Info()
 	axes := in.Axes
 	if opt.Axes != nil {
@@ -369,11 +409,30 @@ func WriteNGFF(ctx context.Context, st *store.Store, prefix string, src volume.V
 		}
 		p := join(prefix, "s"+strconv.Itoa(k))
 		info := cur.Info()
-		w, err := createArray(ctx, st, cs, p, info, opt)
-		if err != nil {
-			return err
+		// The arrays carry the multiscale's axis names (v3 dimension_names).
+		info.Axes = make([]volume.Axis, len(axes))
+		for i, a := range axes {
+			info.Axes[i] = volume.Axis{Name: a.Name, Size: info.Shape[i], Scale: 1}
 		}
-		if err := volume.Copy(ctx, w, cur, volume.CopyOptions{}); err != nil {
+		var w levelWriter
+		var fill func(context.Context, volume.Volume) error
+		if v3 {
+			aw, err := createArrayV3(ctx, st, cs, p, info, opt)
+			if err != nil {
+				return err
+			}
+			w, fill = aw, aw.writeFrom
+		} else {
+			aw, err := createArray(ctx, st, cs, p, info, opt)
+			if err != nil {
+				return err
+			}
+			w = aw
+			fill = func(ctx context.Context, v volume.Volume) error {
+				return volume.Copy(ctx, aw, v, volume.CopyOptions{})
+			}
+		}
+		if err := fill(ctx, cur); err != nil {
 			return fmt.Errorf("zarr write %q: %w", p, err)
 		}
 		if err := w.Close(ctx); err != nil {
@@ -425,18 +484,34 @@ func WriteNGFF(ctx context.Context, st *store.Store, prefix string, src volume.V
 	if opt.Labels {
 		method = "mode"
 	}
-	top := map[string]any{}
-	for k, v := range opt.Attributes {
-		top[k] = v
-	}
-	top["multiscales"] = []map[string]any{{
-		"version":  "0.4",
+	ms := map[string]any{
 		"name":     name,
 		"axes":     jaxes,
 		"datasets": datasets,
 		"type":     method,
 		"metadata": map[string]any{"method": "imgdataset 2x " + method},
-	}}
+	}
+	top := map[string]any{}
+	for k, v := range opt.Attributes {
+		top[k] = v
+	}
+	if v3 {
+		top["ome"] = map[string]any{"version": "0.5", "multiscales": []map[string]any{ms}}
+		meta, err := json.MarshalIndent(map[string]any{
+			"zarr_format": 3,
+			"node_type":   "group",
+			"attributes":  top,
+		}, "", "    ")
+		if err != nil {
+			return err
+		}
+		if err := st.WriteAll(ctx, join(prefix, "zarr.json"), meta); err != nil {
+			return fmt.Errorf("zarr write %q: %w", prefix, err)
+		}
+		return nil
+	}
+	ms["version"] = "0.4"
+	top["multiscales"] = []map[string]any{ms}
 	attrs, err := json.MarshalIndent(top, "", "    ")
 	if err != nil {
 		return err
