@@ -262,9 +262,6 @@ func openV2(st *store.Store, cs *codec.Codecs, prefix string, meta []byte) (*arr
 		a.info.Metadata["filters"] = compact(z.Filters)
 		unsupported = fmt.Errorf("filters %s: %w", compact(z.Filters), format.ErrNotSupported)
 	}
-	if comp.ID == "blosc" {
-		a.info.Metadata["unsupported"] = "blosc compressor"
-	}
 	if unsupported != nil {
 		a.info.Metadata["unsupported"] = unsupported.Error()
 	}

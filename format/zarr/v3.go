@@ -377,9 +377,6 @@ func openV3(st *store.Store, cs *codec.Codecs, prefix string, z *zarrJSON) (*arr
 	for _, id := range bb {
 		if id != "crc32c" {
 			a.info.Compression = id
-			if id == "blosc" {
-				a.info.Metadata["unsupported"] = "blosc codec"
-			}
 			break
 		}
 	}
