@@ -16,7 +16,9 @@ type CopyOptions struct {
 	Origin []int64
 	// BudgetBytes caps the bytes held in flight; default 256 MiB.
 	BudgetBytes int64
-	// Workers is the number of blocks read and written concurrently; default GOMAXPROCS.
+	// Workers is the number of blocks read and written concurrently; default
+	// 4 × GOMAXPROCS, because remote sources wait on round trips, not on CPU
+	// (the byte budget still bounds memory).
 	Workers int
 	// Progress, when set, is called after each block with the bytes done so far.
 	Progress func(done, total int64)
@@ -46,7 +48,7 @@ func Copy(ctx context.Context, dst Writer, src Volume, opt CopyOptions) error {
 	}
 	workers := opt.Workers
 	if workers <= 0 {
-		workers = runtime.GOMAXPROCS(0)
+		workers = 4 * runtime.GOMAXPROCS(0)
 	}
 	block := BlockShape(di.Shape, di.Chunks, si.Chunks, int64(si.DType.Size()), budget/int64(workers*2))
 	blockBytes := Prod(block) * int64(si.DType.Size())
