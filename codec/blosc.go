@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"runtime"
+	"sync"
+	"sync/atomic"
 
 	"github.com/golang/snappy"
 	"github.com/klauspost/compress/zlib"
@@ -169,17 +172,49 @@ func bloscSplits(flags byte, typesize, bsize int, leftover bool) int {
 	return 1
 }
 
-// bloscDecoder decodes the streams of one chunk with its internal codec.
-type bloscDecoder struct {
-	c      *Codecs
-	format int
-	zr     io.ReadCloser
+// bloscParallelMin is the decoded chunk size from which blocks are decoded
+// by several goroutines; for smaller chunks starting them costs more than
+// it saves.
+const bloscParallelMin = 256 << 10
+
+// bloscScratch is the reusable state of one goroutine decoding blocks.
+type bloscScratch struct {
+	zr     io.ReadCloser // zlib reader, reset for every stream
 	br     bytes.Reader
+	tmp    []byte   // a block before its shuffle is undone
+	planes [][]byte // the byte planes of a shuffled block
+}
+
+func (c *Codecs) getBloscScratch() *bloscScratch {
+	if s, ok := c.bloscScratch.Get().(*bloscScratch); ok {
+		return s
+	}
+	return &bloscScratch{}
+}
+
+func (c *Codecs) putBloscScratch(s *bloscScratch) {
+	s.br.Reset(nil) // drop the reference to the chunk
+	clear(s.planes) // idem, raw streams are read in place
+	s.planes = s.planes[:0]
+	c.bloscScratch.Put(s)
+}
+
+// bloscChunk is a validated chunk being decoded into out. Its blocks are
+// independent and land in disjoint parts of out, so several goroutines may
+// run block at once, each with its own scratch.
+type bloscChunk struct {
+	c          *Codecs
+	h          bloscHeader
+	src        []byte // the chunk, cut to its declared compressed size
+	out        []byte
+	format     int
+	shuffle    bool // byte shuffle
+	bitShuffle bool
 }
 
 // decode fills dst exactly from the compressed stream src.
-func (d *bloscDecoder) decode(dst, src []byte) error {
-	switch d.format {
+func (k *bloscChunk) decode(s *bloscScratch, dst, src []byte) error {
+	switch k.format {
 	case bloscFormatBloscLZ:
 		if n := blosclzDecompress(dst, src); n != len(dst) {
 			return fmt.Errorf("blosclz stream is malformed or decodes to %d bytes, want %d", n, len(dst))
@@ -208,29 +243,29 @@ func (d *bloscDecoder) decode(dst, src []byte) error {
 			return fmt.Errorf("snappy block decodes to %d bytes, want %d", len(out), len(dst))
 		}
 	case bloscFormatZlib:
-		d.br.Reset(src)
+		s.br.Reset(src)
 		var err error
-		if d.zr == nil {
-			d.zr, err = zlib.NewReader(&d.br)
+		if s.zr == nil {
+			s.zr, err = zlib.NewReader(&s.br)
 		} else {
-			err = d.zr.(zlib.Resetter).Reset(&d.br, nil)
+			err = s.zr.(zlib.Resetter).Reset(&s.br, nil)
 		}
 		if err != nil {
 			return fmt.Errorf("zlib stream: %w", err)
 		}
-		if n, err := io.ReadFull(d.zr, dst); err != nil {
+		if n, err := io.ReadFull(s.zr, dst); err != nil {
 			return fmt.Errorf("zlib stream decodes to %d bytes, want %d: %w", n, len(dst), err)
 		}
 		// Reading on to the end checks the Adler-32 and catches extra data.
 		var one [1]byte
-		if n, err := d.zr.Read(one[:]); n != 0 || err != io.EOF {
+		if n, err := s.zr.Read(one[:]); n != 0 || err != io.EOF {
 			if err == nil || err == io.EOF {
 				return fmt.Errorf("zlib stream decodes to more than %d bytes", len(dst))
 			}
 			return fmt.Errorf("zlib stream: %w", err)
 		}
 	case bloscFormatZstd:
-		zd, err := d.c.zstdDecoder()
+		zd, err := k.c.zstdDecoder()
 		if err != nil {
 			return err
 		}
@@ -245,13 +280,103 @@ func (d *bloscDecoder) decode(dst, src []byte) error {
 			copy(dst, out)
 		}
 	default:
-		return fmt.Errorf("internal codec format %d: %w", d.format, ErrUnsupported)
+		return fmt.Errorf("internal codec format %d: %w", k.format, ErrUnsupported)
+	}
+	return nil
+}
+
+// stream returns the payload of stream i of block j, whose size field is
+// at offset, and the offset of the next stream.
+func (k *bloscChunk) stream(j, i, offset int) ([]byte, int, error) {
+	cbytes := k.h.cbytes
+	if offset < 0 || offset > cbytes-4 {
+		return nil, 0, fmt.Errorf("block %d stream %d: offset %d outside the %d-byte chunk", j, i, offset, cbytes)
+	}
+	csize := int(int32(binary.LittleEndian.Uint32(k.src[offset:])))
+	offset += 4
+	if csize < 0 || csize > cbytes-offset {
+		return nil, 0, fmt.Errorf("block %d stream %d: size %d at offset %d overruns the %d-byte chunk", j, i, csize, offset, cbytes)
+	}
+	return k.src[offset : offset+csize], offset + csize, nil
+}
+
+// block decodes block j into its part of k.out. Streams go straight to
+// their final place when no filter follows; a byte-shuffled block split
+// into one stream per byte plane is interleaved from the planes where they
+// lie, raw ones inside the chunk, so that only compressed streams pass
+// through s.tmp. Bytes no stream covers (a block size that is not a
+// multiple of the split count, which c-blosc never writes) come out zero.
+func (k *bloscChunk) block(s *bloscScratch, j int) error {
+	h := &k.h
+	bsize, last := h.blocksize, false
+	if j == h.nblocks-1 && h.leftover > 0 {
+		bsize, last = h.leftover, true
+	}
+	dst := k.out[j*h.blocksize : j*h.blocksize+bsize]
+	bitShuf := k.bitShuffle && !k.shuffle && bsize >= h.typesize
+	filtered := k.shuffle || bitShuf
+	offset := int(int32(binary.LittleEndian.Uint32(k.src[bloscHeaderSize+4*j:])))
+	nsplits := bloscSplits(h.flags, h.typesize, bsize, last)
+	neblock := bsize / nsplits
+	covered := nsplits * neblock
+
+	work := dst
+	if filtered {
+		s.tmp = grow(s.tmp, bsize)
+		work = s.tmp[:bsize]
+	}
+	// With nsplits > 1 and byte shuffle, nsplits == typesize and stream i
+	// is byte plane i.
+	planar := k.shuffle && nsplits > 1
+	s.planes = s.planes[:0]
+	for i := range nsplits {
+		data, next, err := k.stream(j, i, offset)
+		if err != nil {
+			return err
+		}
+		offset = next
+		part := work[i*neblock : (i+1)*neblock]
+		switch {
+		case len(data) != neblock:
+			if err := k.decode(s, part, data); err != nil {
+				return fmt.Errorf("block %d stream %d: %w", j, i, err)
+			}
+		case planar || (filtered && nsplits == 1):
+			// A raw stream that a filter reads anyway is read in place.
+			part = data
+		default:
+			copy(part, data)
+		}
+		if planar {
+			s.planes = append(s.planes, part)
+		} else if filtered && nsplits == 1 {
+			work = part
+		}
+	}
+	switch {
+	case planar:
+		interleave(dst, s.planes, neblock)
+		clear(dst[covered:])
+	case k.shuffle:
+		s.planes = unshuffleBytes(dst, work, h.typesize, s.planes)
+	case bitShuf:
+		clear(work[covered:])
+		bitUnshuffle(dst, work, h.typesize)
+	default:
+		clear(dst[covered:])
 	}
 	return nil
 }
 
 // decodeBlosc decodes a Blosc1 chunk; see BloscDecode.
 func (c *Codecs) decodeBlosc(src []byte, maxOut int) ([]byte, error) {
+	return c.decodeBloscWorkers(src, maxOut, 0)
+}
+
+// decodeBloscWorkers decodes a Blosc1 chunk with up to workers goroutines;
+// 0 means one per GOMAXPROCS for chunks of at least bloscParallelMin bytes
+// and one otherwise.
+func (c *Codecs) decodeBloscWorkers(src []byte, maxOut, workers int) ([]byte, error) {
 	h, err := parseBloscHeader(src)
 	if err != nil {
 		return nil, err
@@ -267,56 +392,79 @@ func (c *Codecs) decodeBlosc(src []byte, maxOut int) ([]byte, error) {
 		// Stored chunks are never shuffled, whatever the flags say.
 		return append([]byte(nil), src[bloscHeaderSize:]...), nil
 	}
-	d := &bloscDecoder{c: c, format: int(h.flags >> 5)}
-	if d.format > bloscFormatZstd {
-		return nil, fmt.Errorf("internal codec format %d: %w", d.format, ErrUnsupported)
+	k := &bloscChunk{
+		c:          c,
+		h:          h,
+		src:        src,
+		format:     int(h.flags >> 5),
+		shuffle:    h.flags&bloscFlagShuffle != 0 && h.typesize > 1,
+		bitShuffle: h.flags&bloscFlagBitShuffle != 0,
 	}
-	doShuffle := h.flags&bloscFlagShuffle != 0 && h.typesize > 1
-	doBitShuffle := h.flags&bloscFlagBitShuffle != 0
-	out := make([]byte, h.nbytes)
-	var tmp []byte
-	if doShuffle || doBitShuffle {
-		tmp = make([]byte, min(h.blocksize, h.nbytes))
+	if k.format > bloscFormatZstd {
+		return nil, fmt.Errorf("internal codec format %d: %w", k.format, ErrUnsupported)
 	}
-	for j := range h.nblocks {
-		bsize, last := h.blocksize, false
-		if j == h.nblocks-1 && h.leftover > 0 {
-			bsize, last = h.leftover, true
-		}
-		dst := out[j*h.blocksize : j*h.blocksize+bsize]
-		bitShuf := doBitShuffle && !doShuffle && bsize >= h.typesize
-		work := dst
-		if doShuffle || bitShuf {
-			work = tmp[:bsize]
-		}
-		offset := int(int32(binary.LittleEndian.Uint32(src[bloscHeaderSize+4*j:])))
-		nsplits := bloscSplits(h.flags, h.typesize, bsize, last)
-		neblock := bsize / nsplits
-		for s := range nsplits {
-			if offset < 0 || offset > h.cbytes-4 {
-				return nil, fmt.Errorf("block %d stream %d: offset %d outside the %d-byte chunk", j, s, offset, h.cbytes)
-			}
-			csize := int(int32(binary.LittleEndian.Uint32(src[offset:])))
-			offset += 4
-			if csize < 0 || csize > h.cbytes-offset {
-				return nil, fmt.Errorf("block %d stream %d: size %d at offset %d overruns the %d-byte chunk", j, s, csize, offset, h.cbytes)
-			}
-			part := work[s*neblock : (s+1)*neblock]
-			if csize == neblock {
-				copy(part, src[offset:offset+csize])
-			} else if err := d.decode(part, src[offset:offset+csize]); err != nil {
-				return nil, fmt.Errorf("block %d stream %d: %w", j, s, err)
-			}
-			offset += csize
-		}
-		switch {
-		case doShuffle:
-			unshuffleBytes(dst, work, h.typesize)
-		case bitShuf:
-			bitUnshuffle(dst, work, h.typesize)
+	k.out = make([]byte, h.nbytes)
+	if workers <= 0 {
+		workers = 1
+		if h.nbytes >= bloscParallelMin {
+			workers = runtime.GOMAXPROCS(0)
 		}
 	}
-	return out, nil
+	workers = min(workers, h.nblocks)
+	if err := k.run(workers); err != nil {
+		return nil, err
+	}
+	return k.out, nil
+}
+
+// run decodes all blocks with up to workers goroutines (the caller's
+// included). Workers claim blocks in increasing order and stop claiming
+// after a failure, so every block before a failed one is decoded and the
+// error returned is that of the first failed block, as in a serial decode.
+func (k *bloscChunk) run(workers int) error {
+	if workers <= 1 {
+		s := k.c.getBloscScratch()
+		defer k.c.putBloscScratch(s)
+		for j := range k.h.nblocks {
+			if err := k.block(s, j); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	var (
+		next     atomic.Int64 // the next block to claim
+		failed   atomic.Bool
+		mu       sync.Mutex
+		errBlock int
+		firstErr error
+		wg       sync.WaitGroup
+	)
+	work := func() {
+		s := k.c.getBloscScratch()
+		defer k.c.putBloscScratch(s)
+		for !failed.Load() {
+			j := int(next.Add(1) - 1)
+			if j >= k.h.nblocks {
+				return
+			}
+			if err := k.block(s, j); err != nil {
+				mu.Lock()
+				if firstErr == nil || j < errBlock {
+					errBlock, firstErr = j, err
+				}
+				mu.Unlock()
+				failed.Store(true)
+				return
+			}
+		}
+	}
+	for range workers - 1 {
+		wg.Go(work)
+	}
+	work()
+	wg.Wait()
+	return firstErr
 }
 
 // bloscCompressor names an internal codec for the encoder.

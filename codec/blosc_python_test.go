@@ -60,6 +60,9 @@ for cname in ["blosclz", "lz4", "lz4hc", "snappy", "zlib", "zstd"]:
     cases.append((cname, 1, 4, 5, 4096, "smooth", 50003))
     cases.append((cname, 2, 2, 5, 1000, "smooth", 50003))
     cases.append((cname, 2, 8, 5, 4096, "smooth", 50001))
+    # Chunks large enough for the Go decoder to split across goroutines.
+    cases.append((cname, 1, 2, 5, 0, "smooth", 600003))
+    cases.append((cname, 2, 4, 5, 0, "smooth", 400001))
 for k, (cname, shuffle, ts, clevel, bs, kind, n) in enumerate(cases):
     raw = data(k, kind, n, ts)
     blosc.set_blocksize(bs)

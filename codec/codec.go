@@ -44,6 +44,10 @@ type Codecs struct {
 
 	mu    sync.Mutex
 	zencs map[zstd.EncoderLevel]*zstd.Encoder
+
+	// bloscScratch pools *bloscScratch values, one per goroutine that
+	// decodes Blosc blocks, so that repeated chunks reuse block buffers.
+	bloscScratch sync.Pool
 }
 
 // New returns an empty set of codecs; decoders and encoders are created on
