@@ -42,7 +42,7 @@ trap cleanup EXIT INT TERM
 go build -o "$tmp/cropbench" ./bench/cmd/cropbench
 {
 	echo "# bench/crop.sh $stamp"
-	echo "# $(uname -srm), $(nproc) cores, $(go version | cut -d' ' -f3), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
+	echo "# $(uname -srm), $(nproc) cores, $(go version | cut -d' ' -f3), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(if [ -n "$(git status --porcelain 2>/dev/null)" ]; then echo ' + uncommitted changes'; fi)"
 	echo "# load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 } | tee "$res"
 "$tmp/cropbench" gen -dir "$dir" -size "$size" | tee -a "$res"

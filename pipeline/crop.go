@@ -67,7 +67,7 @@ func cropVolume(ctx context.Context, opt *Options, out *store.Store, r *source.R
 	if spatial < 0 {
 		return nil, fmt.Errorf("%s: %s scale %d has %d dimensions; a crop needs z, y, x", r.Dataset.Name, ref.StoreURL, c.Scale, len(in.Shape))
 	}
-	origin, note, err := chooseOrigin(ctx, c, vols, c.Scale)
+	origin, note, err := chooseOrigin(ctx, c, vols, c.Scale, opt.ConvertChunk)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", r.Dataset.Name, err)
 	}
@@ -125,7 +125,11 @@ func cube(edge int64, n int) []int64 {
 // origin is used as given; otherwise origins are drawn from a PCG stream seeded
 // by the manifest seed (reproducible), optionally snapped to the chunk grid, and
 // kept when a coarse scale shows at least TissueFraction non-zero voxels there.
-func chooseOrigin(ctx context.Context, c *manifest.Crop, vols []volume.Volume, scale int) ([]int64, string, error) {
+//
+// Aligned origins snap to the least common multiple of the source chunk and the
+// output chunk: then every output chunk covers whole source chunks that sit
+// together (a Morton group in a sharded volume), so each is one range read.
+func chooseOrigin(ctx context.Context, c *manifest.Crop, vols []volume.Volume, scale int, outChunk int64) ([]int64, string, error) {
 	in := vols[scale].Info()
 	shape := in.Shape[len(in.Shape)-3:]
 	for i := range c.Size {
@@ -154,7 +158,11 @@ func chooseOrigin(ctx context.Context, c *manifest.Crop, vols []volume.Volume, s
 		for i := range o {
 			o[i] = rng.Int64N(shape[i] - c.Size[i] + 1)
 			if c.AlignToChunks && chunks != nil && chunks[i] > 0 {
-				o[i] -= o[i] % chunks[i]
+				step := lcm(chunks[i], max(outChunk, 1))
+				if step > shape[i]-c.Size[i] {
+					step = chunks[i] // the volume is too small for the coarser grid
+				}
+				o[i] -= o[i] % step
 			}
 		}
 		if coarse == nil {
@@ -227,3 +235,11 @@ func nonZeroFraction(ctx context.Context, v volume.Volume, origin, size []int64,
 }
 
 var _ = strings.TrimSpace
+
+func lcm(a, b int64) int64 {
+	x, y := a, b
+	for y != 0 {
+		x, y = y, x%y
+	}
+	return a / x * b
+}

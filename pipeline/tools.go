@@ -76,7 +76,7 @@ func Crop(ctx context.Context, src string, c manifest.Crop, out string, opt Opti
 	if lead < 0 {
 		return nil, fmt.Errorf("crop %s: array %q has %d dimensions; a crop needs z, y, x", src, in.Name, len(in.Shape))
 	}
-	origin, note, err := chooseOrigin(ctx, &c, vols, c.Scale)
+	origin, note, err := chooseOrigin(ctx, &c, vols, c.Scale, opt.ConvertChunk)
 	if err != nil {
 		return nil, fmt.Errorf("crop %s: %w", src, err)
 	}

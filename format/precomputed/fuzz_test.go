@@ -58,7 +58,8 @@ func FuzzInfo(f *testing.F) {
 	})
 }
 
-// FuzzShardIndex serves the fuzz input as a shard file and looks up a chunk.
+// FuzzShardIndex serves the fuzz input as a shard file and looks up a chunk,
+// reading the shard index whole or (entryWise) entry by entry.
 func FuzzShardIndex(f *testing.F) {
 	idx := make([]byte, 64+48)
 	binary.LittleEndian.PutUint64(idx[0:], 0)
@@ -66,10 +67,12 @@ func FuzzShardIndex(f *testing.F) {
 	binary.LittleEndian.PutUint64(idx[64:], 3) // id 3
 	binary.LittleEndian.PutUint64(idx[72:], 24)
 	binary.LittleEndian.PutUint64(idx[80:], 8)
-	f.Add(idx, uint64(3), false)
-	f.Add(append(idx[:64:64], gzipBytes(idx[64:88])...), uint64(3), true)
-	f.Add([]byte{}, uint64(0), false)
-	f.Fuzz(func(t *testing.T, shard []byte, id uint64, gz bool) {
+	f.Add(idx, uint64(3), false, false)
+	f.Add(idx, uint64(3), false, true)
+	f.Add(append(idx[:64:64], gzipBytes(idx[64:88])...), uint64(3), true, false)
+	f.Add(idx[:40], uint64(3), false, true)
+	f.Add([]byte{}, uint64(0), false, false)
+	f.Fuzz(func(t *testing.T, shard []byte, id uint64, gz, entryWise bool) {
 		d := newMem()
 		spec := Sharding{Hash: "identity", MinishardBits: 2, ShardBits: 0, MinishardIndexEncoding: "raw", DataEncoding: "raw"}
 		if gz {
@@ -77,6 +80,9 @@ func FuzzShardIndex(f *testing.F) {
 		}
 		d.put("s/0.shard", shard)
 		s := newSharder(store.New(d), "s", spec)
+		if entryWise {
+			s.wholeIndexMax = 0
+		}
 		sh, mi := s.locate(id)
 		m, err := s.get(context.Background(), sh, mi)
 		if err != nil {

@@ -20,9 +20,34 @@ type memDriver struct {
 	// reads counts ReadRange calls; reads16 those of exactly 16 bytes (shard
 	// index entries).
 	reads, reads16 atomic.Int64
+	// ranges counts ReadRange calls per key and range.
+	ranges map[readRange]int
 }
 
-func newMem() *memDriver { return &memDriver{files: map[string][]byte{}} }
+type readRange struct {
+	key    string
+	off, n int64
+}
+
+// rangeReads returns how often key was read at [off, off+n).
+func (d *memDriver) rangeReads(key string, off, n int64) int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.ranges[readRange{key, off, n}]
+}
+
+// resetCounts forgets all counted reads.
+func (d *memDriver) resetCounts() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.reads.Store(0)
+	d.reads16.Store(0)
+	clear(d.ranges)
+}
+
+func newMem() *memDriver {
+	return &memDriver{files: map[string][]byte{}, ranges: map[readRange]int{}}
+}
 
 func (d *memDriver) String() string { return "mem:" }
 
@@ -64,6 +89,7 @@ func (d *memDriver) ReadRange(ctx context.Context, key string, off, n int64) (io
 	}
 	d.mu.Lock()
 	b, ok := d.files[key]
+	d.ranges[readRange{key, off, n}]++
 	d.mu.Unlock()
 	if !ok {
 		return nil, fmt.Errorf("mem %q: %w", key, store.ErrNotExist)

@@ -3,6 +3,12 @@
 // (one object per chunk) or sharded (neuroglancer_uint64_sharded_v1), with
 // raw, jpeg, png or compressed_segmentation chunks. Each scale opens as one
 // volume in C order (c,) z, y, x with nanometre axes.
+//
+// A sharded ReadRegion costs, on a cold volume, one request per touched shard
+// for its whole shard index (up to 16 MiB, else one 16-byte entry per
+// minishard), one per touched minishard index, and the chunk data of each
+// shard in ranges merged across gaps under 1 MiB; indexes stay cached per
+// volume.
 package precomputed
 
 import (

@@ -519,9 +519,10 @@ func TestGzipObjectsAndPaddedEdges(t *testing.T) {
 	})
 }
 
-// TestRequestCount shows that a chunk-aligned read of N chunks of one
-// minishard costs one shard-index entry, one minishard index and one
-// coalesced data read, and that a repeat costs only the data read.
+// TestRequestCount counts the range reads of a cold and a warm read: each
+// touched shard costs one shard-index read, each touched minishard one index
+// read, and the chunk data of a shard one coalesced read, even when the
+// chunks lie in different minishards (a box that straddles Morton groups).
 func TestRequestCount(t *testing.T) {
 	ctx := context.Background()
 	info := volume.Info{Name: "src", Shape: []int64{128, 128, 128}, DType: volume.Uint8,
@@ -532,63 +533,138 @@ func TestRequestCount(t *testing.T) {
 		b[i] = byte(rng.IntN(256))
 	}
 	src, _ := volume.NewMem(info, b)
+	// 4³ chunks of 32³; preshift 3 puts each 2³ Morton group in its own
+	// minishard, two minishards per shard, four shards.
 	spec := &Sharding{Hash: "identity", PreshiftBits: 3, MinishardBits: 1, ShardBits: 2, DataEncoding: "gzip", MinishardIndexEncoding: "gzip"}
-	d, _, vs := writeOpen(t, src, WriteOptions{ChunkSize: [3]int64{32, 32, 32}, Sharding: spec})
-	v := vs[0]
-	box := volume.NewBox([]int64{0, 0, 0}, []int64{64, 64, 64}) // 8 chunks, ids 0..7
-	const n = 8
-	got := make([]byte, box.NumElements())
-	d.reads.Store(0)
-	if err := v.ReadRegion(ctx, box, got); err != nil {
-		t.Fatal(err)
+	for _, c := range []struct {
+		name                  string
+		lo, hi                int64
+		chunks, shards, minis int64
+		wantFirst, wantRepeat int64
+	}{
+		// Chunks 0..7: one Morton group, one minishard of shard 0.
+		{"aligned", 0, 64, 8, 1, 1, 3, 1},
+		// Chunks 1..2 on each axis: eight Morton groups, all four shards.
+		{"straddling", 32, 96, 8, 4, 8, 4 + 8 + 4, 4},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			d, _, vs := writeOpen(t, src, WriteOptions{ChunkSize: [3]int64{32, 32, 32}, Sharding: spec})
+			box := volume.NewBox([]int64{c.lo, c.lo, c.lo}, []int64{c.hi - c.lo, c.hi - c.lo, c.hi - c.lo})
+			got := make([]byte, box.NumElements())
+			d.resetCounts()
+			if err := vs[0].ReadRegion(ctx, box, got); err != nil {
+				t.Fatal(err)
+			}
+			first := d.reads.Load()
+			want := make([]byte, len(got))
+			volume.CopyBox(want, box, b, volume.Full(info.Shape), box, 1)
+			if !bytes.Equal(got, want) {
+				t.Fatal("data differs")
+			}
+			if limit := c.chunks + 2*c.shards; first > limit {
+				t.Errorf("%d range reads for %d chunks in %d shards, over the limit %d", first, c.chunks, c.shards, limit)
+			}
+			if first != c.wantFirst {
+				t.Errorf("%d range reads, want %d (%d shard indexes, %d minishard indexes, one data read per shard)",
+					first, c.wantFirst, c.shards, c.minis)
+			}
+			if r := d.reads16.Load(); r != 0 {
+				t.Errorf("%d 16-byte index-entry reads, want 0 (shard index read whole)", r)
+			}
+			d.resetCounts()
+			if err := vs[0].ReadRegion(ctx, box, got); err != nil {
+				t.Fatal(err)
+			}
+			if r := d.reads.Load(); r != c.wantRepeat {
+				t.Errorf("repeat read: %d range reads, want %d (indexes cached, one data read per shard)", r, c.wantRepeat)
+			}
+		})
 	}
-	first := d.reads.Load()
-	want := make([]byte, len(got))
-	volume.CopyBox(want, box, b, volume.Full(info.Shape), box, 1)
-	if !bytes.Equal(got, want) {
-		t.Fatal("data differs")
-	}
-	if first > n+2 {
-		t.Fatalf("%d range reads for %d chunks, want ≤ %d", first, n, n+2)
-	}
-	if first != 3 {
-		t.Errorf("%d range reads, want 3 (index entry, minishard index, one coalesced data read)", first)
-	}
-	d.reads.Store(0)
-	if err := v.ReadRegion(ctx, box, got); err != nil {
-		t.Fatal(err)
-	}
-	if r := d.reads.Load(); r != 1 {
-		t.Errorf("repeat read: %d range reads, want 1 (minishard cached)", r)
-	}
-	t.Logf("first read: %d requests for %d chunks", first, n)
 }
 
-// TestSharedMinishardFetch: concurrent readers of one minishard on a cold
-// volume fetch its index once.
-func TestSharedMinishardFetch(t *testing.T) {
+// TestSharedIndexFetch: many concurrent readers of a cold volume, one chunk
+// each, read each shard index and each minishard index once. Above the
+// whole-index size limit the shard index is read entry by entry, once per
+// minishard.
+func TestSharedIndexFetch(t *testing.T) {
 	ctx := context.Background()
 	src := makeSource(t, volume.Uint8, 1, false)
 	d, st, _ := writeOpen(t, src, WriteOptions{ChunkSize: testChunk, Sharding: sharding("identity", false)})
-	vs, err := Format{}.Open(ctx, st, "vol")
-	if err != nil {
-		t.Fatal(err)
-	}
-	d.reads16.Store(0)
-	var wg sync.WaitGroup
-	for i := 0; i < 16; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			box := volume.NewBox([]int64{0, 0, 0}, []int64{8, 12, 16}) // chunk (0,0,0)
-			if err := vs[0].ReadRegion(ctx, box, make([]byte, box.NumElements())); err != nil {
-				t.Error(err)
+	for _, c := range []struct {
+		name          string
+		wholeIndexMax int64
+	}{
+		{"whole-index", maxShardIndexBytes},
+		{"entry-by-entry", 16},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			vs, err := Format{}.Open(ctx, st, "vol")
+			if err != nil {
+				t.Fatal(err)
 			}
-		}()
-	}
-	wg.Wait()
-	if r := d.reads16.Load(); r != 1 {
-		t.Errorf("%d shard index reads, want 1", r)
+			v := vs[0].(*scaleVolume)
+			v.shards.wholeIndexMax = c.wholeIndexMax
+			shards := map[uint64]bool{}
+			minis := map[[2]uint64]bool{}
+			var cells [][3]int64
+			for z := int64(0); z < v.grid[2]; z++ {
+				for y := int64(0); y < v.grid[1]; y++ {
+					for x := int64(0); x < v.grid[0]; x++ {
+						g := [3]int64{x, y, z}
+						sh, mi := v.shards.locate(compressedMorton(g, v.mbits))
+						shards[sh] = true
+						minis[[2]uint64{sh, mi}] = true
+						cells = append(cells, g)
+					}
+				}
+			}
+			if len(shards) < 2 || len(minis) <= len(shards) {
+				t.Fatalf("test volume has %d shards and %d minishards; want several of each", len(shards), len(minis))
+			}
+			d.resetCounts()
+			start := make(chan struct{})
+			var wg sync.WaitGroup
+			for _, g := range cells {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					<-start
+					lo, hi := v.chunkBox(g)
+					box := volume.NewBox([]int64{lo[2], lo[1], lo[0]}, []int64{hi[2] - lo[2], hi[1] - lo[1], hi[0] - lo[0]})
+					if err := v.ReadRegion(ctx, box, make([]byte, box.NumElements())); err != nil {
+						t.Error(err)
+					}
+				}()
+			}
+			close(start)
+			wg.Wait()
+			n := int64(len(cells))
+			whole := 0
+			for sh := range shards {
+				k := v.shards.shardKey(sh)
+				r := d.rangeReads(k, 0, v.shards.indexEnd())
+				whole += r
+				if c.wholeIndexMax >= v.shards.indexEnd() && r != 1 {
+					t.Errorf("shard %s: index read %d times, want 1", k, r)
+				}
+			}
+			wantReads := n + int64(len(shards)) + int64(len(minis))
+			want16 := int64(0)
+			if c.wholeIndexMax < v.shards.indexEnd() {
+				if whole != 0 {
+					t.Errorf("%d whole shard-index reads above the size limit", whole)
+				}
+				wantReads = n + 2*int64(len(minis))
+				want16 = int64(len(minis))
+			}
+			if r := d.reads16.Load(); r != want16 {
+				t.Errorf("%d 16-byte index-entry reads, want %d", r, want16)
+			}
+			if r := d.reads.Load(); r != wantReads {
+				t.Errorf("%d range reads for %d chunks in %d shards / %d minishards, want %d",
+					r, n, len(shards), len(minis), wantReads)
+			}
+		})
 	}
 }
 
@@ -624,7 +700,7 @@ func TestCorruptShard(t *testing.T) {
 			binary.LittleEndian.PutUint64(b[start+8*n:], 1<<20)
 			return b
 		}, "read chunk data"},
-		{"truncated-index", func(b []byte) []byte { return b[:10] }, "read index entry"},
+		{"truncated-index", func(b []byte) []byte { return b[:10] }, "read shard index"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			d, st, _ := writeOpen(t, src, WriteOptions{ChunkSize: testChunk, Sharding: spec})
@@ -677,7 +753,7 @@ func TestWireSampleInfo(t *testing.T) {
 	if vs[0].Info().Compression != "jpeg" || vs[1].Info().Compression != "jpeg+gzip" {
 		t.Errorf("compression %q / %q", vs[0].Info().Compression, vs[1].Info().Compression)
 	}
-	// No shard objects: everything reads as zeros, with one 16-byte probe per minishard.
+	// No shard objects: everything reads as zeros, with one shard-index probe per shard.
 	box := volume.NewBox([]int64{100, 100, 100}, []int64{70, 70, 70})
 	buf := bytes.Repeat([]byte{7}, int(box.NumElements()))
 	if err := vs[1].ReadRegion(ctx, box, buf); err != nil {

@@ -10,14 +10,17 @@ import (
 	"slices"
 	"sync"
 
+	"golang.org/x/sync/semaphore"
+
 	"github.com/imgdataset/imgdataset/store"
 )
 
 // Limits on sharding metadata read from a possibly hostile store.
 const (
-	maxMinishardBytes   = 64 << 20 // a minishard index, as stored and decoded
-	cacheMinishards     = 4096     // decoded minishard indexes kept per volume
-	cacheMinishardBytes = 64 << 20 // and their total size
+	maxMinishardBytes  = 64 << 20 // a minishard index, as stored and decoded
+	maxShardIndexBytes = 16 << 20 // shard indexes up to this size are read whole (minishard_bits ≤ 20)
+	cacheItems         = 4096     // shard and decoded minishard indexes kept per volume
+	cacheBytes         = 64 << 20 // and their total size
 )
 
 // shardEntry locates one chunk inside a shard file: [start, end) are absolute
@@ -53,36 +56,67 @@ func (m *minishard) find(id uint64) (shardEntry, bool) {
 	return m.entries[i], true
 }
 
-// sharder maps chunk ids to shards and reads their indexes, caching decoded
-// minishard indexes and sharing concurrent fetches of the same one.
+// sharder maps chunk ids to shards and reads their indexes. Whole shard
+// indexes (when small enough) and decoded minishard indexes share one LRU per
+// volume, and concurrent fetches of the same item share one request.
 type sharder struct {
 	spec Sharding
 	st   *store.Store
 	dir  string // the scale's key prefix ("" for the root)
+	// wholeIndexMax is the largest shard index read whole (maxShardIndexBytes;
+	// tests lower it to reach the entry-by-entry path).
+	wholeIndexMax int64
+	// indexMem bounds the bytes of whole shard indexes being read at once:
+	// many concurrent minishard lookups in different shards must not each
+	// hold a large index buffer.
+	indexMem *semaphore.Weighted
 
 	mu       sync.Mutex
 	lru      *list.List // of *cacheItem, most recent first
-	items    map[msKey]*list.Element
+	items    map[cacheKey]*list.Element
 	bytes    int64
-	inflight map[msKey]*flight
+	inflight map[cacheKey]*flight
 }
 
-type msKey struct{ shard, minishard uint64 }
+// cacheKey names a cached item: the index of a shard (whole set) or the
+// decoded index of one of its minishards.
+type cacheKey struct {
+	shard, minishard uint64
+	whole            bool
+}
+
+// cached is what the LRU holds: *minishard or *shardIndex. Both are valid as
+// nil pointers (empty minishard, absent shard).
+type cached interface{ size() int64 }
 
 type cacheItem struct {
-	key msKey
-	val *minishard
+	key cacheKey
+	val cached
 }
 
 type flight struct {
 	done chan struct{}
-	val  *minishard
+	val  cached
 	err  error
 }
 
+// shardIndex is the raw shard index of an existing shard: 16 bytes per
+// minishard. A nil *shardIndex means the shard does not exist.
+type shardIndex struct {
+	raw []byte
+}
+
+func (x *shardIndex) size() int64 {
+	if x == nil {
+		return 16
+	}
+	return 16 + int64(len(x.raw))
+}
+
 func newSharder(st *store.Store, dir string, spec Sharding) *sharder {
-	return &sharder{spec: spec, st: st, dir: dir, lru: list.New(),
-		items: map[msKey]*list.Element{}, inflight: map[msKey]*flight{}}
+	return &sharder{spec: spec, st: st, dir: dir, wholeIndexMax: maxShardIndexBytes,
+		indexMem: semaphore.NewWeighted(2 * maxShardIndexBytes), lru: list.New(),
+		items: map[cacheKey]*list.Element{}, inflight: map[cacheKey]*flight{}}
 }
 
 // locate returns the shard and minishard holding chunk id.
@@ -117,7 +151,17 @@ func (s *sharder) indexEnd() int64 { return int64(16) << uint(s.spec.MinishardBi
 // get returns the decoded minishard index (nil when empty), from the cache or
 // by reading it; concurrent callers for the same minishard share one fetch.
 func (s *sharder) get(ctx context.Context, shard, mini uint64) (*minishard, error) {
-	k := msKey{shard, mini}
+	v, err := s.load(ctx, cacheKey{shard: shard, minishard: mini}, func(ctx context.Context) (cached, error) {
+		return s.fetch(ctx, shard, mini)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.(*minishard), nil
+}
+
+// load returns the cached item k or fetches it, once for all concurrent callers.
+func (s *sharder) load(ctx context.Context, k cacheKey, fetch func(context.Context) (cached, error)) (cached, error) {
 	for {
 		s.mu.Lock()
 		if el, ok := s.items[k]; ok {
@@ -145,7 +189,7 @@ func (s *sharder) get(ctx context.Context, shard, mini uint64) (*minishard, erro
 		s.inflight[k] = f
 		s.mu.Unlock()
 
-		f.val, f.err = s.fetch(ctx, shard, mini)
+		f.val, f.err = fetch(ctx)
 
 		s.mu.Lock()
 		delete(s.inflight, k)
@@ -159,10 +203,10 @@ func (s *sharder) get(ctx context.Context, shard, mini uint64) (*minishard, erro
 }
 
 // add caches v; s.mu is held.
-func (s *sharder) add(k msKey, v *minishard) {
+func (s *sharder) add(k cacheKey, v cached) {
 	s.items[k] = s.lru.PushFront(&cacheItem{key: k, val: v})
 	s.bytes += v.size()
-	for s.lru.Len() > cacheMinishards || (s.bytes > cacheMinishardBytes && s.lru.Len() > 1) {
+	for s.lru.Len() > cacheItems || (s.bytes > cacheBytes && s.lru.Len() > 1) {
 		el := s.lru.Back()
 		it := el.Value.(*cacheItem)
 		s.lru.Remove(el)
@@ -178,20 +222,53 @@ func (m *minishard) size() int64 {
 	return 16 + 24*int64(len(m.entries))
 }
 
-// fetch reads the 16-byte shard index entry of a minishard, then the minishard index.
-func (s *sharder) fetch(ctx context.Context, shard, mini uint64) (*minishard, error) {
+// indexEntry returns the [start, end) range of minishard mini's index,
+// relative to the end of the shard index; ok is false when the shard does not
+// exist. Small shard indexes are read whole, once per shard, so that every
+// further minishard costs one request; larger ones entry by entry.
+func (s *sharder) indexEntry(ctx context.Context, shard, mini uint64) (start, end uint64, ok bool, err error) {
 	key := s.shardKey(shard)
+	if n := s.indexEnd(); n <= s.wholeIndexMax {
+		v, err := s.load(ctx, cacheKey{shard: shard, whole: true}, func(ctx context.Context) (cached, error) {
+			if err := s.indexMem.Acquire(ctx, n); err != nil {
+				return nil, err
+			}
+			defer s.indexMem.Release(n)
+			raw := make([]byte, n)
+			if err := s.st.ReadAt(ctx, key, raw, 0); err != nil {
+				if errors.Is(err, store.ErrNotExist) {
+					return (*shardIndex)(nil), nil // no shard: every chunk in it is absent
+				}
+				return nil, fmt.Errorf("shard %q: read shard index (%d bytes): %w", key, n, err)
+			}
+			return &shardIndex{raw: raw}, nil
+		})
+		if err != nil {
+			return 0, 0, false, err
+		}
+		x := v.(*shardIndex)
+		if x == nil {
+			return 0, 0, false, nil
+		}
+		ent := x.raw[16*mini:]
+		return binary.LittleEndian.Uint64(ent[0:]), binary.LittleEndian.Uint64(ent[8:]), true, nil
+	}
 	var ent [16]byte
 	if err := s.st.ReadAt(ctx, key, ent[:], int64(16*mini)); err != nil {
 		if errors.Is(err, store.ErrNotExist) {
-			return nil, nil // no shard: every chunk in it is absent
+			return 0, 0, false, nil
 		}
-		return nil, fmt.Errorf("shard %q: read index entry of minishard %d: %w", key, mini, err)
+		return 0, 0, false, fmt.Errorf("shard %q: read index entry of minishard %d: %w", key, mini, err)
 	}
-	start := binary.LittleEndian.Uint64(ent[0:])
-	end := binary.LittleEndian.Uint64(ent[8:])
-	if start == end {
-		return nil, nil
+	return binary.LittleEndian.Uint64(ent[0:]), binary.LittleEndian.Uint64(ent[8:]), true, nil
+}
+
+// fetch locates a minishard index through the shard index, then reads and decodes it.
+func (s *sharder) fetch(ctx context.Context, shard, mini uint64) (*minishard, error) {
+	key := s.shardKey(shard)
+	start, end, ok, err := s.indexEntry(ctx, shard, mini)
+	if err != nil || !ok || start == end {
+		return nil, err
 	}
 	idxEnd := uint64(s.indexEnd())
 	if end < start || end-start > maxMinishardBytes || end > 1<<62-idxEnd {

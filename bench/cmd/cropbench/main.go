@@ -340,7 +340,7 @@ func crop(ctx context.Context, args []string) error {
 	origin := []int64{*o, *o, *o}
 	size := []int64{*n, *n, *n}
 
-	touched, chunks, err := cropChunks(filepath.Join(*dir, prefix, sc.Key), *in.Scales[0].Sharding, vsize, origin, size)
+	touched, need, chunks, err := cropChunks(filepath.Join(*dir, prefix, sc.Key), *in.Scales[0].Sharding, vsize, origin, size)
 	if err != nil {
 		return err
 	}
@@ -450,6 +450,8 @@ func crop(ctx context.Context, args []string) error {
 	fmt.Printf("CPU efficiency:   JPEG decode at the single-core CPU rate is %.0f%% of the process's CPU time\n", 100*(vox/singleCPU)/cpu)
 	fmt.Printf("requests:         %d to shards (%.0f MB), %d info, %d other; chunks touched %d, shards touched %d, limit %d → %s\n",
 		shardReqs, float64(shardBytes)/1e6, infoReqs, other, touched, len(shards), limit, okStr(shardReqs <= limit))
+	fmt.Printf("bytes:            %.0f MB read from shards for %.0f MB of touched chunks (%.2f×)\n",
+		float64(shardBytes)/1e6, float64(need)/1e6, float64(shardBytes)/float64(need))
 	fmt.Printf("load average:     %.2f %.2f %.2f before, %.2f %.2f %.2f after\n", load1[0], load1[1], load1[2], load2[0], load2[1], load2[2])
 	var others []string
 	for p, pc := range st.Paths {
@@ -496,10 +498,10 @@ func loadavg() [3]float64 {
 // add little to the crop process's RSS.
 const maxSample = 256
 
-// cropChunks returns the number of chunks the crop touches and the stored
-// (JPEG) bytes of an evenly spread sample of them, read straight from the
+// cropChunks returns the number of chunks the crop touches, their total
+// stored size, and the stored (JPEG) bytes of an evenly spread sample of them, read straight from the
 // shard files: the shard index, the gzip minishard indexes, the chunk ranges.
-func cropChunks(scaleDir string, sh precomputed.Sharding, vsize [3]int64, origin, size []int64) (int, [][]byte, error) {
+func cropChunks(scaleDir string, sh precomputed.Sharding, vsize [3]int64, origin, size []int64) (int, int64, [][]byte, error) {
 	var grid, lo, hi [3]int64 // x, y, z
 	for d := 0; d < 3; d++ {
 		zyx := 2 - d
@@ -522,30 +524,31 @@ func cropChunks(scaleDir string, sh precomputed.Sharding, vsize [3]int64, origin
 		}
 	}
 	if sh.Hash != "identity" {
-		return 0, nil, fmt.Errorf("cropChunks reads identity-hashed shards only, not %q", sh.Hash)
+		return 0, 0, nil, fmt.Errorf("cropChunks reads identity-hashed shards only, not %q", sh.Hash)
 	}
 	files, err := filepath.Glob(filepath.Join(scaleDir, "*.shard"))
 	if err != nil {
-		return 0, nil, err
+		return 0, 0, nil, err
 	}
 	step := uint64(max(1, len(want)/maxSample))
 	var out [][]byte
 	found := 0
+	var need int64
 	for _, f := range files {
-		if err := shardChunks(f, sh, want, step, &found, &out); err != nil {
-			return 0, nil, err
+		if err := shardChunks(f, sh, want, step, &found, &need, &out); err != nil {
+			return 0, 0, nil, err
 		}
 	}
 	if found != len(want) {
-		return 0, nil, fmt.Errorf("found %d of the %d chunks the crop touches", found, len(want))
+		return 0, 0, nil, fmt.Errorf("found %d of the %d chunks the crop touches", found, len(want))
 	}
-	return found, out, nil
+	return found, need, out, nil
 }
 
-// shardChunks walks the minishard indexes of one shard file and appends the
-// bytes of every step-th wanted chunk to out. It reads by range, so that the
+// shardChunks walks the minishard indexes of one shard file, adds the sizes of
+// the wanted chunks to need and appends the bytes of every step-th one to out. It reads by range, so that the
 // crop process never holds a whole shard (its peak RSS is measured).
-func shardChunks(path string, sh precomputed.Sharding, want map[uint64]bool, step uint64, found *int, out *[][]byte) error {
+func shardChunks(path string, sh precomputed.Sharding, want map[uint64]bool, step uint64, found *int, need *int64, out *[][]byte) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return err
@@ -584,6 +587,7 @@ func shardChunks(path string, sh precomputed.Sharding, want map[uint64]bool, ste
 			if !want[id] {
 				continue
 			}
+			*need += int64(e - s)
 			if uint64(*found)%step == 0 {
 				b := make([]byte, e-s)
 				if _, err := f.ReadAt(b, int64(s)); err != nil {
