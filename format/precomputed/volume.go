@@ -24,8 +24,8 @@ const (
 	// (measured 6× on a 1000³ crop at a 64-voxel offset), which is why crops
 	// align their origin to whole Morton groups of the output chunk.
 	coalesceGap = 1 << 20
-	coalesceMax   = 32 << 20  // but never into one read larger than this
-	batchChunks   = 8192      // chunks planned at once (bounds planning memory)
+	coalesceMax = 32 << 20 // but never into one read larger than this
+	batchChunks = 8192     // chunks planned at once (bounds planning memory)
 )
 
 // scaleVolume is one scale of a precomputed volume.
