@@ -168,7 +168,15 @@ func (s *Store) ReadAll(ctx context.Context, key string, limit int64) ([]byte, e
 		return nil, err
 	}
 	defer rc.Close()
-	b, err := io.ReadAll(io.LimitReader(rc, limit+1))
+	var b []byte
+	if sz, ok := rc.(interface{ Size() int64 }); ok && sz.Size() >= 0 && sz.Size() <= limit {
+		// The size is known (local files): read into one exact buffer instead of
+		// letting io.ReadAll grow and copy.
+		b = make([]byte, sz.Size())
+		_, err = io.ReadFull(rc, b)
+	} else {
+		b, err = io.ReadAll(io.LimitReader(rc, limit+1))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("store %s: read %q: %w", s.d, key, err)
 	}

@@ -138,7 +138,9 @@ func BlockShape(shape, dstChunks, srcChunks []int64, elem, maxBytes int64) []int
 
 // Checksum16 returns the first 16 hex digits of sha256 over the whole array as
 // C-order little-endian bytes, streaming it in slabs of the slowest axis so that
-// memory stays bounded (the definition the testdata corpus uses).
+// memory stays bounded (the definition the testdata corpus uses). Slabs are
+// rounded to whole chunks so no chunk is decoded twice, and the next slab is
+// read while the previous one is hashed.
 func Checksum16(ctx context.Context, v Volume, budget int64) (string, error) {
 	in := v.Info()
 	h := sha256.New()
@@ -153,33 +155,88 @@ func Checksum16(ctx context.Context, v Volume, budget int64) (string, error) {
 	if budget <= 0 {
 		budget = 64 << 20
 	}
-	// Slab: the whole of the fastest axes, as many of the slowest as the budget
-	// allows; axes slower than that are walked one index at a time.
+	slab := slabShape(in, budget/2) // two slabs live at once: one hashed, one read
+	type filled struct {
+		b   []byte
+		err error
+	}
+	regions := make(chan Box)
+	out := make(chan filled, 1)
+	free := make(chan []byte, 2)
+	free <- nil
+	free <- nil
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		defer close(out)
+		for region := range regions {
+			var buf []byte
+			select {
+			case buf = <-free:
+			case <-cctx.Done():
+				return
+			}
+			nb := region.NumElements() * int64(in.DType.Size())
+			if int64(cap(buf)) < nb {
+				buf = make([]byte, nb)
+			}
+			b := buf[:nb]
+			err := v.ReadRegion(cctx, region, b)
+			select {
+			case out <- filled{b, err}:
+			case <-cctx.Done():
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	go func() {
+		defer close(regions)
+		Grid(in.Shape, slab, Full(in.Shape), func(_ []int64, region Box) error {
+			select {
+			case regions <- region:
+				return nil
+			case <-cctx.Done():
+				return cctx.Err()
+			}
+		})
+	}()
+	for f := range out {
+		if f.err != nil {
+			return "", f.err
+		}
+		h.Write(f.b)
+		free <- f.b
+	}
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16], nil
+}
+
+// slabShape is the whole of the fastest axes and as many indexes of the slowest
+// partial axis as fit in budget, rounded down to whole chunks when a chunk fits.
+// Grid order over slabs of this shape is C order over the array, as hashing needs.
+func slabShape(in Info, budget int64) []int64 {
 	elem := int64(in.DType.Size())
 	slab := append([]int64(nil), in.Shape...)
 	for i := range slab {
 		rest := Prod(in.Shape[i+1:]) * elem
 		if rest <= budget {
-			slab[i] = max(1, min(in.Shape[i], budget/max(rest, 1)))
+			n := max(1, min(in.Shape[i], budget/max(rest, 1)))
+			if in.Chunks != nil && in.Chunks[i] > 1 && n > in.Chunks[i] && n < in.Shape[i] {
+				n -= n % in.Chunks[i]
+			} else if in.Chunks != nil && in.Chunks[i] > 1 && n < in.Chunks[i] && in.Chunks[i]*rest <= 4*budget {
+				// One chunk row a little over budget beats decoding every chunk
+				// several times.
+				n = min(in.Chunks[i], in.Shape[i])
+			}
+			slab[i] = n
 			break
 		}
 		slab[i] = 1
 	}
-	var buf []byte
-	err := Grid(in.Shape, slab, Full(in.Shape), func(_ []int64, region Box) error {
-		nb := region.NumElements() * int64(in.DType.Size())
-		if int64(cap(buf)) < nb {
-			buf = make([]byte, nb)
-		}
-		b := buf[:nb]
-		if err := v.ReadRegion(ctx, region, b); err != nil {
-			return err
-		}
-		h.Write(b)
-		return nil
-	})
-	if err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil))[:16], nil
+	return slab
 }
