@@ -2,7 +2,6 @@ package catalog
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
 	"math"
 
@@ -90,28 +89,9 @@ func sampleValues(ctx context.Context, r *Record, v volume.Volume, budget int64)
 }
 
 func decode(dt volume.DType, b []byte) float64 {
-	le := binary.LittleEndian
-	switch dt {
-	case volume.Bool, volume.Uint8:
-		return float64(b[0])
-	case volume.Int8:
-		return float64(int8(b[0]))
-	case volume.Uint16:
-		return float64(le.Uint16(b))
-	case volume.Int16:
-		return float64(int16(le.Uint16(b)))
-	case volume.Uint32:
-		return float64(le.Uint32(b))
-	case volume.Int32:
-		return float64(int32(le.Uint32(b)))
-	case volume.Uint64:
-		return float64(le.Uint64(b))
-	case volume.Int64:
-		return float64(int64(le.Uint64(b)))
-	case volume.Float32:
-		return float64(math.Float32frombits(le.Uint32(b)))
-	case volume.Float64:
-		return math.Float64frombits(le.Uint64(b))
+	v, ok := dt.Value(b)
+	if !ok {
+		return math.NaN()
 	}
-	return math.NaN()
+	return v
 }

@@ -12,8 +12,10 @@ package volume
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 )
 
 // DType is a numpy dtype name: uint8, int16, float32, complex64, bool, ...
@@ -163,4 +165,34 @@ func Prod(s []int64) int64 {
 		p *= v
 	}
 	return p
+}
+
+// Value reads one little-endian element of type d from b as a float64, for
+// statistics and display. ok is false for types without a single real value
+// (complex, rgba8, float16).
+func (d DType) Value(b []byte) (v float64, ok bool) {
+	le := binary.LittleEndian
+	switch d {
+	case Bool, Uint8:
+		return float64(b[0]), true
+	case Int8:
+		return float64(int8(b[0])), true
+	case Uint16:
+		return float64(le.Uint16(b)), true
+	case Int16:
+		return float64(int16(le.Uint16(b))), true
+	case Uint32:
+		return float64(le.Uint32(b)), true
+	case Int32:
+		return float64(int32(le.Uint32(b))), true
+	case Uint64:
+		return float64(le.Uint64(b)), true
+	case Int64:
+		return float64(int64(le.Uint64(b))), true
+	case Float32:
+		return float64(math.Float32frombits(le.Uint32(b))), true
+	case Float64:
+		return math.Float64frombits(le.Uint64(b)), true
+	}
+	return 0, false
 }

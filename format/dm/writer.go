@@ -514,28 +514,16 @@ func (e *encoder) thumbnail(img Image) (*node, int64, int64) {
 
 // sample reads one little-endian element as a number, for the thumbnail.
 func sample(dt volume.DType, b []byte) float64 {
-	le := binary.LittleEndian
 	switch dt {
-	case volume.Uint8, volume.Bool:
-		return float64(b[0])
-	case volume.Int8:
-		return float64(int8(b[0]))
-	case volume.Int16:
-		return float64(int16(le.Uint16(b)))
-	case volume.Uint16:
-		return float64(le.Uint16(b))
-	case volume.Int32:
-		return float64(int32(le.Uint32(b)))
-	case volume.Uint32:
-		return float64(le.Uint32(b))
-	case volume.Float32, volume.Complex64:
-		return float64(math.Float32frombits(le.Uint32(b)))
-	case volume.Float64, volume.Complex128:
-		return math.Float64frombits(le.Uint64(b))
+	case volume.Complex64:
+		dt = volume.Float32 // the real part
+	case volume.Complex128:
+		dt = volume.Float64
 	case volume.RGBA8:
 		return (float64(b[0]) + float64(b[1]) + float64(b[2])) / 3
 	}
-	return 0
+	v, _ := dt.Value(b)
+	return v
 }
 
 // errWriter keeps the first write error so encoding code stays linear.
