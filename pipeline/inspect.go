@@ -164,7 +164,14 @@ func Catalog(ctx context.Context, targets []string, opt Options) (*CatalogResult
 			for _, v := range vols {
 				r := base
 				r.Status = "ok"
-				catalog.FromVolume(ctx, &r, v, catalog.Hints{}, opt.SampleBudget)
+				budget := opt.SampleBudget
+				if strings.Contains(it, "://") {
+					// Remote objects are cataloged from headers only; sampling
+					// values would read data the user has not chosen to fetch.
+					budget = 0
+					r.Notes = append(r.Notes, "remote: value statistics not sampled")
+				}
+				catalog.FromVolume(ctx, &r, v, catalog.Hints{}, budget)
 				recs = append(recs, r)
 				res.Volumes[catalog.VolumeKey(r)] = v
 			}
