@@ -2,7 +2,11 @@ package pipeline
 
 import (
 	"context"
+	"strings"
 	"testing"
+
+	"github.com/imgdataset/imgdataset/catalog"
+	"github.com/imgdataset/imgdataset/source"
 
 	"github.com/imgdataset/imgdataset/manifest"
 	"github.com/imgdataset/imgdataset/sample"
@@ -40,5 +44,21 @@ func TestChooseOriginSeededAlignedInTissue(t *testing.T) {
 	c.Origin = []int64{90, 0, 0}
 	if _, _, err := chooseOrigin(context.Background(), c, []volume.Volume{full}, 0, 128); err == nil {
 		t.Fatal("origin past the end accepted")
+	}
+}
+
+func TestPageShapeConflict(t *testing.T) {
+	r := &source.Resolved{Facts: source.Facts{"page_volume_size": "1065x2048x1536"}}
+	rec := catalog.Record{ShapeZ: 1065, ShapeY: 1536, ShapeX: 2048}
+	pageShapeConflict(&rec, r)
+	if len(rec.Conflicts) != 1 || !strings.Contains(rec.Conflicts[0], "another order") {
+		t.Fatalf("EPFL x/y swap not flagged: %v", rec.Conflicts)
+	}
+	other := catalog.Record{ShapeZ: 165, ShapeY: 768, ShapeX: 1024}
+	pageShapeConflict(&other, r)
+	same := catalog.Record{ShapeZ: 1065, ShapeY: 2048, ShapeX: 1536}
+	pageShapeConflict(&same, r)
+	if len(other.Conflicts)+len(same.Conflicts) != 0 {
+		t.Fatalf("false conflicts: %v %v", other.Conflicts, same.Conflicts)
 	}
 }

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/imgdataset/imgdataset/catalog"
@@ -243,6 +245,7 @@ func processDataset(ctx context.Context, opt *Options, out *store.Store, r *sour
 			catalog.FromVolume(ctx, &rec, v, hints(r, u), opt.SampleBudget)
 			rec.Array = arrayName(u.key, v.Info().Name)
 			applyFacts(&rec, r, u)
+			pageShapeConflict(&rec, r)
 			recs = append(recs, rec)
 			rep.keep(rec, v)
 			readable = append(readable, v)
@@ -483,4 +486,31 @@ func writeReport(ctx context.Context, out *store.Store, rep *Report) error {
 	}
 	rep.HTML = "report.html"
 	return out.WriteAll(ctx, rep.HTML, html)
+}
+
+// pageShapeConflict flags a volume whose dimensions are the ones a web page
+// states, but in another order (the EPFL page says 1065x2048x1536 for a stack
+// that is z=1065, y=1536, x=2048): the file's order wins and the row says so.
+func pageShapeConflict(rec *catalog.Record, r *source.Resolved) {
+	s, _ := r.Facts["page_volume_size"].(string)
+	parts := strings.Split(strings.ToLower(s), "x")
+	if len(parts) != 3 || rec.ShapeZ == 0 {
+		return
+	}
+	page := make([]int64, 3)
+	for i, p := range parts {
+		n, err := strconv.ParseInt(strings.TrimSpace(p), 10, 64)
+		if err != nil {
+			return
+		}
+		page[i] = n
+	}
+	file := []int64{rec.ShapeZ, rec.ShapeY, rec.ShapeX}
+	a, b := append([]int64(nil), page...), append([]int64(nil), file...)
+	slices.Sort(a)
+	slices.Sort(b)
+	if !slices.Equal(a, b) || slices.Equal(page, file) {
+		return
+	}
+	rec.Conflicts = append(rec.Conflicts, fmt.Sprintf("shape: web page states %s, file has (z,y,x) %d×%d×%d — same sizes in another order (axes swapped on the page)", s, file[0], file[1], file[2]))
 }
