@@ -21,7 +21,7 @@ import (
 const (
 	maxPageBytes = 16 << 20 // an HTML page or JSON document
 	maxMetaBytes = 16 << 20 // a zarr/precomputed metadata object
-	headLimit    = 16       // concurrent HEAD requests per resolver call
+	headLimit    = 32       // concurrent HEAD requests per resolver call
 )
 
 // dataExts are the file extensions that count as data when a dataset gives no

@@ -387,3 +387,11 @@ func (s rangeSet) total() int64 {
 	}
 	return n
 }
+
+// prefix is the end of the contiguous run of bytes starting at offset 0.
+func (s rangeSet) prefix() int64 {
+	if len(s) == 0 || s[0].lo > 0 {
+		return 0
+	}
+	return s[0].hi
+}

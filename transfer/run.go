@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -33,6 +34,10 @@ const (
 	progressEvery = 250 * time.Millisecond
 	// initialPerHost is where the per-host ramp-up starts.
 	initialPerHost = 4
+	// rampEvery is the shortest time between two doublings of a host's limit.
+	// A request counts as a success once its response starts, so the ramp
+	// follows the server's answers, not the length of the transfers.
+	rampEvery = 250 * time.Millisecond
 )
 
 // run is the state of one Run. Everything except the fields marked otherwise
@@ -55,7 +60,10 @@ type run struct {
 	inflight int
 
 	results chan *taskResult
+	notes   chan note // workers' news from the middle of a request
 	events  chan Event
+	commits chan struct{} // bounds concurrent fsync/rename/journal of small files
+	hashers sync.WaitGroup
 	fetched atomic.Int64 // written by workers
 	bufs    sync.Pool
 
@@ -96,7 +104,7 @@ func (h *host) ready(now time.Time) bool {
 // succeeded ramps the host up: polite to a server that has not yet shown it
 // copes, quick to reach the cap when it does.
 func (h *host) succeeded(now time.Time) {
-	if h.limit < h.max && now.Sub(h.lastRaise) >= time.Second {
+	if h.limit < h.max && now.Sub(h.lastRaise) >= rampEvery {
 		h.limit = min(2*h.limit, h.max)
 		h.lastRaise = now
 	}
@@ -143,6 +151,7 @@ type object struct {
 	ranged bool
 	file   *os.File // ranged: the part file
 	have   rangeSet
+	hash   *hasher // ranged: hashes the part file's contiguous prefix
 
 	gen           int // bumped on restart; stale tasks are dropped
 	ctx           context.Context
@@ -238,6 +247,7 @@ type taskResult struct {
 	info     store.ObjectInfo // kStat, kCheck
 	done     interval         // kRange: bytes written and journaled
 	progress int64            // bytes moved by this attempt
+	released bool             // the host slot was already freed by a note
 }
 
 func newRun(ctx context.Context, jobs []Job, opt Options) (*run, error) {
@@ -253,6 +263,8 @@ func newRun(ctx context.Context, jobs []Job, opt Options) (*run, error) {
 		hosts:    map[string]*host{},
 		active:   map[*object]bool{},
 		results:  make(chan *taskResult, opt.Total),
+		notes:    make(chan note, opt.Total),
+		commits:  make(chan struct{}, 2*runtime.GOMAXPROCS(0)),
 		events:   make(chan Event, 256),
 	}
 	r.bufs.New = func() any { b := make([]byte, bufSize); return &b }
@@ -413,6 +425,8 @@ func (r *run) run(ctx context.Context) (*Summary, error) {
 		select {
 		case res := <-r.results:
 			r.handle(res, time.Now())
+		case n := <-r.notes:
+			r.note(n, time.Now())
 		case <-timer.C:
 		case <-tick.C:
 			r.reportProgress()
@@ -426,6 +440,7 @@ func (r *run) run(ctx context.Context) (*Summary, error) {
 	}
 	r.reportProgress()
 	r.syncDirs()
+	r.hashers.Wait() // every object is settled or its context cancelled: they are ending
 	sum := r.summary(ctx.Err())
 	return sum, ctx.Err()
 }
@@ -542,6 +557,9 @@ func (r *run) plan(o *object, now time.Time) {
 		return
 	}
 	o.file = f
+	wantMD5 := r.wantMD5(o)
+	o.hash = r.startHasher(o.ctx, f, o.size, wantMD5 != nil, o.hasCRC && !r.opt.NoVerify)
+	o.hash.advance(o.have.prefix())
 	o.haveBytes.Store(o.have.total())
 	gaps := o.have.missing(o.size)
 	if len(gaps) == 0 {
@@ -554,8 +572,16 @@ func (r *run) plan(o *object, now time.Time) {
 			r.enqueue(&task{obj: o, kind: kRange, off: g.lo, end: g.hi}, now)
 			continue
 		}
-		for off := g.lo; off < g.hi; off += ps {
-			r.enqueue(&task{obj: o, kind: kRange, off: off, end: min(off+ps, g.hi)}, now)
+		// Cut the gap into a multiple of the per-host connection count, so the
+		// last round of ranges keeps every connection busy (60 parts over 16
+		// connections left 4 idle for a whole part time); never below 1 MiB.
+		n := (g.hi - g.lo + ps - 1) / ps
+		if k := int64(r.opt.PerHost); k > 1 {
+			n = (n + k - 1) / k * k
+		}
+		size := max((g.hi-g.lo+n-1)/n, min(ps, 1<<20))
+		for off := g.lo; off < g.hi; off += size {
+			r.enqueue(&task{obj: o, kind: kRange, off: off, end: min(off+size, g.hi)}, now)
 		}
 	}
 }
@@ -662,7 +688,9 @@ func (r *run) handle(res *taskResult, now time.Time) {
 	o := t.obj
 	r.inflight--
 	o.inflight--
-	o.host.inflight--
+	if !res.released {
+		o.host.inflight--
+	}
 	if res.err == nil {
 		o.host.succeeded(now)
 	}
@@ -670,7 +698,7 @@ func (r *run) handle(res *taskResult, now time.Time) {
 		return
 	}
 	if t.kind == kRange && res.done.hi > res.done.lo {
-		o.have.add(res.done.lo, res.done.hi)
+		r.addHave(o, res.done)
 	}
 	if o.action != actNone {
 		r.act(o, now)
@@ -855,6 +883,7 @@ func (r *run) discard(o *object) error {
 		o.file.Close()
 		o.file = nil
 	}
+	o.hash = nil // its context is cancelled: it stops
 	os.Remove(o.partPath)
 	o.have = nil
 	o.haveBytes.Store(0)
@@ -1047,4 +1076,36 @@ func isS3(storeURL string, op *store.Opener) bool {
 	}
 	return (u.Scheme == "https" || u.Scheme == "http") && op.S3Endpoint == "" &&
 		strings.HasSuffix(strings.ToLower(u.Host), ".amazonaws.com") && strings.Contains(strings.ToLower(u.Host), "s3")
+}
+
+// note is news a worker sends before its request ends.
+type note struct {
+	t *task
+	// started: the response arrived, which counts for the ramp-up.
+	started bool
+	// released: the network part is over; the host's slot is free while the
+	// worker still writes to disk.
+	released bool
+	// done: bytes of a range are written and journaled (t.gen guards it).
+	done interval
+	gen  int
+}
+
+func (r *run) note(n note, now time.Time) {
+	o := n.t.obj
+	if n.started {
+		o.host.succeeded(now)
+	}
+	if n.released {
+		o.host.inflight--
+	}
+	if n.done.hi > n.done.lo && n.gen == o.gen && !o.settled && o.action == actNone {
+		r.addHave(o, n.done)
+	}
+}
+
+// addHave records journaled bytes of a ranged object and lets its hasher go on.
+func (r *run) addHave(o *object, iv interval) {
+	o.have.add(iv.lo, iv.hi)
+	o.hash.advance(o.have.prefix())
 }

@@ -478,10 +478,10 @@ func TestHostRamp(t *testing.T) {
 		do    func()
 		limit int
 	}{
-		{"success within the first second", func() { h.succeeded(t0.Add(500 * time.Millisecond)) }, 4},
-		{"success after a second doubles", func() { h.succeeded(t0.Add(time.Second)) }, 8},
-		{"again too soon", func() { h.succeeded(t0.Add(1500 * time.Millisecond)) }, 8},
-		{"doubles to the cap", func() { h.succeeded(t0.Add(2 * time.Second)) }, 16},
+		{"success within the first 250 ms", func() { h.succeeded(t0.Add(100 * time.Millisecond)) }, 4},
+		{"success after 250 ms doubles", func() { h.succeeded(t0.Add(rampEvery)) }, 8},
+		{"again too soon", func() { h.succeeded(t0.Add(rampEvery + 200*time.Millisecond)) }, 8},
+		{"doubles to the cap", func() { h.succeeded(t0.Add(2 * rampEvery)) }, 16},
 		{"never beyond the cap", func() { h.succeeded(t0.Add(10 * time.Second)) }, 16},
 		{"429 halves", func() { h.throttled(t0.Add(11*time.Second), 3*time.Second) }, 8},
 		{"not ready while paused", func() {

@@ -101,11 +101,11 @@ func (g *stallGuard) stop(err error) error {
 }
 
 // fetchSmall downloads a whole object in one request into a temp file,
-// hashing as it writes, then verifies and commits it.
+// hashing as it writes, then verifies and commits it. The host's slot is
+// freed as soon as the body is in: the fsync, rename and journal record that
+// follow must not keep a connection idle.
 func (r *run) fetchSmall(ctx context.Context, t *task, res *taskResult) (err error) {
 	o := t.obj
-	buf := r.getBuf()
-	defer r.putBuf(buf)
 	o.haveBytes.Store(0)
 	f, err := os.OpenFile(o.partPath, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
@@ -118,13 +118,6 @@ func (r *run) fetchSmall(ctx context.Context, t *task, res *taskResult) (err err
 			os.Remove(o.partPath)
 		}
 	}()
-	g := newStallGuard(ctx, r.opt.StallTimeout)
-	n := o.size // ≥ 0 asks a ranged read, which keeps the bytes as stored
-	rc, err := o.st.ReadRange(g.ctx, o.key, 0, n)
-	if err != nil {
-		return g.stop(err)
-	}
-	defer rc.Close()
 	sha := sha256.New()
 	var md, crc hash.Hash
 	hs := []io.Writer{sha}
@@ -137,16 +130,49 @@ func (r *run) fetchSmall(ctx context.Context, t *task, res *taskResult) (err err
 		crc = crc32.New(crcTable)
 		hs = append(hs, crc)
 	}
+	written, err := r.receive(ctx, t, f, io.MultiWriter(hs...), res)
+	if err != nil {
+		return err
+	}
+	r.notes <- note{t: t, released: true}
+	res.released = true
+	if o.size >= 0 && written != o.size {
+		return fmt.Errorf("%w: got %d bytes, want %d", errVerify, written, o.size)
+	}
+	if err := r.verifySums(o, md, crc, wantMD5); err != nil {
+		return err
+	}
+	select {
+	case r.commits <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-r.commits }()
+	committed = true
+	return r.commit(o, f, written, hex.EncodeToString(sha.Sum(nil)))
+}
+
+// receive copies the whole body of t's object into f and through hs.
+func (r *run) receive(ctx context.Context, t *task, f *os.File, hs io.Writer, res *taskResult) (int64, error) {
+	o := t.obj
+	buf := r.getBuf()
+	defer r.putBuf(buf)
+	g := newStallGuard(ctx, r.opt.StallTimeout)
+	n := o.size // ≥ 0 asks a ranged read, which keeps the bytes as stored
+	rc, err := o.st.ReadRange(g.ctx, o.key, 0, n)
+	if err != nil {
+		return 0, g.stop(err)
+	}
+	defer rc.Close()
+	r.notes <- note{t: t, started: true}
 	var written int64
 	for {
 		m, rerr := rc.Read(buf)
 		if m > 0 {
 			if _, werr := f.Write(buf[:m]); werr != nil {
-				return g.stop(local(werr))
+				return written, g.stop(local(werr))
 			}
-			for _, h := range hs {
-				h.Write(buf[:m])
-			}
+			hs.Write(buf[:m])
 			written += int64(m)
 			res.progress = written
 			r.fetched.Add(int64(m))
@@ -158,20 +184,10 @@ func (r *run) fetchSmall(ctx context.Context, t *task, res *taskResult) (err err
 			break
 		}
 		if rerr != nil {
-			return g.stop(rerr)
+			return written, g.stop(rerr)
 		}
 	}
-	if err := g.stop(nil); err != nil {
-		return err
-	}
-	if o.size >= 0 && written != o.size {
-		return fmt.Errorf("%w: got %d bytes, want %d", errVerify, written, o.size)
-	}
-	if err := r.verifySums(o, md, crc, wantMD5); err != nil {
-		return err
-	}
-	committed = true
-	return r.commit(o, f, written, hex.EncodeToString(sha.Sum(nil)))
+	return written, g.stop(nil)
 }
 
 // fetchRange downloads [t.off, t.end) into the part file, journaling every
@@ -195,6 +211,7 @@ func (r *run) fetchRange(ctx context.Context, t *task, res *taskResult) error {
 		if err := r.j.append(rec); err != nil {
 			return local(err)
 		}
+		r.notes <- note{t: t, done: interval{ck, pos}, gen: t.gen}
 		ck = pos
 		res.done.hi = pos
 		t.off = pos
@@ -206,6 +223,7 @@ func (r *run) fetchRange(ctx context.Context, t *task, res *taskResult) error {
 		return g.stop(err)
 	}
 	defer rc.Close()
+	r.notes <- note{t: t, started: true}
 	for pos < t.end && err == nil {
 		m, rerr := rc.Read(buf[:min(int64(len(buf)), t.end-pos)])
 		if m > 0 {
@@ -254,11 +272,14 @@ func (r *run) finish(ctx context.Context, o *object) error {
 	if r.changedFrom(o, info) {
 		return fmt.Errorf("%w: size %d → %d, ETag %q → %q", errChanged, o.size, info.Size, o.etag, cleanETag(info.ETag))
 	}
-	buf := r.getBuf()
-	defer r.putBuf(buf)
 	wantMD5 := r.wantMD5(o)
-	sum, md, crc, n, err := hashReader(ctx, io.NewSectionReader(o.file, 0, o.size), wantMD5 != nil, o.hasCRC && !r.opt.NoVerify, buf)
+	// The hasher has followed the ranges as they arrived; only the bytes that
+	// came last are left to hash.
+	sum, md, crc, n, err := o.hash.wait(ctx)
 	if err != nil {
+		if ctx.Err() != nil {
+			return err
+		}
 		return local(err)
 	}
 	if n != o.size {
