@@ -14,15 +14,28 @@ import (
 
 // FileDriver serves a local directory (or a single file when the root is a file).
 // It is the only built-in driver that can write, because outputs are always local.
+//
+// Reads share a small cache of open read-only handles (at most 64), so that
+// the many small range reads of a header parse do not each open the file.
+// Drivers may be long-lived (one per output directory or catalog run): a
+// handle unused for 250 ms is closed, so a driver holds descriptors only
+// while it is being read, and Close releases them at once. Whoever is done
+// with a driver should still call Close.
 type FileDriver struct {
-	root string
+	root    string
+	handles *fileHandles
 }
 
 // NewFile returns a driver rooted at dir (or a single file). The root need not exist
 // yet when the driver is used for writing.
 func NewFile(root string) *FileDriver {
-	return &FileDriver{root: filepath.Clean(root)}
+	return &FileDriver{root: filepath.Clean(root), handles: newFileHandles(fileHandleCacheSize, fileHandleIdle)}
 }
+
+// Close closes the cached read handles. Readers still open keep working and
+// close their handle when they are closed. The driver stays usable after Close,
+// but reads then open and close the file each time. Close is idempotent.
+func (d *FileDriver) Close() error { return d.handles.close() }
 
 // String returns the root path.
 func (d *FileDriver) String() string { return d.root }
@@ -125,44 +138,33 @@ func (d *FileDriver) List(ctx context.Context, prefix, delim string, fn func(Obj
 	return nil
 }
 
-// ReadRange implements Driver.
+// ReadRange implements Driver. The reader shares a cached handle of the file
+// (see fileHandles for why a replaced file is never served); closing it
+// releases the handle.
 func (d *FileDriver) ReadRange(ctx context.Context, key string, off, n int64) (io.ReadCloser, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	f, err := os.Open(d.path(key))
+	h, fi, err := d.handles.acquire(d.path(key))
 	if err != nil {
 		return nil, d.wrapNotExist(key, err)
 	}
-	fi, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, d.wrapNotExist(key, err)
-	}
-	if fi.IsDir() {
-		f.Close()
+	if h == nil {
 		return nil, fmt.Errorf("file %s: %q is a directory: %w", d.root, key, ErrNotExist)
 	}
 	size := fi.Size()
 	if off > size {
-		f.Close()
+		d.handles.release(h)
 		return nil, fmt.Errorf("file %s: %q: range start %d beyond size %d", d.root, key, off, size)
 	}
 	if n < 0 {
 		n = size - off
 	} else if off+n > size {
-		f.Close()
+		d.handles.release(h)
 		return nil, fmt.Errorf("file %s: %q: range [%d,+%d) beyond size %d: %w", d.root, key, off, n, size, io.ErrUnexpectedEOF)
 	}
-	return &sectionCloser{SectionReader: io.NewSectionReader(f, off, n), f: f}, nil
+	return &handleSection{SectionReader: io.NewSectionReader(h.f, off, n), c: d.handles, h: h}, nil
 }
-
-type sectionCloser struct {
-	*io.SectionReader
-	f *os.File
-}
-
-func (s *sectionCloser) Close() error { return s.f.Close() }
 
 // NewWriter implements WriterDriver: a temp file in the target directory, fsynced
 // and renamed on Close.
@@ -184,7 +186,7 @@ func (d *FileDriver) NewWriter(ctx context.Context, key string) (AtomicWriter, e
 	if err != nil {
 		return nil, fmt.Errorf("file %s: write %q: %w", d.root, key, err)
 	}
-	return &fileWriter{f: tmp, final: final}, nil
+	return &fileWriter{f: tmp, final: final, handles: d.handles}, nil
 }
 
 // checkInside refuses to write through a symlinked directory that leads out of the root.
@@ -223,9 +225,10 @@ func (d *FileDriver) checkInside(final string) error {
 }
 
 type fileWriter struct {
-	f     *os.File
-	final string
-	done  bool
+	f       *os.File
+	final   string
+	done    bool
+	handles *fileHandles // the driver's read handles, one of which may hold the replaced file
 }
 
 func (w *fileWriter) Write(p []byte) (int, error) { return w.f.Write(p) }
@@ -255,6 +258,8 @@ func (w *fileWriter) Close() error {
 		os.Remove(name)
 		return err
 	}
+	// Readers would notice the new inode anyway; this frees the old file now.
+	w.handles.invalidate(w.final)
 	return nil
 }
 
@@ -269,7 +274,11 @@ func (w *fileWriter) Abort() error {
 
 // Delete implements DeleterDriver.
 func (d *FileDriver) Delete(ctx context.Context, key string) error {
-	if err := os.Remove(d.path(key)); err != nil {
+	p := d.path(key)
+	err := os.Remove(p)
+	// Close a cached handle even when Remove failed: the file may be gone anyway.
+	d.handles.invalidate(p)
+	if err != nil {
 		return d.wrapNotExist(key, err)
 	}
 	return nil

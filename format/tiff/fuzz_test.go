@@ -112,6 +112,15 @@ func probe(b []byte) error {
 		}
 		buf := make([]byte, box.NumElements()*int64(in.DType.Size()))
 		_ = v.ReadRegion(ctx, box, buf)
+		// Whole rows of the first plane(s), which uncompressed files read
+		// straight into the buffer, when that stays small.
+		rows := volume.Full(in.Shape)
+		for i := range rows.Stop[:max(0, len(rows.Stop)-2)] {
+			rows.Stop[i] = min(rows.Stop[i], 2)
+		}
+		if n := rows.NumElements() * int64(in.DType.Size()); n <= 1<<20 {
+			_ = v.ReadRegion(ctx, rows, make([]byte, n))
+		}
 	}
 	return nil
 }
@@ -140,6 +149,7 @@ func FuzzOpen(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(ome.Bytes())
+	f.Add(planarFile(13, 9)) // uncompressed planar: rows read straight into dst
 	f.Add([]byte("II*\x00\x08\x00\x00\x00\x00\x00"))
 	f.Add([]byte("MM\x00+\x00\x08\x00\x00\x00\x00\x00\x00\x00\x00\x00\x10"))
 	f.Fuzz(func(t *testing.T, b []byte) {

@@ -120,6 +120,19 @@ func (r *reader) readAt(ctx context.Context, off, n int64) ([]byte, error) {
 	return b, nil
 }
 
+// readInto fills p with the bytes at off, with the same range check as readAt,
+// so pixel data can land in a caller's buffer without an intermediate copy.
+func (r *reader) readInto(ctx context.Context, off int64, p []byte) error {
+	n := int64(len(p))
+	if off < 0 || off > r.size || n > r.size-off {
+		return fmt.Errorf("tiff %q: range [%d,+%d) outside the %d-byte file: %w", r.key, off, n, r.size, errCorrupt)
+	}
+	if err := r.st.ReadAt(ctx, r.key, p, off); err != nil {
+		return fmt.Errorf("tiff %q: %w", r.key, err)
+	}
+	return nil
+}
+
 // header parses the file header and returns the first IFD offset.
 func parseHeader(key string, b []byte) (bo binary.ByteOrder, big bool, first int64, err error) {
 	if len(b) < 8 {

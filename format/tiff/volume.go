@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"math/bits"
 	"sort"
 	"sync"
 
@@ -39,6 +40,11 @@ type tiffVolume struct {
 
 	mu     sync.Mutex
 	tables map[int64]*table // bounded by tableCacheLen
+
+	// bufs holds *[]byte scratch buffers (at most maxRun bytes) for stored
+	// runs and decoded rows, so that a sequence of ReadRegion calls does not
+	// allocate per range.
+	bufs sync.Pool
 }
 
 // table holds a page's chunk offsets and byte counts.
@@ -156,6 +162,10 @@ type job struct {
 	chunkI int64
 	off, n int64 // stored bytes to fetch; n == 0 means a missing chunk (zeros)
 	whole  bool  // the bytes are a whole compressed chunk
+	// dst is the byte offset in dst where the rows land unchanged (but for
+	// byte order) and contiguously, so they are read straight there; -1 when
+	// they need decoding or scattering through a buffer.
+	dst int64
 }
 
 // ReadRegion implements volume.Volume: it reads only the strips or tiles the
@@ -228,6 +238,7 @@ func (v *tiffVolume) ReadRegion(ctx context.Context, box volume.Box, dst []byte)
 	ch, cw := l.chunkH(), l.chunkW()
 	down, across := l.chunksDown(), l.chunksAcross()
 	rowBytes := l.rowBytes()
+	direct := v.directRows(box)
 	var jobs []job
 	for i, lead := range planes {
 		pl := ravel(lead, leadShape)
@@ -256,7 +267,7 @@ func (v *tiffVolume) ReadRegion(ctx context.Context, box volume.Box, dst []byte)
 					if off < 0 || t.offsets[ci] > 1<<62 {
 						return fmt.Errorf("tiff %q: plane %d chunk %d: offset %d: %w", src.key, pl, ci, t.offsets[ci], errCorrupt)
 					}
-					base := job{src: src, tables: t.jpegTables, lead: lead, plane: pl, sp: sp, cy0: cy0, cx0: cx * cw, chunkI: ci}
+					base := job{src: src, tables: t.jpegTables, lead: lead, plane: pl, sp: sp, cy0: cy0, cx0: cx * cw, chunkI: ci, dst: -1}
 					if off == 0 || cnt == 0 {
 						// A missing chunk reads as zeros (libtiff and tifffile agree).
 						j := base
@@ -277,6 +288,9 @@ func (v *tiffVolume) ReadRegion(ctx context.Context, box volume.Box, dst []byte)
 							j := base
 							j.ry0, j.ry1 = a, b
 							j.off, j.n = off+(a-cy0)*rowBytes, (b-a)*rowBytes
+							if direct {
+								j.dst = v.dstOffset(box, j)
+							}
 							jobs = append(jobs, j)
 						}
 						continue
@@ -297,6 +311,47 @@ func (v *tiffVolume) ReadRegion(ctx context.Context, box volume.Box, dst []byte)
 	return v.run(ctx, box, dst, jobs)
 }
 
+// directRows reports whether the uncompressed rows a read of box fetches map
+// to contiguous runs of dst as stored: whole elements with no predictor, chunk
+// rows as wide as the page, and box spanning every column and sample, so
+// that one chunk row is one row of dst.
+func (v *tiffVolume) directRows(box volume.Box) bool {
+	l := &v.lay
+	if l.compression != 1 || l.predictor != 1 || int64(l.bps) != 8*l.elemSize() || l.chunkW() != l.width {
+		return false
+	}
+	k := v.nlead // the y axis of box
+	if l.spp > 1 && l.planar == 2 {
+		k++
+	}
+	if box.Start[k+1] != 0 || box.Stop[k+1] != l.width {
+		return false
+	}
+	if l.spp > 1 && l.planar != 2 && (box.Start[k+2] != 0 || box.Stop[k+2] != l.spp) {
+		return false
+	}
+	return true
+}
+
+// dstOffset is the byte offset in dst of the first element of job j's rows,
+// for a read that directRows accepted.
+func (v *tiffVolume) dstOffset(box volume.Box, j job) int64 {
+	n := len(box.Start)
+	idx := make([]int64, n) // columns and samples start at 0 (== box.Start)
+	copy(idx, j.lead)
+	k := v.nlead
+	if v.lay.spp > 1 && v.lay.planar == 2 {
+		idx[k] = j.sp
+		k++
+	}
+	idx[k] = j.ry0
+	var e int64
+	for i := range n {
+		e = e*(box.Stop[i]-box.Start[i]) + idx[i] - box.Start[i]
+	}
+	return e * v.lay.elemSize()
+}
+
 // ravel is the C-order linear index of idx in shape.
 func ravel(idx, shape []int64) int64 {
 	var p int64
@@ -309,17 +364,21 @@ func ravel(idx, shape []int64) int64 {
 type run struct {
 	off, end int64
 	jobs     []job
+	dst      int64 // for direct runs: where in dst the run's bytes start
 }
 
 // run fetches the jobs' bytes in coalesced ranges and decodes them into dst.
+// Direct jobs are read straight into dst; the others through pooled buffers.
 func (v *tiffVolume) run(ctx context.Context, box volume.Box, dst []byte, jobs []job) error {
-	var missing []job
-	var have []job
+	var missing, direct, buffered []job
 	for _, j := range jobs {
-		if j.n == 0 {
+		switch {
+		case j.n == 0:
 			missing = append(missing, j)
-		} else {
-			have = append(have, j)
+		case j.dst >= 0:
+			direct = append(direct, j)
+		default:
+			buffered = append(buffered, j)
 		}
 	}
 	for _, j := range missing {
@@ -327,15 +386,32 @@ func (v *tiffVolume) run(ctx context.Context, box volume.Box, dst []byte, jobs [
 			return err
 		}
 	}
-	sort.Slice(have, func(a, b int) bool {
-		if have[a].src != have[b].src {
-			return have[a].src.key < have[b].src.key
-		}
-		return have[a].off < have[b].off
-	})
+	byFile := func(js []job) {
+		sort.Slice(js, func(a, b int) bool {
+			if js[a].src != js[b].src {
+				return js[a].src.key < js[b].src.key
+			}
+			return js[a].off < js[b].off
+		})
+	}
+	byFile(direct)
+	byFile(buffered)
 	var runs []run
-	for _, j := range have {
+	// Direct runs join only jobs adjacent both in the file and in dst.
+	for _, j := range direct {
 		if n := len(runs); n > 0 {
+			r := &runs[n-1]
+			if j.src == r.jobs[0].src && j.off == r.end && j.dst == r.dst+(r.end-r.off) && j.off+j.n-r.off <= maxRun {
+				r.end = j.off + j.n
+				r.jobs = append(r.jobs, j)
+				continue
+			}
+		}
+		runs = append(runs, run{off: j.off, end: j.off + j.n, jobs: []job{j}, dst: j.dst})
+	}
+	nDirect := len(runs)
+	for _, j := range buffered {
+		if n := len(runs); n > nDirect {
 			r := &runs[n-1]
 			if j.src == r.jobs[0].src && j.off >= r.end && j.off-r.end <= maxGap && j.off+j.n-r.off <= maxRun {
 				r.end = j.off + j.n
@@ -343,14 +419,20 @@ func (v *tiffVolume) run(ctx context.Context, box volume.Box, dst []byte, jobs [
 				continue
 			}
 		}
-		runs = append(runs, run{off: j.off, end: j.off + j.n, jobs: []job{j}})
+		runs = append(runs, run{off: j.off, end: j.off + j.n, jobs: []job{j}, dst: -1})
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(readConcurrency)
-	for _, r := range runs {
+	for i, r := range runs {
+		if i < nDirect {
+			g.Go(func() error { return v.readDirect(gctx, dst, r) })
+			continue
+		}
 		g.Go(func() error {
-			buf, err := r.jobs[0].src.readAt(gctx, r.off, r.end-r.off)
-			if err != nil {
+			bp := v.getBuf(r.end - r.off)
+			defer v.putBuf(bp)
+			buf := *bp
+			if err := r.jobs[0].src.readInto(gctx, r.off, buf); err != nil {
 				return err
 			}
 			for _, j := range r.jobs {
@@ -367,6 +449,49 @@ func (v *tiffVolume) run(ctx context.Context, box volume.Box, dst []byte, jobs [
 	return g.Wait()
 }
 
+// readDirect reads a direct run into its place in dst and puts big-endian
+// elements into little-endian order there.
+func (v *tiffVolume) readDirect(ctx context.Context, dst []byte, r run) error {
+	n := r.end - r.off
+	if r.dst < 0 || r.dst > int64(len(dst)) || n > int64(len(dst))-r.dst {
+		// dstOffset keeps inside the box, so this is a bug, not bad input.
+		return fmt.Errorf("tiff %q: rows at %d (%d bytes) outside the %d-byte destination", r.jobs[0].src.key, r.dst, n, len(dst))
+	}
+	out := dst[r.dst : r.dst+n]
+	src := r.jobs[0].src
+	if err := src.readInto(ctx, r.off, out); err != nil {
+		return err
+	}
+	swapToLE(out, src.bo, int(v.lay.elemSize()))
+	return nil
+}
+
+// getBuf returns a scratch buffer of n bytes, from the pool when it is small
+// enough to be pooled. Its contents are arbitrary.
+func (v *tiffVolume) getBuf(n int64) *[]byte {
+	if n <= maxRun {
+		if bp, ok := v.bufs.Get().(*[]byte); ok {
+			if int64(cap(*bp)) >= n {
+				*bp = (*bp)[:n]
+				return bp
+			}
+			v.bufs.Put(bp) // keep it for a smaller request
+		}
+		// Round up so that runs of similar sizes share buffers.
+		b := make([]byte, n, min(maxRun, max(n, 1<<bits.Len64(uint64(n-1)))))
+		return &b
+	}
+	b := make([]byte, n)
+	return &b
+}
+
+// putBuf returns a buffer from getBuf; oversized ones are left to the GC.
+func (v *tiffVolume) putBuf(bp *[]byte) {
+	if cap(*bp) <= maxRun {
+		v.bufs.Put(bp)
+	}
+}
+
 // place decodes one job's stored bytes (nil for a missing chunk) and copies
 // the part inside box into dst.
 func (v *tiffVolume) place(box volume.Box, dst []byte, j job, raw []byte) error {
@@ -380,7 +505,10 @@ func (v *tiffVolume) place(box volume.Box, dst []byte, j job, raw []byte) error 
 	var dec []byte
 	switch {
 	case raw == nil:
-		dec = make([]byte, rows*outRow)
+		bp := v.getBuf(rows * outRow)
+		defer v.putBuf(bp)
+		dec = *bp
+		clear(dec)
 	default:
 		stored := raw
 		if j.whole {
@@ -407,7 +535,9 @@ func (v *tiffVolume) place(box volume.Box, dst []byte, j job, raw []byte) error 
 		if l.bps%8 == 0 && l.predictor == 1 && (j.src.bo == binary.LittleEndian || l.bps == 8) {
 			dec = stored[:rows*rowBytes] // already little-endian elements
 		} else {
-			dec = make([]byte, rows*outRow)
+			bp := v.getBuf(rows * outRow)
+			defer v.putBuf(bp)
+			dec = *bp
 			rd := rowDecoder{bo: j.src.bo, bps: l.bps, elem: int(l.elemSize()), predictor: l.predictor, stride: int(l.sppChunk())}
 			if err := rd.decodeRows(stored, rowBytes, dec, outRow, rows); err != nil {
 				return fmt.Errorf("tiff %q: plane %d chunk %d: %w: %w", j.src.key, j.plane, j.chunkI, errCorrupt, err)
