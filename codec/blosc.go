@@ -373,10 +373,26 @@ func (c *Codecs) decodeBlosc(src []byte, maxOut int) ([]byte, error) {
 	return c.decodeBloscWorkers(src, maxOut, 0)
 }
 
-// decodeBloscWorkers decodes a Blosc1 chunk with up to workers goroutines;
-// 0 means one per GOMAXPROCS for chunks of at least bloscParallelMin bytes
-// and one otherwise.
+// decodeBloscWorkers decodes a Blosc1 chunk into a new buffer of its declared
+// size with up to workers goroutines; see bloscDecode.
 func (c *Codecs) decodeBloscWorkers(src []byte, maxOut, workers int) ([]byte, error) {
+	return c.bloscDecode(nil, src, maxOut, workers)
+}
+
+// bloscInto decodes a Blosc1 chunk into dst's capacity.
+func (c *Codecs) bloscInto(dst, src []byte, workers int) ([]byte, error) {
+	if dst == nil {
+		dst = []byte{}
+	}
+	return c.bloscDecode(dst, src, cap(dst), workers)
+}
+
+// bloscDecode decodes a Blosc1 chunk into dst[:nbytes], or into a new buffer
+// of the declared size when dst is nil, with up to workers goroutines; 0
+// means one per GOMAXPROCS for chunks of at least bloscParallelMin bytes and
+// one otherwise. Blocks cover the whole output, so a reused dst needs no
+// clearing.
+func (c *Codecs) bloscDecode(dst, src []byte, maxOut, workers int) ([]byte, error) {
 	h, err := parseBloscHeader(src)
 	if err != nil {
 		return nil, err
@@ -384,18 +400,24 @@ func (c *Codecs) decodeBloscWorkers(src []byte, maxOut, workers int) ([]byte, er
 	if h.nbytes > maxOut {
 		return nil, fmt.Errorf("chunk declares %d bytes: %w (%d)", h.nbytes, ErrTooLarge, maxOut)
 	}
+	if dst == nil {
+		dst = make([]byte, h.nbytes)
+	}
+	dst = dst[:h.nbytes]
 	if h.nbytes == 0 {
-		return []byte{}, nil
+		return dst, nil
 	}
 	src = src[:h.cbytes]
 	if h.flags&bloscFlagMemcpyed != 0 {
 		// Stored chunks are never shuffled, whatever the flags say.
-		return append([]byte(nil), src[bloscHeaderSize:]...), nil
+		copy(dst, src[bloscHeaderSize:])
+		return dst, nil
 	}
 	k := &bloscChunk{
 		c:          c,
 		h:          h,
 		src:        src,
+		out:        dst,
 		format:     int(h.flags >> 5),
 		shuffle:    h.flags&bloscFlagShuffle != 0 && h.typesize > 1,
 		bitShuffle: h.flags&bloscFlagBitShuffle != 0,
@@ -403,7 +425,6 @@ func (c *Codecs) decodeBloscWorkers(src []byte, maxOut, workers int) ([]byte, er
 	if k.format > bloscFormatZstd {
 		return nil, fmt.Errorf("internal codec format %d: %w", k.format, ErrUnsupported)
 	}
-	k.out = make([]byte, h.nbytes)
 	if workers <= 0 {
 		workers = 1
 		if h.nbytes >= bloscParallelMin {

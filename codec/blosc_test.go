@@ -402,14 +402,26 @@ func FuzzBloscDecode(f *testing.F) {
 		}
 		f.Add(b)
 	}
+	const maxOut = 1 << 20
+	buf := make([]byte, maxOut)
+	stale := bytes.Repeat([]byte{0xa5}, maxOut)
 	f.Fuzz(func(t *testing.T, src []byte) {
-		const maxOut = 1 << 20
 		out, err := c.Decode("blosc", src, maxOut)
+		// Into a reused, dirty buffer the result must be the same: blocks
+		// cover the whole output, so no stale byte may show through.
+		copy(buf, stale) // a plain loop here would be coverage-instrumented
+		into, ierr := c.DecodeInto("blosc", buf, src)
+		if (err == nil) != (ierr == nil) {
+			t.Fatalf("Decode error %v, DecodeInto error %v", err, ierr)
+		}
 		if err != nil {
 			return
 		}
 		if len(out) > maxOut || len(out) != int(binary.LittleEndian.Uint32(src[4:])) {
 			t.Fatalf("decoded %d bytes, header says %d", len(out), binary.LittleEndian.Uint32(src[4:]))
+		}
+		if !bytes.Equal(into, out) {
+			t.Fatalf("DecodeInto differs from Decode")
 		}
 	})
 }

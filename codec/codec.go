@@ -14,7 +14,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"runtime"
 	"sync"
 
 	"github.com/klauspost/compress/gzip"
@@ -44,6 +43,11 @@ type Codecs struct {
 
 	mu    sync.Mutex
 	zencs map[zstd.EncoderLevel]*zstd.Encoder
+
+	// gzReaders and zlReaders pool *gzip.Reader and zlib io.ReadCloser
+	// values for DecodeInto; each holds tens of KiB of inflate state.
+	gzReaders sync.Pool
+	zlReaders sync.Pool
 
 	// bloscScratch pools *bloscScratch values, one per goroutine that
 	// decodes Blosc blocks, so that repeated chunks reuse block buffers.
@@ -105,17 +109,12 @@ func Sniff(src []byte) string {
 // should be the expected size (a chunk's), not a loose upper bound. When id names one of
 // gzip, zlib or zstd but src carries another one's magic number, the sniffed
 // codec is used, because some writers mislabel their chunks.
+// DecodeInto does the same into a caller's buffer.
 func (c *Codecs) Decode(id string, src []byte, maxOut int) ([]byte, error) {
 	if maxOut < 0 {
 		return nil, fmt.Errorf("codec %s: negative maximum size %d", id, maxOut)
 	}
-	id = Canonical(id)
-	switch id {
-	case "gzip", "zlib", "zstd":
-		if s := Sniff(src); s != "" && s != id {
-			id = s
-		}
-	}
+	id = resolve(id, src)
 	var out []byte
 	var err error
 	switch id {
@@ -125,7 +124,7 @@ func (c *Codecs) Decode(id string, src []byte, maxOut int) ([]byte, error) {
 		}
 		out = append([]byte(nil), src...)
 	case "zstd":
-		out, err = c.decodeZstd(src, maxOut)
+		out, err = c.zstdInto(make([]byte, 0, maxOut), src)
 	case "gzip":
 		var r *gzip.Reader
 		r, err = gzip.NewReader(bytes.NewReader(src))
@@ -154,38 +153,38 @@ func (c *Codecs) Decode(id string, src []byte, maxOut int) ([]byte, error) {
 	return out, nil
 }
 
+// resolve canonicalises id and, among gzip, zlib and zstd, prefers the codec
+// whose magic number src carries (see Decode).
+func resolve(id string, src []byte) string {
+	id = Canonical(id)
+	switch id {
+	case "gzip", "zlib", "zstd":
+		if s := Sniff(src); s != "" && s != id {
+			id = s
+		}
+	}
+	return id
+}
+
 // zstdDecoder returns the shared zstd decoder, created on first use.
 func (c *Codecs) zstdDecoder() (*zstd.Decoder, error) {
 	c.zdecOnce.Do(func() {
+		// One block decoder per core: DecodeAll is called from many
+		// goroutines at once (a ReadRegion has up to 32 chunks in flight).
+		// Low-memory mode would shrink and regrow the per-decoder buffers
+		// between chunks of the same size.
 		c.zdec, c.zdecErr = zstd.NewReader(nil,
-			zstd.WithDecoderConcurrency(runtime.GOMAXPROCS(0)),
+			zstd.WithDecoderConcurrency(0),
+			zstd.WithDecoderLowmem(false),
 			zstd.WithDecoderMaxWindow(maxZstdWindow),
 			zstd.WithDecodeAllCapLimit(true))
 	})
 	return c.zdec, c.zdecErr
 }
 
-func (c *Codecs) decodeZstd(src []byte, maxOut int) ([]byte, error) {
-	zdec, err := c.zstdDecoder()
-	if err != nil {
-		return nil, err
-	}
-	// Frames that state their content size are checked before any allocation.
-	var h zstd.Header
-	if err := h.Decode(src); err == nil && h.HasFCS && h.FrameContentSize > uint64(maxOut) {
-		return nil, fmt.Errorf("frame declares %d bytes: %w (%d)", h.FrameContentSize, ErrTooLarge, maxOut)
-	}
-	// With the cap limit, DecodeAll never grows dst beyond its capacity, which
-	// also bounds frames without a content size.
-	out, err := zdec.DecodeAll(src, make([]byte, 0, maxOut))
-	if errors.Is(err, zstd.ErrDecoderSizeExceeded) {
-		return nil, fmt.Errorf("%w (%d): %w", ErrTooLarge, maxOut, err)
-	}
-	return out, err
-}
-
 // decodeLZ4 reads the numcodecs framing: a 4-byte little-endian decoded size,
-// then one raw LZ4 block.
+// then one raw LZ4 block. The output is allocated at the declared size once
+// that is checked against maxOut.
 func decodeLZ4(src []byte, maxOut int) ([]byte, error) {
 	if len(src) < 4 {
 		return nil, fmt.Errorf("%d bytes, too short for the size prefix", len(src))
@@ -194,18 +193,7 @@ func decodeLZ4(src []byte, maxOut int) ([]byte, error) {
 	if uint64(n) > uint64(maxOut) {
 		return nil, fmt.Errorf("prefix declares %d bytes: %w (%d)", n, ErrTooLarge, maxOut)
 	}
-	out := make([]byte, n)
-	if n == 0 {
-		return out, nil
-	}
-	got, err := lz4.UncompressBlock(src[4:], out)
-	if err != nil {
-		return nil, err
-	}
-	if got != int(n) {
-		return nil, fmt.Errorf("block decoded to %d bytes, prefix says %d", got, n)
-	}
-	return out, nil
+	return lz4Into(make([]byte, 0, n), src)
 }
 
 // readLimited reads r to the end, failing once more than maxOut bytes appear.

@@ -170,10 +170,26 @@ func fuzzCodec(f *testing.F, id string) {
 	f.Add([]byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0})
 	f.Add([]byte{0x78, 0x9c, 1, 2})
 	f.Add([]byte("BZh91AY&SY"))
+	buf := make([]byte, fuzzMax)
+	stale := bytes.Repeat([]byte{0xa5}, fuzzMax)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		out, err := c.Decode(id, data, fuzzMax)
 		if err == nil && len(out) > fuzzMax {
 			t.Fatalf("%s decoded %d bytes past the maximum %d", id, len(out), fuzzMax)
+		}
+		// DecodeInto, into a dirty reused buffer, must agree with Decode.
+		copy(buf, stale) // a plain loop here would be coverage-instrumented
+		into, ierr := c.DecodeInto(id, buf, data)
+		if (err == nil) != (ierr == nil) {
+			t.Fatalf("%s: Decode error %v, DecodeInto error %v", id, err, ierr)
+		}
+		if err == nil {
+			if !bytes.Equal(into, out) {
+				t.Fatalf("%s: DecodeInto gave %d bytes, Decode %d, contents differ", id, len(into), len(out))
+			}
+			if len(into) > 0 && &into[0] != &buf[0] {
+				t.Fatalf("%s: DecodeInto did not decode into the buffer", id)
+			}
 		}
 	})
 }

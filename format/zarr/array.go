@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"path"
 	"strconv"
 	"strings"
+	"sync"
 
 	"golang.org/x/sync/errgroup"
 
@@ -20,6 +22,12 @@ import (
 // ReadRegion, so memory is the region plus this many chunks.
 const maxInFlight = 32
 
+// decodeSlack is spare capacity past a decoded cell in pooled buffers: the
+// zstd decoder uses its faster, over-writing copy loops only when the output
+// has 32 bytes of room past the data it writes. Decoding straight into a
+// caller's buffer has no slack and falls back to the exact loops.
+const decodeSlack = 32
+
 // array is one Zarr array (v2 or v3) read through a store.
 type array struct {
 	st     *store.Store
@@ -28,9 +36,18 @@ type array struct {
 	dt     dtype
 	fill   []byte  // one element, little-endian
 	grid   []int64 // the unit fetched and decoded: the chunk, or the inner chunk of a shard
-	// fetch returns the decoded grid cell idx in C order, little-endian, full
-	// cell shape; nil data means the cell is absent and reads as fill.
-	fetch func(ctx context.Context, idx []int64) ([]byte, error)
+	// fetch decodes grid cell idx (C order, little-endian, full cell shape)
+	// and returns its bytes; nil data means the cell is absent and reads as
+	// fill. out, of capacity at least a cell's bytes, is where the decoder
+	// writes, so the result is normally out[:cell bytes], but a pipeline
+	// that transposes returns a new slice. out may be a range of the
+	// caller's destination.
+	fetch func(ctx context.Context, idx []int64, out []byte) ([]byte, error)
+
+	// cells pools decoded-cell buffers (*[]byte of cell bytes +
+	// decodeSlack) and raws the encoded chunks as read (*[]byte, grown to
+	// the largest seen), so that reading many chunks leaves no garbage.
+	cells, raws sync.Pool
 }
 
 // Info implements volume.Volume.
@@ -38,6 +55,9 @@ func (a *array) Info() volume.Info { return a.info }
 
 // ReadRegion implements volume.Volume: the cells the box touches are fetched
 // and decoded concurrently (at most maxInFlight at a time) and copied into dst.
+// A cell that lies whole inside the box and whose elements are one contiguous
+// range of dst (a slab spanning the faster axes of the box) is decoded there
+// directly.
 func (a *array) ReadRegion(ctx context.Context, box volume.Box, dst []byte) error {
 	if err := volume.CheckRead(a.info, box, dst); err != nil {
 		return err
@@ -49,6 +69,7 @@ func (a *array) ReadRegion(ctx context.Context, box volume.Box, dst []byte) erro
 		return nil
 	}
 	elem := a.dt.size()
+	want := cellBytes(a.grid, elem)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(maxInFlight)
 	err := volume.Grid(a.info.Shape, a.grid, box, func(idx []int64, region volume.Box) error {
@@ -56,20 +77,30 @@ func (a *array) ReadRegion(ctx context.Context, box volume.Box, dst []byte) erro
 			return err
 		}
 		g.Go(func() error {
-			data, err := a.fetch(gctx, idx)
-			if err != nil {
-				return fmt.Errorf("zarr %q: %w", a.info.Name, err)
-			}
-			if data == nil {
-				fillBox(dst, box, region, a.fill)
-				return nil
-			}
 			cell := volume.Box{Start: make([]int64, len(idx)), Stop: make([]int64, len(idx))}
 			for i := range idx {
 				cell.Start[i] = idx[i] * a.grid[i]
 				cell.Stop[i] = cell.Start[i] + a.grid[i]
 			}
-			volume.CopyBox(dst, box, data, cell, region, elem)
+			out, direct := contiguousRange(dst, box, cell, region, elem)
+			var bp *[]byte
+			if !direct {
+				bp = a.cellBuf(want)
+				defer a.cells.Put(bp)
+				out = *bp
+			}
+			data, err := a.fetch(gctx, idx, out)
+			if err != nil {
+				return fmt.Errorf("zarr %q: %w", a.info.Name, err)
+			}
+			switch {
+			case data == nil:
+				fillBox(dst, box, region, a.fill)
+			case direct && len(data) > 0 && &data[0] == &out[0]:
+				// Already in place.
+			default:
+				copyBox(dst, box, data, cell, region, elem)
+			}
 			return nil
 		})
 		return nil
@@ -81,20 +112,191 @@ func (a *array) ReadRegion(ctx context.Context, box volume.Box, dst []byte) erro
 	return err
 }
 
+// cellBuf returns a pooled buffer for one decoded cell of n bytes.
+func (a *array) cellBuf(n int) *[]byte {
+	if bp, ok := a.cells.Get().(*[]byte); ok && cap(*bp) >= n+decodeSlack {
+		return bp
+	}
+	b := make([]byte, 0, n+decodeSlack)
+	return &b
+}
+
+// rawBuf returns a pooled buffer for an encoded chunk; callers grow it.
+func (a *array) rawBuf() *[]byte {
+	if bp, ok := a.raws.Get().(*[]byte); ok {
+		return bp
+	}
+	return new([]byte)
+}
+
+// contiguousRange returns the bytes of dst (laid out as dstBox) that hold
+// cell, with capacity cut to them, when region is the whole cell and the
+// cell's elements are one contiguous run of dst: every axis after the first
+// one longer than 1 spans the full extent of dstBox.
+func contiguousRange(dst []byte, dstBox, cell, region volume.Box, elem int) ([]byte, bool) {
+	n := len(cell.Start)
+	for i := 0; i < n; i++ {
+		if region.Start[i] != cell.Start[i] || region.Stop[i] != cell.Stop[i] {
+			return nil, false
+		}
+	}
+	first := n
+	for i := 0; i < n; i++ {
+		if cell.Stop[i]-cell.Start[i] > 1 {
+			first = i
+			break
+		}
+	}
+	for i := first + 1; i < n; i++ {
+		if cell.Start[i] != dstBox.Start[i] || cell.Stop[i] != dstBox.Stop[i] {
+			return nil, false
+		}
+	}
+	var off int64
+	stride := int64(elem)
+	for i := n - 1; i >= 0; i-- {
+		off += (cell.Start[i] - dstBox.Start[i]) * stride
+		stride *= dstBox.Stop[i] - dstBox.Start[i]
+	}
+	size := cell.NumElements() * int64(elem)
+	return dst[off : off+size : off+size], true
+}
+
+// runs describes region of a C-order layout as contiguous runs: the trailing
+// axes that region, srcBox and dstBox all span in full are merged with the
+// last partial one into runs of run bytes, and the outer axes are walked.
+type runs struct {
+	run    int64
+	outer  int     // number of walked (outer) axes
+	ext    []int64 // region extent of each outer axis
+	ds, ss []int64 // byte strides of each outer axis in dst and src
+	do, so int64   // byte offsets of region's first run in dst and src
+}
+
+// plan lays out region within dstBox and srcBox; ok is false when region is
+// empty.
+func plan(dstBox, srcBox, region volume.Box, elem int) (r runs, ok bool) {
+	n := len(region.Start)
+	for i := 0; i < n; i++ {
+		if region.Stop[i] <= region.Start[i] {
+			return r, false
+		}
+	}
+	r.ds = make([]int64, n)
+	r.ss = make([]int64, n)
+	r.ext = make([]int64, n)
+	dacc, sacc := int64(elem), int64(elem)
+	for i := n - 1; i >= 0; i-- {
+		r.ds[i], r.ss[i] = dacc, sacc
+		r.ext[i] = region.Stop[i] - region.Start[i]
+		r.do += (region.Start[i] - dstBox.Start[i]) * dacc
+		r.so += (region.Start[i] - srcBox.Start[i]) * sacc
+		dacc *= dstBox.Stop[i] - dstBox.Start[i]
+		sacc *= srcBox.Stop[i] - srcBox.Start[i]
+	}
+	r.run = int64(elem)
+	r.outer = n
+	for r.outer > 0 {
+		k := r.outer - 1
+		r.run *= r.ext[k]
+		r.outer = k
+		full := region.Start[k] == dstBox.Start[k] && region.Stop[k] == dstBox.Stop[k] &&
+			region.Start[k] == srcBox.Start[k] && region.Stop[k] == srcBox.Stop[k]
+		if !full {
+			break
+		}
+	}
+	return r, true
+}
+
+// copyBox copies region from src (laid out as srcBox) into dst (laid out as
+// dstBox), as volume.CopyBox, but in runs as long as the layouts allow and
+// with offsets stepped rather than recomputed for each run.
+func copyBox(dst []byte, dstBox volume.Box, src []byte, srcBox volume.Box, region volume.Box, elem int) {
+	if len(region.Start) == 0 {
+		copy(dst[:elem], src[:elem])
+		return
+	}
+	r, ok := plan(dstBox, srcBox, region, elem)
+	if !ok {
+		return
+	}
+	do, so, run := r.do, r.so, r.run
+	if r.outer == 0 {
+		copy(dst[do:do+run], src[so:so+run])
+		return
+	}
+	last := r.outer - 1
+	n, dstep, sstep := r.ext[last], r.ds[last], r.ss[last]
+	idx := make([]int64, r.outer)
+	for {
+		// The innermost walked axis as a plain loop: for 64³ int16 chunks
+		// this runs 64 copies of 128 bytes per turn of the outer loop.
+		d, s := do, so
+		for j := int64(0); j < n; j++ {
+			copy(dst[d:d+run], src[s:s+run])
+			d += dstep
+			s += sstep
+		}
+		k := last - 1
+		for ; k >= 0; k-- {
+			idx[k]++
+			do += r.ds[k]
+			so += r.ss[k]
+			if idx[k] < r.ext[k] {
+				break
+			}
+			do -= r.ext[k] * r.ds[k]
+			so -= r.ext[k] * r.ss[k]
+			idx[k] = 0
+		}
+		if k < 0 {
+			return
+		}
+	}
+}
+
 // fillBox sets region of dst (laid out as dstBox) to the fill element.
 func fillBox(dst []byte, dstBox, region volume.Box, fill []byte) {
-	n := region.NumElements()
-	src := make([]byte, n*int64(len(fill)))
+	if len(region.Start) == 0 {
+		copy(dst[:len(fill)], fill)
+		return
+	}
+	r, ok := plan(dstBox, region, region, len(fill))
+	if !ok {
+		return
+	}
 	allZero := true
 	for _, b := range fill {
 		allZero = allZero && b == 0
 	}
-	if !allZero {
-		for i := int64(0); i < n; i++ {
-			copy(src[i*int64(len(fill)):], fill)
+	idx := make([]int64, r.outer)
+	do := r.do
+	for {
+		b := dst[do : do+r.run]
+		if allZero {
+			clear(b)
+		} else {
+			// Double the filled prefix until the run is full.
+			n := copy(b, fill)
+			for n < len(b) {
+				n += copy(b[n:], b[:n])
+			}
+		}
+		k := r.outer - 1
+		for ; k >= 0; k-- {
+			idx[k]++
+			do += r.ds[k]
+			if idx[k] < r.ext[k] {
+				break
+			}
+			do -= r.ext[k] * r.ds[k]
+			idx[k] = 0
+		}
+		if k < 0 {
+			return
 		}
 	}
-	volume.CopyBox(dst, dstBox, src, region, region, len(fill))
 }
 
 // cellBytes is the decoded size of one grid cell.
@@ -102,14 +304,59 @@ func cellBytes(cell []int64, elem int) int {
 	return int(volume.Prod(cell)) * elem
 }
 
-// readChunk reads a whole stored chunk; a missing chunk returns (nil, nil).
-func readChunk(ctx context.Context, st *store.Store, key string, limit int64) ([]byte, error) {
-	b, err := st.ReadAll(ctx, key, limit)
+// readChunk reads a whole stored chunk into *buf, growing it as needed, and
+// returns the bytes; a missing chunk returns (nil, nil). Objects larger than
+// limit are refused before they are read when their size is known, and
+// after limit+1 bytes otherwise.
+func readChunk(ctx context.Context, st *store.Store, key string, limit int64, buf *[]byte) ([]byte, error) {
+	rc, err := st.ReadRange(ctx, key, 0, -1)
 	if errors.Is(err, store.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("chunk %q: %w", key, err)
+	}
+	defer rc.Close()
+	b := (*buf)[:0]
+	if sz, ok := rc.(interface{ Size() int64 }); ok && sz.Size() >= 0 {
+		// Local files state their size: read into one exact buffer.
+		n := sz.Size()
+		if n > limit {
+			return nil, fmt.Errorf("chunk %q: %d bytes: %w (limit %d bytes)", key, n, store.ErrTooLarge, limit)
+		}
+		if int64(cap(b)) < n {
+			b = make([]byte, 0, n)
+			*buf = b
+		}
+		b = b[:n]
+		if _, err := io.ReadFull(rc, b); err != nil {
+			return nil, fmt.Errorf("chunk %q: %w", key, err)
+		}
+		return b, nil
+	}
+	// Unknown size (a streamed response): grow the pooled buffer as the data
+	// comes, up to limit+1 bytes, which tells an oversized object.
+	for {
+		if int64(len(b)) > limit {
+			return nil, fmt.Errorf("chunk %q: %w (limit %d bytes)", key, store.ErrTooLarge, limit)
+		}
+		if len(b) == cap(b) {
+			nb := make([]byte, len(b), int(min(limit+1, int64(max(2*cap(b), 32<<10)))))
+			copy(nb, b)
+			b = nb
+			*buf = b
+		}
+		m, err := rc.Read(b[len(b):min(cap(b), int(limit)+1)])
+		b = b[:len(b)+m]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("chunk %q: %w", key, err)
+		}
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("chunk %q: %w (limit %d bytes)", key, store.ErrTooLarge, limit)
 	}
 	return b, nil
 }
@@ -118,29 +365,35 @@ func readChunk(ctx context.Context, st *store.Store, key string, limit int64) ([
 // compressors may expand incompressible data a little.
 func storedLimit(n int) int64 { return int64(n) + int64(n)/4 + 1<<16 }
 
-// decodeBytes runs a bytes→bytes codec and checks the decoded size.
-func decodeBytes(cs *codec.Codecs, id, key string, raw []byte, want int) ([]byte, error) {
-	out, err := runCodec(cs, id, key, raw, want)
+// decodeBytes runs a bytes→bytes codec into out's capacity and checks the
+// decoded size.
+func decodeBytes(cs *codec.Codecs, id, key string, raw []byte, want int, out []byte) ([]byte, error) {
+	b, err := cs.DecodeInto(id, out, raw)
 	if err != nil {
-		return nil, err
+		return nil, codecError(key, err)
 	}
-	if len(out) != want {
-		return nil, fmt.Errorf("chunk %q: decoded to %d bytes, want %d (chunk shape × element size)", key, len(out), want)
+	if len(b) != want {
+		return nil, fmt.Errorf("chunk %q: decoded to %d bytes, want %d (chunk shape × element size)", key, len(b), want)
+	}
+	return b, nil
+}
+
+// runCodec decodes raw with codec id into at most max bytes of new memory.
+func runCodec(cs *codec.Codecs, id, key string, raw []byte, max int) ([]byte, error) {
+	out, err := cs.Decode(id, raw, max)
+	if err != nil {
+		return nil, codecError(key, err)
 	}
 	return out, nil
 }
 
-// runCodec decodes raw with codec id into at most max bytes; unsupported
-// codecs are reported as format.ErrNotSupported too.
-func runCodec(cs *codec.Codecs, id, key string, raw []byte, max int) ([]byte, error) {
-	out, err := cs.Decode(id, raw, max)
-	if err != nil {
-		if errors.Is(err, codec.ErrUnsupported) {
-			return nil, fmt.Errorf("chunk %q: %w: %w", key, format.ErrNotSupported, err)
-		}
-		return nil, fmt.Errorf("chunk %q: %w", key, err)
+// codecError names the chunk; unsupported codecs are reported as
+// format.ErrNotSupported too.
+func codecError(key string, err error) error {
+	if errors.Is(err, codec.ErrUnsupported) {
+		return fmt.Errorf("chunk %q: %w: %w", key, format.ErrNotSupported, err)
 	}
-	return out, nil
+	return fmt.Errorf("chunk %q: %w", key, err)
 }
 
 // transpose reorders src (C order, shape srcShape) into C order of the shape
@@ -267,16 +520,18 @@ func openV2(st *store.Store, cs *codec.Codecs, prefix string, meta []byte) (*arr
 	}
 	want := cellBytes(z.Chunks, d.size())
 	fOrder := z.Order == "F" && n > 1
-	a.fetch = func(ctx context.Context, idx []int64) ([]byte, error) {
+	a.fetch = func(ctx context.Context, idx []int64, dst []byte) ([]byte, error) {
 		key := join(prefix, chunkName(idx, z.DimensionSeparator))
 		if unsupported != nil {
 			return nil, fmt.Errorf("chunk %q: %w", key, unsupported)
 		}
-		raw, err := readChunk(ctx, st, key, storedLimit(want))
+		bp := a.rawBuf()
+		defer a.raws.Put(bp)
+		raw, err := readChunk(ctx, st, key, storedLimit(want), bp)
 		if raw == nil || err != nil {
 			return nil, err
 		}
-		out, err := decodeBytes(cs, comp.ID, key, raw, want)
+		out, err := decodeBytes(cs, comp.ID, key, raw, want, dst)
 		if err != nil {
 			return nil, err
 		}

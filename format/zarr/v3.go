@@ -216,9 +216,21 @@ func parseShard(conf json.RawMessage, shard []int64, elem int) (*shardSpec, erro
 }
 
 // decode turns one stored chunk (or inner chunk) into C-order little-endian
-// bytes of shape chunk.
-func (p *pipeline) decode(cs *codec.Codecs, key string, raw []byte, chunk []int64, d dtype) ([]byte, error) {
+// bytes of shape chunk. The last bytes→bytes codec decodes into out (whose
+// capacity is at least the chunk's bytes), and an uncompressed chunk is
+// copied there, so the result is out[:size] unless a transpose moves it.
+func (p *pipeline) decode(cs *codec.Codecs, key string, raw []byte, chunk []int64, d dtype, out []byte) ([]byte, error) {
 	want := cellBytes(chunk, d.size())
+	// final is the codec applied last when decoding; checksums that follow it
+	// make its output 4 bytes longer each.
+	final, extra := -1, 0
+	for i, id := range p.bb {
+		if id != "crc32c" {
+			final = i
+			break
+		}
+		extra += 4
+	}
 	b := raw
 	for i := len(p.bb) - 1; i >= 0; i-- {
 		switch id := p.bb[i]; id {
@@ -232,22 +244,28 @@ func (p *pipeline) decode(cs *codec.Codecs, key string, raw []byte, chunk []int6
 			}
 			b = body
 		default:
-			limit := want
-			if i > 0 {
-				limit = int(storedLimit(want))
+			var err error
+			switch {
+			case i == final && extra == 0:
+				b, err = cs.DecodeInto(id, out, b)
+				if err != nil {
+					err = codecError(key, err)
+				}
+			case i == final:
+				b, err = runCodec(cs, id, key, b, want+extra)
+			default:
+				b, err = runCodec(cs, id, key, b, int(storedLimit(want)))
 			}
-			out, err := runCodec(cs, id, key, b, limit)
 			if err != nil {
 				return nil, err
 			}
-			b = out
 		}
 	}
 	if len(b) != want {
 		return nil, fmt.Errorf("chunk %q: decoded to %d bytes, want %d (chunk shape × element size)", key, len(b), want)
 	}
-	if len(p.bb) == 0 {
-		b = append([]byte(nil), b...)
+	if want > 0 && &b[0] != &out[:1][0] {
+		b = append(out[:0], b...)
 	}
 	if p.bigEndian {
 		swap(b, d.swapLen)
@@ -382,19 +400,23 @@ func openV3(st *store.Store, cs *codec.Codecs, prefix string, z *zarrJSON) (*arr
 	}
 	if p.shard == nil {
 		want := cellBytes(grid.ChunkShape, d.size())
-		a.fetch = func(ctx context.Context, idx []int64) ([]byte, error) {
+		a.fetch = func(ctx context.Context, idx []int64, out []byte) ([]byte, error) {
 			key := keyOf(idx)
-			raw, err := readChunk(ctx, st, key, storedLimit(want))
+			bp := a.rawBuf()
+			defer a.raws.Put(bp)
+			raw, err := readChunk(ctx, st, key, storedLimit(want), bp)
 			if raw == nil || err != nil {
 				return nil, err
 			}
-			return p.decode(cs, key, raw, grid.ChunkShape, d)
+			return p.decode(cs, key, raw, grid.ChunkShape, d, out)
 		}
 		return a, nil
 	}
 	sh := &shardReader{st: st, spec: p.shard, shard: grid.ChunkShape, keyOf: keyOf, idx: map[string]*shardIndex{}}
-	a.fetch = func(ctx context.Context, idx []int64) ([]byte, error) {
-		return sh.read(ctx, cs, idx, d)
+	a.fetch = func(ctx context.Context, idx []int64, out []byte) ([]byte, error) {
+		bp := a.rawBuf()
+		defer a.raws.Put(bp)
+		return sh.read(ctx, cs, idx, d, out, bp)
 	}
 	return a, nil
 }
@@ -475,7 +497,9 @@ func (r *shardReader) load(ctx context.Context, key string, e *shardIndex) error
 	return nil
 }
 
-func (r *shardReader) read(ctx context.Context, cs *codec.Codecs, idx []int64, d dtype) ([]byte, error) {
+// read decodes inner chunk idx into out (see pipeline.decode), reading its
+// encoded bytes into *buf.
+func (r *shardReader) read(ctx context.Context, cs *codec.Codecs, idx []int64, d dtype, out []byte, buf *[]byte) ([]byte, error) {
 	n := len(idx)
 	sidx := make([]int64, n)
 	var lin int64
@@ -497,10 +521,13 @@ func (r *shardReader) read(ctx context.Context, cs *codec.Codecs, idx []int64, d
 	if off > uint64(e.size) || nb > uint64(e.size)-off || nb > uint64(storedLimit(want)) {
 		return nil, fmt.Errorf("shard %q: inner chunk %d at [%d,+%d) outside the %d-byte shard", key, lin, off, nb, e.size)
 	}
-	raw := make([]byte, nb)
+	if uint64(cap(*buf)) < nb {
+		*buf = make([]byte, nb)
+	}
+	raw := (*buf)[:nb]
 	if err := r.st.ReadAt(ctx, key, raw, int64(off)); err != nil {
 		return nil, fmt.Errorf("shard %q: inner chunk %d: %w", key, lin, err)
 	}
 	name := fmt.Sprintf("%s[inner %d]", key, lin)
-	return r.spec.inside.decode(cs, name, raw, r.spec.inner, d)
+	return r.spec.inside.decode(cs, name, raw, r.spec.inner, d, out)
 }
