@@ -60,7 +60,7 @@ func Demo(ctx context.Context, opt Options) (*Report, error) {
 	defer mirrors.Close()
 	opt.logf("mirrors on loopback: listing %s, lab page %s, OMERO %s, EMPIAR %s, S3 %s, GCS %s, short links %s",
 		mirrors.EBIFTP, mirrors.EPFL, mirrors.IDR, mirrors.EMPIAR, mirrors.S3, mirrors.GCS, mirrors.ShortLink)
-	opt.Env.Stores = &store.Opener{HTTP: opt.StoreHTTP, S3Endpoint: mirrors.S3, GCSEndpoint: mirrors.GCS}
+	opt.Env.Stores = &store.Opener{HTTP: opt.StoreHTTP, S3Endpoint: mirrors.S3, GCSEndpoint: mirrors.GCS, Retry: 5}
 	opt.Env.IDRFileTree = mirrors.EBIFTP + "/pub/databases/IDR/"
 	return Run(ctx, DemoManifest(mirrors), opt)
 }

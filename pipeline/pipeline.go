@@ -79,6 +79,9 @@ func (o *Options) Defaults() {
 	if o.Env.Stores == nil {
 		o.Env.Stores = &store.Opener{HTTP: o.StoreHTTP}
 	}
+	if o.Env.Stores.Retry == 0 {
+		o.Env.Stores.Retry = 5
+	}
 	if o.Formats == nil {
 		o.Formats = all.Registry()
 	}

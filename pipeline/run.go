@@ -107,7 +107,9 @@ func Run(ctx context.Context, m *manifest.Manifest, opt Options) (*Report, error
 	if len(jobs) > 0 {
 		topt := opt.Transfer
 		topt.OutDir = opt.OutDir
-		topt.Stores = opt.Env.Stores
+		noRetry := *opt.Env.Stores
+		noRetry.Retry = 0 // the scheduler retries and must see 429s itself
+		topt.Stores = &noRetry
 		opt.logf("downloading %d datasets", len(jobs))
 		sum, err := transfer.Run(ctx, jobs, topt)
 		if err != nil {

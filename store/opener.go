@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 )
 
 // Opener maps URLs to stores. It carries no global state: the pipeline builds one
@@ -21,6 +22,10 @@ type Opener struct {
 	S3Region string
 	// GCSEndpoint overrides "https://storage.googleapis.com".
 	GCSEndpoint string
+	// Retry, when above 1, wraps remote drivers in a RetryDriver with that many
+	// attempts (for metadata reads: resolvers, inspect, crops). Leave it 0 for
+	// the transfer scheduler, which retries by itself.
+	Retry int
 }
 
 // Open returns a store rooted at rawURL. Accepted forms: a local path or
@@ -29,6 +34,17 @@ type Opener struct {
 // https://s3.amazonaws.com/bucket/…, https://storage.googleapis.com/bucket/…),
 // which are opened with their bucket APIs so listing works.
 func (o *Opener) Open(ctx context.Context, rawURL string) (*Store, error) {
+	st, err := o.open(ctx, rawURL)
+	if err != nil || o.Retry <= 1 {
+		return st, err
+	}
+	if _, local := st.Driver().(*FileDriver); local {
+		return st, nil
+	}
+	return New(WithRetry(st.Driver(), o.Retry, 300*time.Millisecond)), nil
+}
+
+func (o *Opener) open(ctx context.Context, rawURL string) (*Store, error) {
 	if !strings.Contains(rawURL, "://") {
 		return New(NewFile(rawURL)), nil
 	}
