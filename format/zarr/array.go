@@ -511,27 +511,69 @@ func openV2(st *store.Store, cs *codec.Codecs, prefix string, meta []byte) (*arr
 		a.info.Metadata["compression_level"] = comp.Level
 	}
 	var unsupported error
+	var filters []filter
 	if f := strings.TrimSpace(string(z.Filters)); f != "" && f != "null" && f != "[]" {
 		a.info.Metadata["filters"] = compact(z.Filters)
-		unsupported = fmt.Errorf("filters %s: %w", compact(z.Filters), format.ErrNotSupported)
+		filters, err = parseFilters(z.Filters, d.size())
+		if err == nil && d.chars > 0 {
+			err = fmt.Errorf("filters on string dtype %s: %w", d.zarr, format.ErrNotSupported)
+		}
+		if err != nil {
+			if !errors.Is(err, format.ErrNotSupported) {
+				return nil, fmt.Errorf("zarr %s %q: .zarray: %w", st, prefix, err)
+			}
+			unsupported = err
+		}
 	}
 	if unsupported != nil {
 		a.info.Metadata["unsupported"] = unsupported.Error()
 	}
+	// Elements and shape of a chunk as NumPy sees it: a string's characters
+	// are one element.
+	elems, elemShape, elemSize := volume.Prod(z.Chunks), z.Chunks, d.size()
+	var strFill []byte // a string array's non-empty fill_value
+	if d.chars > 0 {
+		_, strFill, _ = parseStringFill(z.FillValue, d) // checked by parseZarray
+		stringInfo(&a.info, d)
+		n--
+		elems /= int64(d.chars)
+		elemShape = z.Chunks[:n]
+		elemSize *= d.chars
+	}
 	want := cellBytes(z.Chunks, d.size())
+	stored := want // the compressor's output: the last filter's elements
+	for _, f := range filters {
+		// Every intermediate buffer is held at once with the cell.
+		if int64(f.enc.size)*elems > maxChunkBytes {
+			return nil, fmt.Errorf("zarr %s %q: .zarray: filter %q stores %d-byte elements: chunk exceeds %d bytes", st, prefix, f.id, f.enc.size, maxChunkBytes)
+		}
+		stored = int(elems) * f.enc.size
+	}
 	fOrder := z.Order == "F" && n > 1
 	a.fetch = func(ctx context.Context, idx []int64, dst []byte) ([]byte, error) {
-		key := join(prefix, chunkName(idx, z.DimensionSeparator))
+		key := join(prefix, chunkName(idx[:n], z.DimensionSeparator)) // without a string's char axis
 		if unsupported != nil {
 			return nil, fmt.Errorf("chunk %q: %w", key, unsupported)
 		}
 		bp := a.rawBuf()
 		defer a.raws.Put(bp)
-		raw, err := readChunk(ctx, st, key, storedLimit(want), bp)
+		raw, err := readChunk(ctx, st, key, storedLimit(stored), bp)
+		if raw == nil && err == nil && strFill != nil {
+			// The one-element fill cannot carry a string; fill the cell.
+			return fillPattern(dst[:want], strFill), nil
+		}
 		if raw == nil || err != nil {
 			return nil, err
 		}
-		out, err := decodeBytes(cs, comp.ID, key, raw, want, dst)
+		var out []byte
+		if len(filters) == 0 {
+			out, err = decodeBytes(cs, comp.ID, key, raw, want, dst)
+		} else {
+			out, err = decodeBytes(cs, comp.ID, key, raw, stored, make([]byte, 0, stored+decodeSlack))
+			if err == nil {
+				out = applyFilters(filters, out, dst, int(elems))
+			}
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -539,7 +581,7 @@ func openV2(st *store.Store, cs *codec.Codecs, prefix string, meta []byte) (*arr
 			swap(out, d.swapLen)
 		}
 		if fOrder {
-			out = transpose(out, reverseShape(z.Chunks), reversed(n), d.size())
+			out = transpose(out, reverseShape(elemShape), reversed(n), elemSize)
 		}
 		return out, nil
 	}

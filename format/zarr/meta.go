@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -29,6 +30,10 @@ type dtype struct {
 	big     bool // stored big-endian
 	swapLen int  // byte-swap unit: the element size, or half of it for complex
 	zarr    string
+	// chars is the length of a fixed-size string dtype (S<n>, U<n>), whose
+	// elements are read as a trailing axis of chars code units (see
+	// strings.go); 0 for numeric dtypes.
+	chars int
 }
 
 func (d dtype) size() int { return d.vt.Size() }
@@ -38,6 +43,9 @@ func parseV2DType(raw json.RawMessage) (dtype, error) {
 	var s string
 	if err := json.Unmarshal(raw, &s); err != nil {
 		return dtype{}, fmt.Errorf("structured dtype %s: %w", compact(raw), format.ErrNotSupported)
+	}
+	if len(s) == 2 && s[1] == 'O' {
+		return dtype{}, fmt.Errorf("dtype %q: object arrays (vlen-utf8, vlen-bytes, JSON strings) are not read: %w", s, format.ErrNotSupported)
 	}
 	if len(s) < 3 {
 		return dtype{}, fmt.Errorf("dtype %q: malformed", s)
@@ -49,6 +57,8 @@ func parseV2DType(raw json.RawMessage) (dtype, error) {
 	}
 	var vt volume.DType
 	switch {
+	case kind == 'S' || kind == 'U':
+		return stringDType(s, order, kind, n)
 	case kind == 'b' && n == 1:
 		vt = volume.Bool
 	case kind == 'i' || kind == 'u':
@@ -310,6 +320,14 @@ func parseZarray(b []byte) (*zarray, dtype, []byte, *compressor, error) {
 	if err != nil {
 		return nil, dtype{}, nil, nil, fmt.Errorf(".zarray: %w", err)
 	}
+	if d.chars > 0 {
+		// The characters of a fixed-size string become the last axis.
+		if len(z.Shape) >= maxRank {
+			return nil, dtype{}, nil, nil, fmt.Errorf(".zarray: rank %d string array exceeds %d", len(z.Shape), maxRank-1)
+		}
+		z.Shape = append(slices.Clip(z.Shape), int64(d.chars))
+		z.Chunks = append(slices.Clip(z.Chunks), int64(d.chars))
+	}
 	if err := checkSizes(z.Shape, z.Chunks, d.size()); err != nil {
 		return nil, dtype{}, nil, nil, fmt.Errorf(".zarray: %w", err)
 	}
@@ -327,7 +345,12 @@ func parseZarray(b []byte) (*zarray, dtype, []byte, *compressor, error) {
 	default:
 		return nil, dtype{}, nil, nil, fmt.Errorf(".zarray: dimension_separator %q", z.DimensionSeparator)
 	}
-	fill, err := parseFill(z.FillValue, d)
+	var fill []byte
+	if d.chars > 0 {
+		fill, _, err = parseStringFill(z.FillValue, d)
+	} else {
+		fill, err = parseFill(z.FillValue, d)
+	}
 	if err != nil {
 		return nil, dtype{}, nil, nil, fmt.Errorf(".zarray: %w", err)
 	}

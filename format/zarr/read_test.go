@@ -346,6 +346,12 @@ func FuzzChunk(f *testing.F) {
 			metas[fmt.Sprintf("v2-%s-%s", comp, order)] = fmt.Sprintf(`{"zarr_format":2,"shape":[4,3,4],"chunks":[2,3,4],"dtype":">u2","compressor":%s,"fill_value":0,"order":%q,"filters":null,"dimension_separator":"/"}`, comp, order)
 		}
 	}
+	for i, filters := range []string{
+		`[{"id":"delta","dtype":">u2","astype":"|u1"}]`,
+		`[{"id":"fixedscaleoffset","offset":3,"scale":0.5,"dtype":">u2","astype":"<f8"},{"id":"astype","encode_dtype":"<f4","decode_dtype":"<f8"}]`,
+	} {
+		metas[fmt.Sprintf("v2-filters%d", i)] = fmt.Sprintf(`{"zarr_format":2,"shape":[4,3,4],"chunks":[2,3,4],"dtype":">u2","compressor":{"id":"zlib"},"fill_value":0,"order":"F","filters":%s,"dimension_separator":"/"}`, filters)
+	}
 	metas["v3-crc"] = `{"zarr_format":3,"node_type":"array","shape":[4,3,4],"data_type":"uint16","chunk_grid":{"name":"regular","configuration":{"chunk_shape":[2,3,4]}},"fill_value":0,"codecs":[{"name":"bytes","configuration":{"endian":"little"}},"crc32c",{"name":"zstd","configuration":{"level":1}}]}`
 	metas["v3-transpose"] = `{"zarr_format":3,"node_type":"array","shape":[4,3,4],"data_type":"uint16","chunk_grid":{"name":"regular","configuration":{"chunk_shape":[2,3,4]}},"fill_value":0,"codecs":[{"name":"transpose","configuration":{"order":[2,0,1]}},{"name":"bytes","configuration":{"endian":"big"}},{"name":"gzip","configuration":{"level":1}}]}`
 	ctx := context.Background()
