@@ -59,6 +59,7 @@ type pageMeta struct {
 	xres, yres         [2]uint32
 	hasXRes, hasYRes   bool
 	resUnit            uint64
+	vendor             *vendorMeta
 }
 
 func (r *reader) parseMeta(ctx context.Context, d *ifd) (*pageMeta, error) {
@@ -93,6 +94,9 @@ func (r *reader) parseMeta(ctx context.Context, d *ifd) (*pageMeta, error) {
 	}
 	m.yres = [2]uint32{num, den}
 	if m.resUnit, err = r.uint1(ctx, d, tagResolutionUnit, 2); err != nil {
+		return nil, err
+	}
+	if m.vendor, err = r.readVendor(ctx, d); err != nil {
 		return nil, err
 	}
 	return m, nil
@@ -353,6 +357,7 @@ func (r *reader) newVolume(pages []*page, meta *pageMeta, lead []volume.Axis) *t
 		if meta.hasYRes {
 			md["y_resolution"] = []uint32{meta.yres[0], meta.yres[1]}
 		}
+		meta.vendor.addTo(md)
 	}
 	v.info = volume.Info{Shape: shape, DType: p0.dtype, Axes: axes, Chunks: chunks,
 		Compression: compressionName(p0.compression), Metadata: md}
