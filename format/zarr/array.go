@@ -95,11 +95,11 @@ func (a *array) ReadRegion(ctx context.Context, box volume.Box, dst []byte) erro
 			}
 			switch {
 			case data == nil:
-				fillBox(dst, box, region, a.fill)
+				volume.FillBox(dst, box, region, a.fill)
 			case direct && len(data) > 0 && &data[0] == &out[0]:
 				// Already in place.
 			default:
-				copyBox(dst, box, data, cell, region, elem)
+				volume.CopyBox(dst, box, data, cell, region, elem)
 			}
 			return nil
 		})
@@ -160,143 +160,6 @@ func contiguousRange(dst []byte, dstBox, cell, region volume.Box, elem int) ([]b
 	}
 	size := cell.NumElements() * int64(elem)
 	return dst[off : off+size : off+size], true
-}
-
-// runs describes region of a C-order layout as contiguous runs: the trailing
-// axes that region, srcBox and dstBox all span in full are merged with the
-// last partial one into runs of run bytes, and the outer axes are walked.
-type runs struct {
-	run    int64
-	outer  int     // number of walked (outer) axes
-	ext    []int64 // region extent of each outer axis
-	ds, ss []int64 // byte strides of each outer axis in dst and src
-	do, so int64   // byte offsets of region's first run in dst and src
-}
-
-// plan lays out region within dstBox and srcBox; ok is false when region is
-// empty.
-func plan(dstBox, srcBox, region volume.Box, elem int) (r runs, ok bool) {
-	n := len(region.Start)
-	for i := 0; i < n; i++ {
-		if region.Stop[i] <= region.Start[i] {
-			return r, false
-		}
-	}
-	r.ds = make([]int64, n)
-	r.ss = make([]int64, n)
-	r.ext = make([]int64, n)
-	dacc, sacc := int64(elem), int64(elem)
-	for i := n - 1; i >= 0; i-- {
-		r.ds[i], r.ss[i] = dacc, sacc
-		r.ext[i] = region.Stop[i] - region.Start[i]
-		r.do += (region.Start[i] - dstBox.Start[i]) * dacc
-		r.so += (region.Start[i] - srcBox.Start[i]) * sacc
-		dacc *= dstBox.Stop[i] - dstBox.Start[i]
-		sacc *= srcBox.Stop[i] - srcBox.Start[i]
-	}
-	r.run = int64(elem)
-	r.outer = n
-	for r.outer > 0 {
-		k := r.outer - 1
-		r.run *= r.ext[k]
-		r.outer = k
-		full := region.Start[k] == dstBox.Start[k] && region.Stop[k] == dstBox.Stop[k] &&
-			region.Start[k] == srcBox.Start[k] && region.Stop[k] == srcBox.Stop[k]
-		if !full {
-			break
-		}
-	}
-	return r, true
-}
-
-// copyBox copies region from src (laid out as srcBox) into dst (laid out as
-// dstBox), as volume.CopyBox, but in runs as long as the layouts allow and
-// with offsets stepped rather than recomputed for each run.
-func copyBox(dst []byte, dstBox volume.Box, src []byte, srcBox volume.Box, region volume.Box, elem int) {
-	if len(region.Start) == 0 {
-		copy(dst[:elem], src[:elem])
-		return
-	}
-	r, ok := plan(dstBox, srcBox, region, elem)
-	if !ok {
-		return
-	}
-	do, so, run := r.do, r.so, r.run
-	if r.outer == 0 {
-		copy(dst[do:do+run], src[so:so+run])
-		return
-	}
-	last := r.outer - 1
-	n, dstep, sstep := r.ext[last], r.ds[last], r.ss[last]
-	idx := make([]int64, r.outer)
-	for {
-		// The innermost walked axis as a plain loop: for 64³ int16 chunks
-		// this runs 64 copies of 128 bytes per turn of the outer loop.
-		d, s := do, so
-		for j := int64(0); j < n; j++ {
-			copy(dst[d:d+run], src[s:s+run])
-			d += dstep
-			s += sstep
-		}
-		k := last - 1
-		for ; k >= 0; k-- {
-			idx[k]++
-			do += r.ds[k]
-			so += r.ss[k]
-			if idx[k] < r.ext[k] {
-				break
-			}
-			do -= r.ext[k] * r.ds[k]
-			so -= r.ext[k] * r.ss[k]
-			idx[k] = 0
-		}
-		if k < 0 {
-			return
-		}
-	}
-}
-
-// fillBox sets region of dst (laid out as dstBox) to the fill element.
-func fillBox(dst []byte, dstBox, region volume.Box, fill []byte) {
-	if len(region.Start) == 0 {
-		copy(dst[:len(fill)], fill)
-		return
-	}
-	r, ok := plan(dstBox, region, region, len(fill))
-	if !ok {
-		return
-	}
-	allZero := true
-	for _, b := range fill {
-		allZero = allZero && b == 0
-	}
-	idx := make([]int64, r.outer)
-	do := r.do
-	for {
-		b := dst[do : do+r.run]
-		if allZero {
-			clear(b)
-		} else {
-			// Double the filled prefix until the run is full.
-			n := copy(b, fill)
-			for n < len(b) {
-				n += copy(b[n:], b[:n])
-			}
-		}
-		k := r.outer - 1
-		for ; k >= 0; k-- {
-			idx[k]++
-			do += r.ds[k]
-			if idx[k] < r.ext[k] {
-				break
-			}
-			do -= r.ext[k] * r.ds[k]
-			idx[k] = 0
-		}
-		if k < 0 {
-			return
-		}
-	}
 }
 
 // cellBytes is the decoded size of one grid cell.

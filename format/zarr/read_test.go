@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"testing"
@@ -18,83 +17,6 @@ import (
 	"github.com/imgdataset/imgdataset/volume"
 	"github.com/imgdataset/imgdataset/volume/volumetest"
 )
-
-// randomSub returns a random non-empty box inside b (or b itself when a
-// coin says so, to exercise the full-extent merging).
-func randomSub(rng *rand.Rand, b volume.Box) volume.Box {
-	r := volume.Box{Start: make([]int64, len(b.Start)), Stop: make([]int64, len(b.Start))}
-	for i := range b.Start {
-		if rng.IntN(3) == 0 {
-			r.Start[i], r.Stop[i] = b.Start[i], b.Stop[i]
-			continue
-		}
-		n := b.Stop[i] - b.Start[i]
-		lo := rng.Int64N(n)
-		r.Start[i] = b.Start[i] + lo
-		r.Stop[i] = r.Start[i] + 1 + rng.Int64N(n-lo)
-	}
-	return r
-}
-
-// copyBox must agree with volume.CopyBox, the reference strided copy, for
-// every rank, element size and box geometry, and leave the rest of dst alone.
-func TestCopyBoxMatchesVolume(t *testing.T) {
-	rng := rand.New(rand.NewPCG(5, 6))
-	for trial := range 3000 {
-		n := rng.IntN(5)
-		elem := []int{1, 2, 4, 8}[rng.IntN(4)]
-		shape := make([]int64, n)
-		for i := range shape {
-			shape[i] = 1 + rng.Int64N(7)
-		}
-		// src and dst are boxes of a common space; region lies in both.
-		full := volume.Full(shape)
-		srcBox := randomSub(rng, full)
-		dstBox := volume.Box{Start: append([]int64(nil), srcBox.Start...), Stop: append([]int64(nil), srcBox.Stop...)}
-		if rng.IntN(2) == 0 {
-			for i := range dstBox.Start {
-				dstBox.Start[i] = rng.Int64N(srcBox.Start[i] + 1)
-				dstBox.Stop[i] = srcBox.Stop[i] + rng.Int64N(shape[i]-srcBox.Stop[i]+1)
-			}
-		}
-		region := randomSub(rng, srcBox)
-		src := make([]byte, srcBox.NumElements()*int64(elem))
-		for i := range src {
-			src[i] = byte(rng.Uint32())
-		}
-		got := bytes.Repeat([]byte{0xee}, int(dstBox.NumElements())*elem)
-		want := append([]byte(nil), got...)
-		copyBox(got, dstBox, src, srcBox, region, elem)
-		volume.CopyBox(want, dstBox, src, srcBox, region, elem)
-		if !bytes.Equal(got, want) {
-			t.Fatalf("trial %d: shape %v elem %d src %v dst %v region %v: copies differ", trial, shape, elem, srcBox, dstBox, region)
-		}
-	}
-}
-
-func TestFillBox(t *testing.T) {
-	rng := rand.New(rand.NewPCG(7, 8))
-	for trial := range 1000 {
-		n := 1 + rng.IntN(4)
-		shape := make([]int64, n)
-		for i := range shape {
-			shape[i] = 1 + rng.Int64N(6)
-		}
-		full := volume.Full(shape)
-		region := randomSub(rng, full)
-		fill := [][]byte{{0}, {0, 0}, {7}, {1, 2}, {1, 2, 3, 4, 5, 6, 7, 8}}[rng.IntN(5)]
-		elem := len(fill)
-		got := bytes.Repeat([]byte{0xee}, int(full.NumElements())*elem)
-		want := append([]byte(nil), got...)
-		fillBox(got, full, region, fill)
-		// The reference: a source of fill elements copied in.
-		src := bytes.Repeat(fill, int(region.NumElements()))
-		volume.CopyBox(want, full, src, region, region, elem)
-		if !bytes.Equal(got, want) {
-			t.Fatalf("trial %d: shape %v region %v fill %v: differs", trial, shape, region, fill)
-		}
-	}
-}
 
 func TestContiguousRange(t *testing.T) {
 	box := func(start, stop []int64) volume.Box { return volume.Box{Start: start, Stop: stop} }

@@ -86,7 +86,7 @@ func writeV2(t *testing.T, root string, s v2Spec, data []byte) []byte {
 	first := true
 	err := volume.Grid(s.shape, s.chunks, full, func(idx []int64, region volume.Box) error {
 		if s.skip != nil && s.skip(idx) {
-			fillBox(want, full, region, s.fillLE)
+			volume.FillBox(want, full, region, s.fillLE)
 			return nil
 		}
 		cell := volume.Box{Start: make([]int64, len(idx)), Stop: make([]int64, len(idx))}
@@ -385,7 +385,7 @@ func TestReadV3(t *testing.T) {
 		want := append([]byte(nil), data...)
 		volume.Grid(shape, ch, volume.Full(shape), func(idx []int64, r volume.Box) error {
 			if idx[0] == 1 && idx[1] == 1 {
-				fillBox(want, volume.Full(shape), r, []byte{9, 0})
+				volume.FillBox(want, volume.Full(shape), r, []byte{9, 0})
 				return nil
 			}
 			buf := transpose(chunkOf(data, shape, ch, idx, 2, 9), ch, []int{1, 0}, 2)
@@ -424,7 +424,7 @@ func TestReadV3(t *testing.T) {
 		want := append([]byte(nil), data...)
 		volume.Grid(shape, shard, volume.Full(shape), func(sidx []int64, sr volume.Box) error {
 			if sidx[0] == 1 && sidx[1] == 1 {
-				fillBox(want, volume.Full(shape), sr, []byte{5})
+				volume.FillBox(want, volume.Full(shape), sr, []byte{5})
 				return nil
 			}
 			index := make([]byte, 16*4)
@@ -439,7 +439,7 @@ func TestReadV3(t *testing.T) {
 					binary.LittleEndian.PutUint64(index[16*k:], math.MaxUint64)
 					binary.LittleEndian.PutUint64(index[16*k+8:], math.MaxUint64)
 					if ok {
-						fillBox(want, volume.Full(shape), r, []byte{5})
+						volume.FillBox(want, volume.Full(shape), r, []byte{5})
 					}
 					continue
 				}
