@@ -163,25 +163,54 @@ func (s *Store) ReadAt(ctx context.Context, key string, p []byte, off int64) err
 // ReadAll reads a whole object, refusing objects larger than limit bytes so that
 // a lying server or a hostile file cannot exhaust memory.
 func (s *Store) ReadAll(ctx context.Context, key string, limit int64) ([]byte, error) {
+	return s.ReadAllInto(ctx, key, limit, nil)
+}
+
+// ReadAllInto is ReadAll reusing buf's capacity (a pooled chunk buffer): the
+// result shares buf's memory when it fits and is newly allocated otherwise.
+// A known size (local files) is read into one exact buffer; a streamed body
+// grows the buffer as it comes, never past limit+1 bytes.
+func (s *Store) ReadAllInto(ctx context.Context, key string, limit int64, buf []byte) ([]byte, error) {
 	rc, err := s.ReadRange(ctx, key, 0, -1)
 	if err != nil {
 		return nil, err
 	}
 	defer rc.Close()
-	var b []byte
-	if sz, ok := rc.(interface{ Size() int64 }); ok && sz.Size() >= 0 && sz.Size() <= limit {
-		// The size is known (local files): read into one exact buffer instead of
-		// letting io.ReadAll grow and copy.
-		b = make([]byte, sz.Size())
-		_, err = io.ReadFull(rc, b)
-	} else {
-		b, err = io.ReadAll(io.LimitReader(rc, limit+1))
+	tooLarge := func() error {
+		return fmt.Errorf("store %s: read %q: %w (limit %d bytes)", s.d, key, ErrTooLarge, limit)
 	}
-	if err != nil {
-		return nil, fmt.Errorf("store %s: read %q: %w", s.d, key, err)
+	b := buf[:0]
+	if sz, ok := rc.(interface{ Size() int64 }); ok && sz.Size() >= 0 {
+		n := sz.Size()
+		if n > limit {
+			return nil, tooLarge()
+		}
+		if int64(cap(b)) < n {
+			b = make([]byte, n)
+		}
+		b = b[:n]
+		if _, err := io.ReadFull(rc, b); err != nil {
+			return nil, fmt.Errorf("store %s: read %q: %w", s.d, key, err)
+		}
+		return b, nil
+	}
+	for int64(len(b)) <= limit {
+		if len(b) == cap(b) {
+			nb := make([]byte, len(b), int(min(limit+1, int64(max(2*cap(b), 32<<10)))))
+			copy(nb, b)
+			b = nb
+		}
+		m, err := rc.Read(b[len(b):min(cap(b), int(limit)+1)])
+		b = b[:len(b)+m]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("store %s: read %q: %w", s.d, key, err)
+		}
 	}
 	if int64(len(b)) > limit {
-		return nil, fmt.Errorf("store %s: read %q: %w (limit %d bytes)", s.d, key, ErrTooLarge, limit)
+		return nil, tooLarge()
 	}
 	return b, nil
 }

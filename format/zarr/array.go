@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"path"
 	"strconv"
 	"strings"
@@ -172,54 +171,15 @@ func cellBytes(cell []int64, elem int) int {
 // limit are refused before they are read when their size is known, and
 // after limit+1 bytes otherwise.
 func readChunk(ctx context.Context, st *store.Store, key string, limit int64, buf *[]byte) ([]byte, error) {
-	rc, err := st.ReadRange(ctx, key, 0, -1)
+	b, err := st.ReadAllInto(ctx, key, limit, *buf)
 	if errors.Is(err, store.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("chunk %q: %w", key, err)
 	}
-	defer rc.Close()
-	b := (*buf)[:0]
-	if sz, ok := rc.(interface{ Size() int64 }); ok && sz.Size() >= 0 {
-		// Local files state their size: read into one exact buffer.
-		n := sz.Size()
-		if n > limit {
-			return nil, fmt.Errorf("chunk %q: %d bytes: %w (limit %d bytes)", key, n, store.ErrTooLarge, limit)
-		}
-		if int64(cap(b)) < n {
-			b = make([]byte, 0, n)
-			*buf = b
-		}
-		b = b[:n]
-		if _, err := io.ReadFull(rc, b); err != nil {
-			return nil, fmt.Errorf("chunk %q: %w", key, err)
-		}
-		return b, nil
-	}
-	// Unknown size (a streamed response): grow the pooled buffer as the data
-	// comes, up to limit+1 bytes, which tells an oversized object.
-	for {
-		if int64(len(b)) > limit {
-			return nil, fmt.Errorf("chunk %q: %w (limit %d bytes)", key, store.ErrTooLarge, limit)
-		}
-		if len(b) == cap(b) {
-			nb := make([]byte, len(b), int(min(limit+1, int64(max(2*cap(b), 32<<10)))))
-			copy(nb, b)
-			b = nb
-			*buf = b
-		}
-		m, err := rc.Read(b[len(b):min(cap(b), int(limit)+1)])
-		b = b[:len(b)+m]
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("chunk %q: %w", key, err)
-		}
-	}
-	if int64(len(b)) > limit {
-		return nil, fmt.Errorf("chunk %q: %w (limit %d bytes)", key, store.ErrTooLarge, limit)
+	if cap(b) > cap(*buf) {
+		*buf = b[:0] // keep the grown buffer for the pool
 	}
 	return b, nil
 }
