@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"path"
-	"strings"
 
 	"github.com/imgdataset/imgdataset/catalog"
 	"github.com/imgdataset/imgdataset/format"
@@ -58,24 +57,9 @@ func cropVolume(ctx context.Context, opt *Options, out *store.Store, r *source.R
 	if err != nil {
 		return nil, fmt.Errorf("%s: open %s: %w", r.Dataset.Name, ref.StoreURL, err)
 	}
-	if c.Scale >= len(vols) {
-		return nil, fmt.Errorf("%s: crop scale %d, but %s has %d scales", r.Dataset.Name, c.Scale, ref.StoreURL, len(vols))
-	}
-	src := vols[c.Scale]
-	in := src.Info()
-	spatial := len(in.Shape) - 3
-	if spatial < 0 {
-		return nil, fmt.Errorf("%s: %s scale %d has %d dimensions; a crop needs z, y, x", r.Dataset.Name, ref.StoreURL, c.Scale, len(in.Shape))
-	}
-	origin, note, err := chooseOrigin(ctx, c, vols, c.Scale, opt.ConvertChunk)
+	win, in, origin, note, err := cropWindow(ctx, c, vols, opt.ConvertChunk)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", r.Dataset.Name, err)
-	}
-	fullOrigin := append(make([]int64, spatial), origin...)
-	fullSize := append(append([]int64(nil), in.Shape[:spatial]...), c.Size...)
-	win, err := volume.Window(src, fullOrigin, fullSize)
-	if err != nil {
-		return nil, fmt.Errorf("%s: crop %v at %v of %v: %w", r.Dataset.Name, c.Size, origin, in.Shape, err)
+		return nil, fmt.Errorf("%s: crop %s: %w", r.Dataset.Name, ref.StoreURL, err)
 	}
 	name := ref.Path
 	if name == "" {
@@ -87,7 +71,7 @@ func cropVolume(ctx context.Context, opt *Options, out *store.Store, r *source.R
 		"source_url": ref.StoreURL, "source_format": fname, "scale": c.Scale, "scale_name": in.Name,
 		"origin_zyx": origin, "size_zyx": c.Size, "seed": c.Seed, "aligned_to_chunks": c.AlignToChunks, "note": note,
 	}}
-	if err := zarr.WriteNGFF(ctx, out, key, win, zarr.WriteOptions{Chunks: cube(opt.ConvertChunk, len(fullSize)), Name: name, Attributes: attrs}); err != nil {
+	if err := zarr.WriteNGFF(ctx, out, key, win, zarr.WriteOptions{Chunks: cube(opt.ConvertChunk, len(win.Info().Shape)), Name: name, Attributes: attrs}); err != nil {
 		return nil, fmt.Errorf("%s: write crop: %w", r.Dataset.Name, err)
 	}
 	dr.Outputs = append(dr.Outputs, key)
@@ -119,6 +103,36 @@ func cube(edge int64, n int) []int64 {
 		c[i] = edge
 	}
 	return c
+}
+
+// cropWindow picks the scale, validates the request, chooses the origin and
+// returns the region as a lazy view of the source (the one path shared by the
+// manifest's crops and the crop command).
+func cropWindow(ctx context.Context, c *manifest.Crop, vols []volume.Volume, outChunk int64) (volume.Volume, volume.Info, []int64, string, error) {
+	if c.Scale < 0 || c.Scale >= len(vols) {
+		return nil, volume.Info{}, nil, "", fmt.Errorf("scale %d, but it has %d arrays/scales", c.Scale, len(vols))
+	}
+	if len(c.Size) != 3 {
+		return nil, volume.Info{}, nil, "", fmt.Errorf("size needs z,y,x, got %v", c.Size)
+	}
+	if len(c.Origin) == 0 && c.Seed == nil {
+		return nil, volume.Info{}, nil, "", fmt.Errorf("give an origin or a seed")
+	}
+	src := vols[c.Scale]
+	in := src.Info()
+	lead := len(in.Shape) - 3
+	if lead < 0 {
+		return nil, in, nil, "", fmt.Errorf("array %q has %d dimensions; a crop needs z, y, x", in.Name, len(in.Shape))
+	}
+	origin, note, err := chooseOrigin(ctx, c, vols, c.Scale, outChunk)
+	if err != nil {
+		return nil, in, nil, "", err
+	}
+	win, err := volume.Window(src, append(make([]int64, lead), origin...), append(append([]int64(nil), in.Shape[:lead]...), c.Size...))
+	if err != nil {
+		return nil, in, nil, "", fmt.Errorf("%v at %v of %v: %w", c.Size, origin, in.Shape, err)
+	}
+	return win, in, origin, note, nil
 }
 
 // chooseOrigin returns the crop origin (z, y, x) at the chosen scale. An explicit
@@ -234,7 +248,6 @@ func nonZeroFraction(ctx context.Context, v volume.Volume, origin, size []int64,
 	return float64(nz) / float64(len(buf)/elem), nil
 }
 
-var _ = strings.TrimSpace
 
 func lcm(a, b int64) int64 {
 	x, y := a, b

@@ -61,26 +61,7 @@ func Crop(ctx context.Context, src string, c manifest.Crop, out string, opt Opti
 	if err != nil {
 		return nil, err
 	}
-	if c.Scale < 0 || c.Scale >= len(vols) {
-		return nil, fmt.Errorf("crop %s: scale %d, but it has %d arrays/scales", src, c.Scale, len(vols))
-	}
-	if len(c.Size) != 3 {
-		return nil, fmt.Errorf("crop %s: --size needs z,y,x", src)
-	}
-	if len(c.Origin) == 0 && c.Seed == nil {
-		return nil, fmt.Errorf("crop %s: give --origin or --seed", src)
-	}
-	v := vols[c.Scale]
-	in := v.Info()
-	lead := len(in.Shape) - 3
-	if lead < 0 {
-		return nil, fmt.Errorf("crop %s: array %q has %d dimensions; a crop needs z, y, x", src, in.Name, len(in.Shape))
-	}
-	origin, note, err := chooseOrigin(ctx, &c, vols, c.Scale, opt.ConvertChunk)
-	if err != nil {
-		return nil, fmt.Errorf("crop %s: %w", src, err)
-	}
-	win, err := volume.Window(v, append(make([]int64, lead), origin...), append(append([]int64(nil), in.Shape[:lead]...), c.Size...))
+	win, in, origin, note, err := cropWindow(ctx, &c, vols, opt.ConvertChunk)
 	if err != nil {
 		return nil, fmt.Errorf("crop %s: %w", src, err)
 	}
