@@ -248,7 +248,6 @@ func nonZeroFraction(ctx context.Context, v volume.Volume, origin, size []int64,
 	return float64(nz) / float64(len(buf)/elem), nil
 }
 
-
 func lcm(a, b int64) int64 {
 	x, y := a, b
 	for y != 0 {
