@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/imgdataset/imgdataset/manifest"
@@ -19,8 +20,10 @@ type PlanDataset struct {
 	Volumes []source.VolumeRef `json:"volumes,omitempty"`
 	Bytes   int64              `json:"bytes"`
 	Unknown int                `json:"objects_of_unknown_size"`
-	Facts   source.Facts       `json:"facts,omitempty"`
-	Error   string             `json:"error,omitempty"`
+	// Approx counts objects whose size in Bytes is a listing's rounded figure.
+	Approx int          `json:"objects_of_approximate_size"`
+	Facts  source.Facts `json:"facts,omitempty"`
+	Error  string       `json:"error,omitempty"`
 }
 
 // PlanResult lists every object and the totals, before anything is downloaded.
@@ -28,6 +31,7 @@ type PlanResult struct {
 	Datasets []PlanDataset `json:"datasets"`
 	Objects  int           `json:"objects"`
 	Bytes    int64         `json:"bytes"`
+	Approx   bool          `json:"approximate,omitempty"` // some sizes are listing estimates
 }
 
 // Plan resolves every dataset and reports what a run would fetch.
@@ -47,15 +51,20 @@ func Plan(ctx context.Context, m *manifest.Manifest, opt Options) (*PlanResult, 
 			r := resolved[i]
 			p.Kind, p.Objects, p.Volumes, p.Facts = r.Kind, r.Objects, r.Volumes, r.Facts
 			for _, o := range r.Objects {
-				if o.Size >= 0 {
-					p.Bytes += o.Size
-				} else {
+				switch sz := o.EstimatedSize(); {
+				case sz < 0:
 					p.Unknown++
+				case o.Size < 0:
+					p.Approx++
+					p.Bytes += sz
+				default:
+					p.Bytes += sz
 				}
 			}
 		}
 		pr.Objects += len(p.Objects)
 		pr.Bytes += p.Bytes
+		pr.Approx = pr.Approx || p.Approx > 0
 		pr.Datasets = append(pr.Datasets, p)
 	}
 	return pr, nil
@@ -76,20 +85,33 @@ func (pr *PlanResult) Print(w io.Writer, verbose bool, rateBps float64) {
 		if d.Unknown > 0 {
 			note += fmt.Sprintf(" %d of unknown size", d.Unknown)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", d.Name, d.Kind, len(d.Objects), human(d.Bytes), note)
+		size := human(d.Bytes)
+		if d.Approx > 0 {
+			size = "≈" + size
+			note += fmt.Sprintf(" %d sized by the listing (exact once downloaded)", d.Approx)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", d.Name, d.Kind, len(d.Objects), size, strings.TrimSpace(note))
 	}
 	tw.Flush()
 	if verbose {
 		for _, d := range pr.Datasets {
 			for _, o := range d.Objects {
-				fmt.Fprintf(w, "  %s/%s\t%s\t%s\n", d.Name, o.Path, human(o.Size), o.SourceURL)
+				size := human(o.EstimatedSize())
+				if o.Size < 0 && o.SizeHint > 0 {
+					size = "≈" + size
+				}
+				fmt.Fprintf(w, "  %s/%s\t%s\t%s\n", d.Name, o.Path, size, o.SourceURL)
 			}
 			for _, v := range d.Volumes {
 				fmt.Fprintf(w, "  %s/%s\t(crop of %s volume)\t%s\n", d.Name, v.Path, v.Format, v.StoreURL)
 			}
 		}
 	}
-	fmt.Fprintf(w, "total: %d objects, %s", pr.Objects, human(pr.Bytes))
+	approx := ""
+	if pr.Approx {
+		approx = "≈"
+	}
+	fmt.Fprintf(w, "total: %d objects, %s%s", pr.Objects, approx, human(pr.Bytes))
 	if rateBps > 0 && pr.Bytes > 0 {
 		fmt.Fprintf(w, ", about %s at %s/s", eta(float64(pr.Bytes)/rateBps), human(int64(rateBps)))
 	}

@@ -92,9 +92,7 @@ func Run(ctx context.Context, m *manifest.Manifest, opt Options) (*Report, error
 		dr.Kind = r.Kind
 		dr.Objects = len(r.Objects)
 		for _, o := range r.Objects {
-			if o.Size > 0 {
-				dr.Bytes += o.Size
-			}
+			dr.Bytes += max(o.EstimatedSize(), 0)
 		}
 		opt.logf("  %s: %d objects, %s, %d volumes to crop", d.Name, len(r.Objects), human(dr.Bytes), len(r.Volumes))
 		if len(r.Objects) > 0 {
@@ -432,6 +430,9 @@ func ptr[T any](v T) *T { return &v }
 
 func human(n int64) string {
 	const unit = 1024
+	if n < 0 {
+		return "?"
+	}
 	if n < unit {
 		return fmt.Sprintf("%d B", n)
 	}

@@ -52,7 +52,9 @@ type IndexEntry struct {
 }
 
 // List walks the index at startURL and returns the files selected by take
-// (paths relative to startURL), with exact sizes from a HEAD of each.
+// (paths relative to startURL). Files listed with a size above hintOnlyMax
+// or none get exact sizes and validators from a HEAD; smaller ones keep the
+// listed size as SizeHint (Size -1).
 func (l *Listing) List(ctx context.Context, env *Env, startURL string, take manifest.Take) ([]Object, error) {
 	maxDepth, maxEntries := l.MaxDepth, l.MaxEntries
 	if maxDepth <= 0 {
@@ -125,11 +127,31 @@ func (l *Listing) List(ctx context.Context, env *Env, startURL string, take mani
 	if len(objs) == 0 {
 		return nil, fmt.Errorf("listing %s: %w (%d index entries seen)", root, ErrNoObjects, entries)
 	}
-	if err := statObjects(ctx, env, objs); err != nil {
+	// A HEAD per file would double the requests of a listing of many small
+	// files (a zarr store behind an index has millions): their listed size
+	// stays a hint and the download learns the exact size and ETag from the
+	// GET itself. Larger files and unsized ones are stat'ed so the plan is
+	// exact where it matters and big files can be split into ranges.
+	var exact []Object
+	var at []int
+	for i := range objs {
+		if h := objs[i].Size; h >= 0 && h <= hintOnlyMax {
+			objs[i].Size, objs[i].SizeHint = -1, max(h, 1)
+			continue
+		}
+		exact, at = append(exact, objs[i]), append(at, i)
+	}
+	if err := statObjects(ctx, env, exact); err != nil {
 		return nil, fmt.Errorf("listing %s: %w", root, err)
+	}
+	for j, i := range at {
+		objs[i] = exact[j]
 	}
 	return objs, nil
 }
+
+// hintOnlyMax is the largest listed size taken as a hint without a HEAD.
+const hintOnlyMax = 4 << 20
 
 // prunedDir reports whether an exclude pattern of the form "<glob>/**" rules
 // out everything below dir, so the walk need not fetch its index.

@@ -74,6 +74,8 @@ func TestListingWalkHostile(t *testing.T) {
 				{"http://other.example/d/x.dm3", "other host", "1K"},
 				{"..%2Fsecret.dm3", "encoded parent", "1K"},
 				{"with%20space.dm3", "with space.dm3", "5"},
+				{"big.dm3", "big.dm3", "4.5M"},
+				{"nosize.dm3", "nosize.dm3", "-"},
 			}),
 			"/d/sub/":         apacheIndex("/d/sub/", [][3]string{{"b.dm3", "b.dm3", "3"}, {"../../x.dm3", "escape", "1"}}),
 			"/d/trakem2.123/": apacheIndex("/d/trakem2.123/", [][3]string{{"t.dm3", "t.dm3", "1"}}),
@@ -83,6 +85,8 @@ func TestListingWalkHostile(t *testing.T) {
 			"/d/notes.txt":          []byte("n"),
 			"/d/sub/b.dm3":          []byte("bbb"),
 			"/d/with space.dm3":     []byte("wwwww"),
+			"/d/big.dm3":            []byte("a big file that is small today"),
+			"/d/nosize.dm3":         []byte("ns"),
 			"/d/trakem2.123/t.dm3":  []byte("t"),
 			"/d/loop/loop.dm3":      []byte("l"),
 			"/d/loop/loop/loop.dm3": []byte("l"),
@@ -104,25 +108,35 @@ func TestListingWalkHostile(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := objPaths(objs)
-	want := []string{"a.dm3", "loop/loop.dm3", "loop/loop/loop.dm3", "sub/b.dm3", "with space.dm3"}
+	want := []string{"a.dm3", "big.dm3", "loop/loop.dm3", "loop/loop/loop.dm3", "nosize.dm3", "sub/b.dm3", "with space.dm3"}
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Errorf("paths = %q, want %q", got, want)
 	}
+	// Small listed sizes stay hints (no HEAD: the download learns the exact
+	// size); large or missing ones are replaced by a HEAD's answer.
+	heads := 0
 	for _, o := range objs {
-		if o.Path == "with space.dm3" {
-			if o.Size != 5 || o.SourceURL != srv.URL+"/d/with%20space.dm3" || o.ETag == "" {
+		switch o.Path {
+		case "with space.dm3":
+			if o.Size != -1 || o.SizeHint != 5 || o.SourceURL != srv.URL+"/d/with%20space.dm3" || o.ETag != "" {
 				t.Errorf("object %+v", o)
 			}
-		}
-		if o.Path == "sub/b.dm3" && o.Size != 3 {
-			t.Errorf("sub/b.dm3 size %d (HEAD must override the hint)", o.Size)
+		case "sub/b.dm3":
+			if o.Size != -1 || o.SizeHint != 3 || o.EstimatedSize() != 3 {
+				t.Errorf("sub/b.dm3: size %d hint %d", o.Size, o.SizeHint)
+			}
+		case "big.dm3", "nosize.dm3":
+			heads++
+			if o.Size != int64(len(tr.files["/d/"+o.Path])) || o.ETag == "" || o.SizeHint != 0 {
+				t.Errorf("%s: size %d hint %d etag %q (HEAD must replace the hint)", o.Path, o.Size, o.SizeHint, o.ETag)
+			}
 		}
 		if o.StoreURL != srv.URL+"/d/" || o.Key != o.Path {
 			t.Errorf("object %s: store %s key %s", o.Path, o.StoreURL, o.Key)
 		}
 	}
-	if n := tr.heads.Load(); n != int64(len(objs)) {
-		t.Errorf("%d HEADs for %d objects", n, len(objs))
+	if n := tr.heads.Load(); n != int64(heads) || heads != 2 {
+		t.Errorf("%d HEADs, want one for each of the %d large or unsized objects", n, heads)
 	}
 	// The pruned trakem2 folder was never fetched, so an excluded subtree costs nothing.
 	if tr.seen["/d/trakem2.123/"] || tr.seen["/d/loop/loop/loop/"] || tr.seen["/etc/"] {
@@ -143,8 +157,9 @@ func TestListingWalkHostile(t *testing.T) {
 	if !errors.Is(err, ErrNoObjects) {
 		t.Errorf("empty selection: %v", err)
 	}
-	// A file the index names but the server lacks fails loudly.
-	tr.pages["/e/"] = apacheIndex("/e/", [][3]string{{"gone.dm3", "gone.dm3", "1K"}})
+	// A large file the index names but the server lacks fails loudly (a small
+	// one fails its download, see transfer).
+	tr.pages["/e/"] = apacheIndex("/e/", [][3]string{{"gone.dm3", "gone.dm3", "12M"}})
 	if _, err := l.List(context.Background(), env, srv.URL+"/e/", manifest.Take{}); err == nil || !strings.Contains(err.Error(), "gone.dm3") {
 		t.Errorf("missing file: %v", err)
 	}

@@ -26,6 +26,10 @@ type Object struct {
 	Path string `json:"path"`
 	// Size is -1 when unknown.
 	Size int64 `json:"size"`
+	// SizeHint is an approximate size when Size is unknown, such as "32K" in a
+	// directory index: good for plans and progress, never for verification.
+	// Zero means no hint.
+	SizeHint int64 `json:"size_hint,omitempty"`
 	// Verification data the server gave, if any.
 	ETag   string `json:"etag,omitempty"`
 	MD5    []byte `json:"md5,omitempty"`
@@ -82,4 +86,15 @@ type Env struct {
 type Resolver interface {
 	Kind() string
 	Resolve(ctx context.Context, env *Env, ds manifest.Dataset) (*Resolved, error)
+}
+
+// EstimatedSize is Size when known, else SizeHint when given, else -1.
+func (o Object) EstimatedSize() int64 {
+	switch {
+	case o.Size >= 0:
+		return o.Size
+	case o.SizeHint > 0:
+		return o.SizeHint
+	}
+	return -1
 }

@@ -77,7 +77,7 @@ func TestHTTPDriverConformance(t *testing.T) {
 			t.Fatal(err)
 		}
 		return store.New(d)
-	}, storetest.Options{NoList: true})
+	}, storetest.Options{NoList: true, ResponseInfo: true})
 }
 
 // TestHTTPDriverNoHEAD: a server refusing HEAD is asked for byte 0 instead.
@@ -408,7 +408,7 @@ func TestS3DriverConformance(t *testing.T) {
 			t.Fatal(err)
 		}
 		return store.New(d)
-	}, storetest.Options{})
+	}, storetest.Options{ResponseInfo: true})
 }
 
 func TestS3DriverPagination(t *testing.T) {
@@ -465,7 +465,7 @@ func TestGCSDriverConformance(t *testing.T) {
 			t.Fatal(err)
 		}
 		return store.New(d)
-	}, storetest.Options{})
+	}, storetest.Options{ResponseInfo: true})
 }
 
 func TestGCSDriverPagination(t *testing.T) {

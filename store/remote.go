@@ -336,13 +336,13 @@ func openRange(ctx context.Context, rr rangeRequest) (io.ReadCloser, error) {
 	}
 	switch resp.StatusCode {
 	case http.StatusOK:
-		return bodyFromFull(u, resp, off, n, ranged)
+		return withInfo(bodyFromFull(u, resp, off, n, ranged))
 	case http.StatusPartialContent:
 		if !ranged {
 			resp.Body.Close()
 			return nil, fmt.Errorf("GET %s: unrequested 206 answer", u)
 		}
-		return bodyFromPartial(u, resp, off, n)
+		return withInfo(bodyFromPartial(u, resp, off, n))
 	case http.StatusRequestedRangeNotSatisfiable:
 		return rangeNotSatisfiable(ctx, u, rr, resp)
 	}
@@ -373,14 +373,32 @@ func bodyFromFull(u string, resp *http.Response, off, n int64, ranged bool) (io.
 		}
 		if n >= 0 {
 			// The rest of the object follows; it is not an error, just unwanted.
-			return &exactBody{rc: resp.Body, url: u, left: n, tailOK: true}, nil
+			return &exactBody{rc: resp.Body, resp: resp, url: u, left: n, tailOK: true}, nil
 		}
 		if total >= 0 {
-			return &exactBody{rc: resp.Body, url: u, left: total - off}, nil
+			return &exactBody{rc: resp.Body, resp: resp, url: u, left: total - off}, nil
 		}
-		return &exactBody{rc: resp.Body, url: u, left: -1}, nil
+		return &exactBody{rc: resp.Body, resp: resp, url: u, left: -1}, nil
 	}
-	return &exactBody{rc: resp.Body, url: u, left: total}, nil
+	return &exactBody{rc: resp.Body, resp: resp, url: u, left: total}, nil
+}
+
+// withInfo attaches the object metadata of the response to an exactBody, so
+// that it satisfies InfoReader.
+func withInfo(rc io.ReadCloser, err error) (io.ReadCloser, error) {
+	b, ok := rc.(*exactBody)
+	if err != nil || !ok {
+		return rc, err
+	}
+	oi := headerInfo("", b.resp)
+	if b.resp.StatusCode == http.StatusPartialContent {
+		oi.Size = -1
+		if cr, err := parseContentRange(b.resp.Header.Get("Content-Range")); err == nil && cr.Total >= 0 {
+			oi.Size = cr.Total
+		}
+	}
+	b.info = oi
+	return b, nil
 }
 
 // transcoded reports GCS's decompressive transcoding (stored gzip, served plain).
@@ -416,7 +434,7 @@ func bodyFromPartial(u string, resp *http.Response, off, n int64) (io.ReadCloser
 		resp.Body.Close()
 		return nil, fmt.Errorf("GET %s: Content-Length %d disagrees with Content-Range %q", u, resp.ContentLength, resp.Header.Get("Content-Range"))
 	}
-	return &exactBody{rc: resp.Body, url: u, left: got}, nil
+	return &exactBody{rc: resp.Body, resp: resp, url: u, left: got}, nil
 }
 
 // rangeNotSatisfiable turns a 416 into either an empty body (reading from
@@ -465,7 +483,12 @@ type exactBody struct {
 	left   int64
 	tailOK bool
 	err    error
+	resp   *http.Response // the answer, for withInfo
+	info   ObjectInfo
 }
+
+// ObjectInfo implements InfoReader.
+func (b *exactBody) ObjectInfo() ObjectInfo { return b.info }
 
 func (b *exactBody) Read(p []byte) (int, error) {
 	if b.err != nil {

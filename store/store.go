@@ -76,6 +76,16 @@ type DeleterDriver interface {
 	Delete(ctx context.Context, key string) error
 }
 
+// InfoReader is implemented by readers that ReadRange returns when the answer
+// itself described the object (HTTP, S3 and GCS responses carry its size, ETag
+// and hashes). A whole-object download then needs no Stat beforehand: the
+// metadata arrives with the bytes, from the same response.
+type InfoReader interface {
+	// ObjectInfo is the object as the response described it; Key is empty and
+	// Size is the whole object's size (-1 when the response did not say).
+	ObjectInfo() ObjectInfo
+}
+
 // URLDriver is an optional interface for drivers that can tell the public URL of a key.
 type URLDriver interface {
 	URL(key string) string

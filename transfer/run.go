@@ -144,6 +144,7 @@ type object struct {
 
 	// Expectations; changed only while no task of the object runs.
 	size   int64
+	hint   int64 // approximate size when size < 0 (0: none)
 	etag   string
 	md5    []byte
 	crc    uint32
@@ -301,6 +302,8 @@ func newRun(ctx context.Context, jobs []Job, opt Options) (*run, error) {
 			ds.unsettled++
 			if o.size < 0 {
 				o.size = -1
+				o.hint = max(src.SizeHint, 0)
+				ds.total += o.hint // for progress only
 			} else {
 				ds.total += o.size
 			}
@@ -462,6 +465,10 @@ func (r *run) idle() bool {
 func (r *run) begin(o *object, now time.Time) {
 	e := r.j.entries[entryKey(o.ds.name, o.path)]
 	switch {
+	case o.size < 0 && o.hint > 0 && o.hint <= r.ckpt && e == nil:
+		// Listed as small: one GET tells the size and ETag, no Stat first.
+		// (With a journal entry, a Stat must tell whether it is still valid.)
+		r.enqueue(&task{obj: o, kind: kSmall}, now)
 	case o.size < 0 || o.size > r.ckpt:
 		// Large objects are planned from a fresh Stat: its ETag is the one the
 		// journal and the final check compare against.

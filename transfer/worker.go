@@ -130,9 +130,15 @@ func (r *run) fetchSmall(ctx context.Context, t *task, res *taskResult) (err err
 		crc = crc32.New(crcTable)
 		hs = append(hs, crc)
 	}
-	written, err := r.receive(ctx, t, f, io.MultiWriter(hs...), res)
+	written, info, err := r.receive(ctx, t, f, io.MultiWriter(hs...), res)
 	if err != nil {
 		return err
+	}
+	etag := o.etag
+	if etag == "" {
+		// Unknown until now (a listing without validators): the answer's
+		// ETag lets the next run tell whether the object changed.
+		etag = cleanETag(info.ETag)
 	}
 	r.notes <- note{t: t, released: true}
 	res.released = true
@@ -149,28 +155,33 @@ func (r *run) fetchSmall(ctx context.Context, t *task, res *taskResult) (err err
 	}
 	defer func() { <-r.commits }()
 	committed = true
-	return r.commit(o, f, written, hex.EncodeToString(sha.Sum(nil)))
+	return r.commit(o, f, written, hex.EncodeToString(sha.Sum(nil)), etag)
 }
 
-// receive copies the whole body of t's object into f and through hs.
-func (r *run) receive(ctx context.Context, t *task, f *os.File, hs io.Writer, res *taskResult) (int64, error) {
+// receive copies the whole body of t's object into f and through hs. It also
+// returns what the response said of the object, when the store tells.
+func (r *run) receive(ctx context.Context, t *task, f *os.File, hs io.Writer, res *taskResult) (int64, store.ObjectInfo, error) {
 	o := t.obj
 	buf := r.getBuf()
 	defer r.putBuf(buf)
 	g := newStallGuard(ctx, r.opt.StallTimeout)
 	n := o.size // ≥ 0 asks a ranged read, which keeps the bytes as stored
+	info := store.ObjectInfo{Size: -1}
 	rc, err := o.st.ReadRange(g.ctx, o.key, 0, n)
 	if err != nil {
-		return 0, g.stop(err)
+		return 0, info, g.stop(err)
 	}
 	defer rc.Close()
+	if ir, ok := rc.(store.InfoReader); ok {
+		info = ir.ObjectInfo()
+	}
 	r.notes <- note{t: t, started: true}
 	var written int64
 	for {
 		m, rerr := rc.Read(buf)
 		if m > 0 {
 			if _, werr := f.Write(buf[:m]); werr != nil {
-				return written, g.stop(local(werr))
+				return written, info, g.stop(local(werr))
 			}
 			hs.Write(buf[:m])
 			written += int64(m)
@@ -184,10 +195,10 @@ func (r *run) receive(ctx context.Context, t *task, f *os.File, hs io.Writer, re
 			break
 		}
 		if rerr != nil {
-			return written, g.stop(rerr)
+			return written, info, g.stop(rerr)
 		}
 	}
-	return written, g.stop(nil)
+	return written, info, g.stop(nil)
 }
 
 // fetchRange downloads [t.off, t.end) into the part file, journaling every
@@ -290,7 +301,7 @@ func (r *run) finish(ctx context.Context, o *object) error {
 	}
 	f := o.file
 	o.file = nil
-	return r.commit(o, f, o.size, sum)
+	return r.commit(o, f, o.size, sum, o.etag)
 }
 
 // wantMD5 is the MD5 the content must have, if known.
@@ -355,7 +366,7 @@ func hashReader(ctx context.Context, rd io.Reader, withMD5, withCRC bool, buf []
 
 // commit makes a verified file final: fsync, rename into place (refusing
 // symlinked directories on the way), fsync the directory, journal it.
-func (r *run) commit(o *object, f *os.File, size int64, sum string) error {
+func (r *run) commit(o *object, f *os.File, size int64, sum, etag string) error {
 	tmp := f.Name()
 	err := f.Sync()
 	if cerr := f.Close(); err == nil {
@@ -386,7 +397,7 @@ func (r *run) commit(o *object, f *os.File, size int64, sum string) error {
 		os.Remove(tmp)
 		return local(fmt.Errorf("commit %s: %w", o.final, err))
 	}
-	if err := r.j.append(record{T: recDone, Dataset: o.ds.name, Path: o.path, Size: size, SHA256: sum, ETag: o.etag, MTime: fi.ModTime().UnixNano()}); err != nil {
+	if err := r.j.append(record{T: recDone, Dataset: o.ds.name, Path: o.path, Size: size, SHA256: sum, ETag: etag, MTime: fi.ModTime().UnixNano()}); err != nil {
 		return local(err)
 	}
 	o.res.Size = size

@@ -30,6 +30,10 @@ type Options struct {
 	// CanWrite is set for drivers implementing store.WriterDriver; the suite
 	// then checks atomic writer semantics.
 	CanWrite bool
+	// ResponseInfo is set for drivers whose ReadRange readers implement
+	// store.InfoReader; the suite then checks that the size and ETag they
+	// report are the object's (the ETag as Stat gives it).
+	ResponseInfo bool
 }
 
 // BigSize is the size of the fixture's large object, big enough to span many
@@ -88,6 +92,9 @@ func Run(t *testing.T, newStore func(t *testing.T, objects map[string][]byte) *s
 	t.Run("ReadRange", func(t *testing.T) { testReadRange(t, st, fx) })
 	t.Run("ReadPastEnd", func(t *testing.T) { testPastEnd(t, st, fx) })
 	t.Run("ReadAll", func(t *testing.T) { testReadAll(t, st, fx) })
+	if opts.ResponseInfo {
+		t.Run("ResponseInfo", func(t *testing.T) { testResponseInfo(t, st, fx) })
+	}
 	t.Run("ConcurrentReads", func(t *testing.T) { testConcurrent(t, st, fx) })
 	t.Run("Canceled", func(t *testing.T) { testCanceled(t, st, opts) })
 	t.Run("UnsafeKeys", func(t *testing.T) { testUnsafe(t, st) })
@@ -219,6 +226,44 @@ func testReadRange(t *testing.T, st *store.Store, fx map[string][]byte) {
 			p := make([]byte, size/3)
 			if err := st.ReadAt(ctx, k, p, size/3); err != nil || !bytes.Equal(p, data[size/3:size/3+int64(len(p))]) {
 				t.Errorf("ReadAt(%q, %d bytes at %d): err %v, equal %v", k, len(p), size/3, err, bytes.Equal(p, data[size/3:size/3+int64(len(p))]))
+			}
+		}
+	}
+}
+
+func testResponseInfo(t *testing.T, st *store.Store, fx map[string][]byte) {
+	ctx := context.Background()
+	for _, k := range sortedKeys(fx) {
+		size := int64(len(fx[k]))
+		want, err := st.Stat(ctx, k)
+		if err != nil {
+			t.Fatalf("Stat(%q): %v", k, err)
+		}
+		for _, r := range [][2]int64{{0, -1}, {0, 1}, {size / 2, -1}} {
+			if r[1] > size {
+				continue
+			}
+			rc, err := st.ReadRange(ctx, k, r[0], r[1])
+			if err != nil {
+				t.Fatalf("ReadRange(%q, %d, %d): %v", k, r[0], r[1], err)
+			}
+			ir, ok := rc.(store.InfoReader)
+			if !ok {
+				rc.Close()
+				t.Fatalf("ReadRange(%q): reader %T does not implement store.InfoReader", k, rc)
+			}
+			got := ir.ObjectInfo()
+			io.Copy(io.Discard, rc)
+			rc.Close()
+			// A 0-byte object may be answered without a Content-Range total.
+			if got.Size != size && !(size == 0 && got.Size == -1) {
+				t.Errorf("ReadRange(%q, %d, %d): response says size %d, want %d", k, r[0], r[1], got.Size, size)
+			}
+			if want.ETag != "" && got.ETag != "" && got.ETag != want.ETag {
+				t.Errorf("ReadRange(%q, %d, %d): response ETag %q, Stat ETag %q", k, r[0], r[1], got.ETag, want.ETag)
+			}
+			if r[1] < 0 && r[0] == 0 && want.ETag != "" && got.ETag == "" {
+				t.Errorf("ReadRange(%q): whole-object response carries no ETag, Stat gives %q", k, want.ETag)
 			}
 		}
 	}
