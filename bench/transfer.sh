@@ -5,7 +5,7 @@
 #
 #   1. one large file (default 2 GB):  imgdataset run  vs  aria2c -x16 -s16  vs  curl (one stream)
 #   2. 20,000 objects of 32 KiB behind a directory listing (a flat zarr-like store):
-#      imgdataset run (listing resolver: index + a HEAD per file, then the transfer)
+#      imgdataset run (listing resolver: the index; no HEADs beyond 1,000 unsized files, sizes come with the GETs)
 #      vs  rclone copy --transfers 64 (http remote: index + a HEAD per file, then GETs)
 #      vs  a sequential /usr/bin/python3 urllib loop over the URL list (the seed scripts' way)
 #      and benchtransfer (transfer.Run alone on pre-sized objects: no listing, no HEAD)

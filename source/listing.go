@@ -131,7 +131,9 @@ func (l *Listing) List(ctx context.Context, env *Env, startURL string, take mani
 	// files (a zarr store behind an index has millions): their listed size
 	// stays a hint and the download learns the exact size and ETag from the
 	// GET itself. Larger files and unsized ones are stat'ed so the plan is
-	// exact where it matters and big files can be split into ranges.
+	// exact where it matters, unless there are more than maxPlanHEADs of
+	// them; the download then learns their sizes from its GETs too (and
+	// switches a file that turns out large to ranges).
 	var exact []Object
 	var at []int
 	for i := range objs {
@@ -140,6 +142,13 @@ func (l *Listing) List(ctx context.Context, env *Env, startURL string, take mani
 			continue
 		}
 		exact, at = append(exact, objs[i]), append(at, i)
+	}
+	if len(exact) > maxPlanHEADs {
+		env.logf("listing %s: %d files without a usable size; sizes will come with the downloads", root, len(exact))
+		for _, i := range at {
+			objs[i].Size = -1
+		}
+		return objs, nil
 	}
 	if err := statObjects(ctx, env, exact); err != nil {
 		return nil, fmt.Errorf("listing %s: %w", root, err)
@@ -150,8 +159,12 @@ func (l *Listing) List(ctx context.Context, env *Env, startURL string, take mani
 	return objs, nil
 }
 
-// hintOnlyMax is the largest listed size taken as a hint without a HEAD.
-const hintOnlyMax = 4 << 20
+const (
+	// hintOnlyMax is the largest listed size taken as a hint without a HEAD.
+	hintOnlyMax = 4 << 20
+	// maxPlanHEADs bounds the HEADs a listing spends on exact sizes.
+	maxPlanHEADs = 1000
+)
 
 // prunedDir reports whether an exclude pattern of the form "<glob>/**" rules
 // out everything below dir, so the walk need not fetch its index.

@@ -343,3 +343,40 @@ func TestFollowShortLink(t *testing.T) {
 		t.Errorf("plain page: %v", err)
 	}
 }
+
+// TestListingManyUnsized: an index without sizes (net/http.FileServer style)
+// of more files than maxPlanHEADs costs no HEAD; sizes come with the GETs.
+// Up to maxPlanHEADs, each unsized file is HEADed for an exact plan.
+func TestListingManyUnsized(t *testing.T) {
+	for _, n := range []int{maxPlanHEADs, maxPlanHEADs + 1} {
+		tr := &tree{pages: map[string]string{}, files: map[string][]byte{}}
+		var rows [][3]string
+		for i := range n {
+			name := fmt.Sprintf("0.%d", i)
+			rows = append(rows, [3]string{name, name, "-"})
+			tr.files["/z/"+name] = []byte{byte(i)}
+		}
+		tr.pages["/z/"] = apacheIndex("/z/", rows)
+		srv := httptest.NewServer(tr)
+		objs, err := (&Listing{}).List(context.Background(), &Env{HTTP: srv.Client()}, srv.URL+"/z/", manifest.Take{})
+		srv.Close()
+		if err != nil || len(objs) != n {
+			t.Fatalf("%d files: %d objects, %v", n, len(objs), err)
+		}
+		heads := tr.heads.Load()
+		exact := 0
+		for _, o := range objs {
+			if o.Size == 1 && o.ETag != "" {
+				exact++
+			} else if o.Size != -1 || o.SizeHint != 0 {
+				t.Fatalf("%d files: object %+v", n, o)
+			}
+		}
+		switch {
+		case n <= maxPlanHEADs && (heads != int64(n) || exact != n):
+			t.Errorf("%d unsized files: %d HEADs, %d exact sizes; want each one HEADed", n, heads, exact)
+		case n > maxPlanHEADs && (heads != 0 || exact != 0):
+			t.Errorf("%d unsized files: %d HEADs, %d exact sizes; want none", n, heads, exact)
+		}
+	}
+}

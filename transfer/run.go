@@ -465,9 +465,11 @@ func (r *run) idle() bool {
 func (r *run) begin(o *object, now time.Time) {
 	e := r.j.entries[entryKey(o.ds.name, o.path)]
 	switch {
-	case o.size < 0 && o.hint > 0 && o.hint <= r.ckpt && e == nil:
-		// Listed as small: one GET tells the size and ETag, no Stat first.
-		// (With a journal entry, a Stat must tell whether it is still valid.)
+	case o.size < 0 && o.hint <= r.ckpt && e == nil:
+		// Unsized or listed as small: the GET's answer tells the size and
+		// ETag, so no Stat comes first; one that turns out large is switched
+		// to ranges (errSplit). With a journal entry, a Stat must first tell
+		// whether the entry is still valid.
 		r.enqueue(&task{obj: o, kind: kSmall}, now)
 	case o.size < 0 || o.size > r.ckpt:
 		// Large objects are planned from a fresh Stat: its ETag is the one the
@@ -748,6 +750,11 @@ func (r *run) succeeded(t *task, res *taskResult, now time.Time) {
 func (r *run) failed(t *task, res *taskResult, now time.Time) {
 	o := t.obj
 	err := res.err
+	if t.kind == kSmall && errors.Is(err, errSplit) {
+		r.applyStat(o, res.info)
+		r.plan(o, now)
+		return
+	}
 	switch c, after, throttle := classify(err); c {
 	case errClassCanceled:
 		// The run is stopping; the object stays unfinished.

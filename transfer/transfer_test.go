@@ -540,8 +540,10 @@ func TestSizeHints(t *testing.T) {
 	s.put("under", randBytes(1, 3000))  // listed as smaller than it is
 	s.put("over", randBytes(2, 5000))   // listed as larger
 	s.put("big", randBytes(3, 400<<10)) // large hint: Stat, then ranges
-	objs := s.objects("under", "over", "big", "gone")
-	hints := []int64{2900, 6000, 400 << 10, 100}
+	s.put("unsized", randBytes(4, 7000))
+	s.put("unsized-big", randBytes(5, 300<<10)) // its GET's answer says large: ranges
+	objs := s.objects("under", "over", "big", "gone", "unsized", "unsized-big")
+	hints := []int64{2900, 6000, 400 << 10, 100, 0, 0}
 	for i := range objs {
 		objs[i].Size, objs[i].ETag, objs[i].SizeHint = -1, "", hints[i]
 	}
@@ -552,25 +554,29 @@ func TestSizeHints(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkTree(t, out, sum, s, "d", "under", "over", "big")
+	checkTree(t, out, sum, s, "d", "under", "over", "big", "unsized", "unsized-big")
 	if f := sum.Failed(); len(f) != 1 || f[0].Path != "gone" || !errors.Is(f[0].Err, store.ErrNotExist) {
 		t.Errorf("failed = %+v, want only gone (not found)", f)
 	}
-	for _, n := range []string{"under", "over", "gone"} {
+	for _, n := range []string{"under", "over", "gone", "unsized"} {
 		if c := s.count(n); c != 1 {
 			t.Errorf("%s: %d requests, want one GET", n, c)
 		}
 	}
-	if c := s.count("big"); c < 3 {
-		t.Errorf("big: %d requests, want a Stat and several ranges", c)
+	// ≥ 300 KiB in 64 KiB parts: the size learned (a Stat, or the first
+	// GET stopped at its headers), ≥ 4 ranges and the final Stat.
+	for _, n := range []string{"big", "unsized-big"} {
+		if c := s.count(n); c < 6 {
+			t.Errorf("%s: %d requests, want its size learned and then several ranges", n, c)
+		}
 	}
 
 	// Second run: the journal holds each file with its ETag; a Stat per file
 	// confirms it and nothing is fetched again.
-	objs = objs[:3]
+	objs = append(objs[:3], objs[4:]...)
 	before := s.served.Load()
 	sum = runOK(t, []Job{{Dataset: "d", Objects: objs}}, opt)
-	if s.served.Load() != before || sum.Datasets[0].Skipped != 3 {
+	if s.served.Load() != before || sum.Datasets[0].Skipped != 5 {
 		t.Errorf("rerun fetched %d bytes, skipped %d", s.served.Load()-before, sum.Datasets[0].Skipped)
 	}
 
@@ -579,8 +585,8 @@ func TestSizeHints(t *testing.T) {
 	changed := randBytes(9, 3000)
 	s.put("under", changed)
 	sum = runOK(t, []Job{{Dataset: "d", Objects: objs}}, opt)
-	checkTree(t, out, sum, s, "d", "under", "over", "big")
-	if sum.Datasets[0].Skipped != 2 {
-		t.Errorf("after a change: skipped %d, want 2 (under must be fetched again)", sum.Datasets[0].Skipped)
+	checkTree(t, out, sum, s, "d", "under", "over", "big", "unsized", "unsized-big")
+	if sum.Datasets[0].Skipped != 4 {
+		t.Errorf("after a change: skipped %d, want 4 (under must be fetched again)", sum.Datasets[0].Skipped)
 	}
 }

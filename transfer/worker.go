@@ -29,6 +29,9 @@ var (
 	errVerify = errors.New("verification failed")
 	// errStalled is the cause of a request cancelled for delivering no bytes.
 	errStalled = errors.New("no data received for too long")
+	// errSplit stops the single GET of an object of unknown size whose answer
+	// announces a large one: the scheduler plans it in ranges instead.
+	errSplit = errors.New("large object: fetch in ranges")
 )
 
 // localError marks failures of the local disk, which retrying the request
@@ -132,6 +135,9 @@ func (r *run) fetchSmall(ctx context.Context, t *task, res *taskResult) (err err
 	}
 	written, info, err := r.receive(ctx, t, f, io.MultiWriter(hs...), res)
 	if err != nil {
+		if errors.Is(err, errSplit) {
+			res.info = info
+		}
 		return err
 	}
 	etag := o.etag
@@ -174,6 +180,11 @@ func (r *run) receive(ctx context.Context, t *task, f *os.File, hs io.Writer, re
 	defer rc.Close()
 	if ir, ok := rc.(store.InfoReader); ok {
 		info = ir.ObjectInfo()
+	}
+	if o.size < 0 && info.Size > r.ckpt {
+		// Sized by nothing but this answer, and too big for one stream: the
+		// headers were the Stat; ranges over several connections follow.
+		return 0, info, errSplit
 	}
 	r.notes <- note{t: t, started: true}
 	var written int64
