@@ -149,7 +149,12 @@ func FuzzOpen(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(ome.Bytes())
-	f.Add(planarFile(13, 9)) // uncompressed planar: rows read straight into dst
+	f.Add(planarFile(13, 9))                        // uncompressed planar: rows read straight into dst
+	f.Add(buildTIFF(pyramid(2, 16, 12, 3, 100), 0)) // SubIFD pyramid
+	nested := &tPage{w: 8, h: 8, subs: []*tPage{{w: 4, h: 4, subs: []*tPage{{w: 2, h: 2}}}, {w: 8, h: 8}}}
+	f.Add(buildTIFF([]*tPage{nested, {w: 8, h: 8}}, 0))
+	mm, _ := mmFile(6, nil) // Micro-Manager header, summary and index map
+	f.Add(mm)
 	f.Add([]byte("II*\x00\x08\x00\x00\x00\x00\x00"))
 	f.Add([]byte("MM\x00+\x00\x08\x00\x00\x00\x00\x00\x00\x00\x00\x00\x10"))
 	f.Fuzz(func(t *testing.T, b []byte) {

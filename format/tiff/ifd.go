@@ -77,7 +77,7 @@ const (
 	maxMetaValue    = 1 << 20 // bytes of one metadata tag value (descriptions, OME-XML)
 	maxTableBytes   = 256 << 20
 	maxDimension    = 1 << 31
-	headerProbeSize = 16
+	headerProbeSize = mmHeaderSize // BigTIFF needs 16, Micro-Manager's header 40
 )
 
 func typeSize(t uint16) int64 {

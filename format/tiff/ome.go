@@ -309,6 +309,10 @@ func (r *reader) omeImage(ctx context.Context, set *omeSet, im *omeImage) (*tiff
 	setScale(&v.info.Axes[k], px.PhysicalSizeY, px.PhysicalSizeYUnit, "µm")
 	setScale(&v.info.Axes[k+1], px.PhysicalSizeX, px.PhysicalSizeXUnit, "µm")
 	md := v.info.Metadata
+	if px.PhysicalSizeX != nil && *px.PhysicalSizeX > 0 || px.PhysicalSizeY != nil && *px.PhysicalSizeY > 0 {
+		md["voxel_size_source"] = "OME-XML Pixels PhysicalSizeX/Y"
+		delete(md, "voxel_size_note")
+	}
 	md["ome"] = true
 	md["ome_dimension_order"] = order
 	if im.ID != "" {

@@ -56,7 +56,8 @@ type page struct {
 	offsets tableRef
 	counts  tableRef
 	jpegTab tableRef // JPEGTables (compression 7), read with the chunk table
-	nSub    int      // SubIFDs listed (not read)
+	nSub    int      // SubIFDs the page lists
+	subOffs []int64  // their offsets (at most maxSubIFDsPerPage), read by series building
 }
 
 // elemSize is the byte size of one decoded element.
@@ -203,6 +204,17 @@ func (r *reader) parsePage(ctx context.Context, d *ifd) (*page, error) {
 	}
 	if e := d.find(tagSubIFDs); e != nil {
 		p.nSub = int(min(e.count, 1<<20))
+		offs, err := r.uints(ctx, d, tagSubIFDs, maxSubIFDsPerPage)
+		if err != nil && fatal(err) {
+			return nil, err
+		}
+		// A SubIFD offset that cannot hold an IFD is dropped here; one that
+		// holds garbage fails when it is read, costing only that level.
+		for _, o := range offs {
+			if o >= 8 && o < uint64(r.size) {
+				p.subOffs = append(p.subOffs, int64(o))
+			}
+		}
 	}
 	if depth > 1 {
 		p.unsupported = fmt.Sprintf("SGI ImageDepth %d", depth)

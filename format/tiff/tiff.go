@@ -121,6 +121,7 @@ type file struct {
 	r        *reader
 	pages    []*page           // one per IFD of the chain, in order
 	metas    map[int]*pageMeta // descriptive tags of each group's first page
+	mm       *mmInfo           // Micro-Manager header data, nil for other files
 	warnings []string
 }
 
@@ -144,8 +145,14 @@ func loadFile(ctx context.Context, st *store.Store, key string, maxChunk int64, 
 	}
 
 	f := &file{r: r, metas: map[int]*pageMeta{}}
+	if f.mm, err = r.readMicroManager(ctx, hdr); err != nil {
+		return nil, err
+	}
 	seen := map[int64]struct{}{}
 	w := newWalker(r)
+	if f.mm != nil {
+		w.setKnown(f.mm.ifds)
+	}
 	for off := first; off != 0 && len(f.pages) < limit; {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -211,17 +218,35 @@ func (r *reader) buildSeries(ctx context.Context, f *file) ([]volume.Volume, err
 	}
 	var out []volume.Volume
 	var skipped []string
-	add := func(v *tiffVolume) {
-		v.info.Name = r.key
-		if len(out) > 0 {
-			v.info.Name = fmt.Sprintf("%s#series%d", r.key, len(out))
-		}
+	nSeries := 0
+	common := func(v *tiffVolume) {
 		v.info.Metadata["n_ifds"] = len(pages)
 		if len(warnings) > 0 {
 			v.info.Metadata["warnings"] = warnings
 		}
-		out = append(out, v)
+		f.mm.addTo(v.info.Metadata)
 	}
+	// addLevels adds a series and then its pyramid levels, named
+	// "<series>#level<n>" so that inspect and catalog list them.
+	addLevels := func(v *tiffVolume, levels []*tiffVolume) {
+		v.info.Name = r.key
+		if nSeries > 0 {
+			v.info.Name = fmt.Sprintf("%s#series%d", r.key, nSeries)
+		}
+		nSeries++
+		common(v)
+		if len(levels) > 0 {
+			v.info.Metadata["pyramid_levels"] = len(levels) + 1
+		}
+		out = append(out, v)
+		for k, lv := range levels {
+			lv.info.Name = fmt.Sprintf("%s#level%d", v.info.Name, k+1)
+			common(lv)
+			markLevel(v, lv, k+1)
+			out = append(out, lv)
+		}
+	}
+	add := func(v *tiffVolume) { addLevels(v, nil) }
 	if isOME(f.firstDescription()) {
 		vs, err := r.omeSeries(ctx, f)
 		if err != nil && fatal(err) {
@@ -229,11 +254,31 @@ func (r *reader) buildSeries(ctx context.Context, f *file) ([]volume.Volume, err
 		}
 		if err == nil {
 			for _, v := range vs {
-				add(v)
+				levels, ws, err := r.omeLevels(ctx, v)
+				if err != nil {
+					return nil, err
+				}
+				warnings = append(warnings, ws...)
+				addLevels(v, levels)
 			}
 			return out, nil
 		}
 		warnings = append(warnings, "OME-XML not used: "+err.Error())
+	}
+	if g0 := groups[0]; f.hasSubIFDs() && scanImageState(g0.meta.software) == nil && imagejDescription(g0.meta.descriptions) == nil {
+		// ImageJ and ScanImage series ignore SubIFDs, as tifffile's do.
+		series, sk, ws, err := r.subIFDSeries(ctx, f)
+		if err != nil {
+			return nil, err
+		}
+		warnings = append(warnings, ws...)
+		for _, s := range series {
+			addLevels(s.v, s.levels)
+		}
+		if len(out) == 0 {
+			return nil, fmt.Errorf("tiff %q: %s: %w", r.key, strings.Join(sk, "; "), format.ErrNotSupported)
+		}
+		return out, nil
 	}
 	for gi, g := range groups {
 		if g.pages[0].dtype == "" {
@@ -292,6 +337,21 @@ func (r *reader) newVolume(pages []*page, meta *pageMeta, lead []volume.Axis) *t
 		}
 	}
 	yx := resolutionAxes(meta, p0)
+	scaleSource, overridden := "", ""
+	if yx[0].ScaleKnown || yx[1].ScaleKnown {
+		scaleSource = "resolution tags"
+	}
+	if meta != nil && meta.vendor != nil && meta.vendor.scale != nil {
+		// A microscope's own calibration beats the resolution tags, which
+		// vendors fill with a screen resolution (72 or 96 dpi).
+		s := meta.vendor.scale
+		if scaleSource != "" {
+			overridden = fmt.Sprintf("resolution tags (%g × %g %s) overridden by %s", yx[0].Scale, yx[1].Scale, yx[1].Unit, s.source)
+		}
+		yx[0] = volume.Axis{Name: "y", Scale: s.y, Offset: s.yOff, Unit: s.unit, ScaleKnown: true}
+		yx[1] = volume.Axis{Name: "x", Scale: s.x, Offset: s.xOff, Unit: s.unit, ScaleKnown: true}
+		scaleSource = s.source
+	}
 	ch := max(1, min(p0.chunkH(), p0.height))
 	cw := max(1, min(p0.chunkW(), p0.width))
 	if p0.spp > 1 && p0.planar == 2 {
@@ -320,6 +380,12 @@ func (r *reader) newVolume(pages []*page, meta *pageMeta, lead []volume.Axis) *t
 	}
 	if p0.predictor != 1 {
 		md["predictor"] = p0.predictor
+	}
+	if scaleSource != "" {
+		md["voxel_size_source"] = scaleSource
+	}
+	if overridden != "" {
+		md["voxel_size_note"] = overridden
 	}
 	if p0.tiled {
 		md["tile"] = []int64{p0.tileH, p0.tileW}
@@ -555,10 +621,13 @@ func (r *reader) imagejSeries(ctx context.Context, g group, ij map[string]string
 			}
 			if has && res[0] > 0 && res[1] > 0 {
 				a.Scale, a.Unit, a.ScaleKnown = float64(res[1])/float64(res[0]), unit, true
+				a.Offset = 0
 			} else {
 				a.Scale, a.Unit, a.ScaleKnown = 1, "", false
 			}
 		}
+		v.info.Metadata["voxel_size_source"] = "ImageJ description unit and resolution tags"
+		delete(v.info.Metadata, "voxel_size_note")
 	}
 	v.virtual, v.planeBytes = virtual, planeBytes
 	if virtual {

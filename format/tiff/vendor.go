@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/imgdataset/imgdataset/volume"
 )
 
 // Private tags of microscope vendors whose metadata the reader surfaces.
@@ -40,6 +42,7 @@ const (
 type vendorMeta struct {
 	fields   map[string]any // "fei", "fei_helios", "zeiss_sem", ...
 	derived  map[string]any // "microscope", "voltage_kv", "acquisition_datetime"
+	scale    *vendorScale   // the pixel size the tags state, nil when none
 	warnings []string
 }
 
@@ -117,6 +120,7 @@ func (r *reader) readVendor(ctx context.Context, d *ifd) (*vendorMeta, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	vm.scale = vm.pixelSize()
 	return vm, nil
 }
 
@@ -545,4 +549,72 @@ func (vm *vendorMeta) addTo(md map[string]any) {
 	if len(vm.warnings) > 0 {
 		md["vendor_warnings"] = vm.warnings
 	}
+}
+
+// vendorScale is the pixel size a vendor tag states, and where it came from.
+type vendorScale struct {
+	y, x       float64 // pixel height and width in unit
+	yOff, xOff float64 // physical position of the first pixel, in unit
+	unit       string
+	source     string
+}
+
+// pixelSize picks the vendor calibration in the order rosettasciio (the
+// upstream of the corpus' vendor rows) trusts them: FEI, Zeiss SEM,
+// Olympus SIS, then DigitalMicrograph's export tags. Values must be finite
+// and positive in a known length unit; anything else states no calibration.
+func (vm *vendorMeta) pixelSize() *vendorScale {
+	pos := func(v any) (float64, bool) {
+		f, ok := v.(float64)
+		return f, ok && f > 0 && !math.IsInf(f, 0)
+	}
+	if ini, ok := vm.fields["fei"].(map[string]any); ok {
+		w, okW := iniGet(ini, "Scan", "PixelWidth")
+		h, okH := iniGet(ini, "Scan", "PixelHeight")
+		if x, ok := pos(w); ok && okW {
+			y, ok := pos(h)
+			if !ok || !okH {
+				y = x
+			}
+			return metres(y, x, fmt.Sprintf("FEI tag %d [Scan] PixelWidth/PixelHeight", tagFEISFEG))
+		}
+	}
+	if kv, ok := vm.fields["zeiss_sem"].(map[string]any); ok {
+		for _, k := range []string{"ap_image_pixel_size", "ap_pixel_size"} {
+			m, _ := kv[k].(map[string]any)
+			f, ok := pos(m["value"])
+			unit, _ := m["unit"].(string)
+			if _, known := volume.NanometresPer(unit); ok && known {
+				return &vendorScale{y: f, x: f, unit: unit, source: fmt.Sprintf("Zeiss tag %d %s", tagCZSEM, strings.ToUpper(k))}
+			}
+		}
+	}
+	if sis, ok := vm.fields["olympus_sis"].(map[string]any); ok {
+		x, okX := pos(sis["pixel_size_x_m"])
+		y, okY := pos(sis["pixel_size_y_m"])
+		if okX && okY {
+			return metres(y, x, fmt.Sprintf("Olympus SIS tag %d pixel size", tagOlympusSIS))
+		}
+	}
+	if g, ok := vm.fields["gatan_tiff"].(map[string]any); ok {
+		x, okX := pos(g["65009"])
+		y, okY := pos(g["65010"])
+		ux, _ := g["65003"].(string)
+		uy, _ := g["65004"].(string)
+		if _, known := volume.NanometresPer(ux); okX && okY && known && ux == uy {
+			s := &vendorScale{y: y, x: x, unit: ux, source: "DigitalMicrograph tags 65009/65010 (scale), 65003/65004 (unit), 65006/65007 (origin)"}
+			s.xOff, _ = g["65006"].(float64)
+			s.yOff, _ = g["65007"].(float64)
+			return s
+		}
+	}
+	return nil
+}
+
+// metres states a pixel size given in metres in µm or nm, whichever reads better.
+func metres(y, x float64, source string) *vendorScale {
+	if x >= 1e-6 {
+		return &vendorScale{y: y * 1e6, x: x * 1e6, unit: "µm", source: source}
+	}
+	return &vendorScale{y: y * 1e9, x: x * 1e9, unit: "nm", source: source}
 }

@@ -35,6 +35,22 @@ type walker struct {
 	// rounds counts request waves: one per sequential read, and one per
 	// specConcurrency requests of a batch (they run in parallel).
 	rounds int
+	// known lists IFD offsets an index (Micro-Manager's) claims, ascending;
+	// knownAt maps each to its position. When the chain reaches one, the
+	// walker fetches the next batch of known offsets at once. Like guesses,
+	// they are used only when the chain points at them, so a lying index
+	// costs bytes, never correctness.
+	known   []int64
+	knownAt map[int64]int
+}
+
+// setKnown gives the walker the IFD offsets an index lists, ascending.
+func (w *walker) setKnown(offs []int64) {
+	w.known = offs
+	w.knownAt = make(map[int64]int, len(offs))
+	for i, o := range offs {
+		w.knownAt[o] = i
+	}
 }
 
 func newWalker(r *reader) *walker {
@@ -59,10 +75,19 @@ func (w *walker) next(ctx context.Context, off int64) (*ifd, error) {
 			// The chain left the guessed stride: drop the rest of the batch.
 			w.endBatch(false)
 		}
-		w.rounds++
-		var err error
-		if d, err = w.r.readIFD(ctx, off, w.win); err != nil {
-			return nil, err
+		if i, ok := w.knownAt[off]; ok && w.miss < specMaxMisses {
+			w.fetchKnown(ctx, i)
+			if d, ok = w.spec[off]; ok {
+				delete(w.spec, off)
+				w.found++
+			}
+		}
+		if d == nil {
+			w.rounds++
+			var err error
+			if d, err = w.r.readIFD(ctx, off, w.win); err != nil {
+				return nil, err
+			}
 		}
 	}
 	w.win = max(w.defaultWindow(), min(w.r.span(d), ifdWindow))
@@ -71,7 +96,8 @@ func (w *walker) next(ctx context.Context, off int64) (*ifd, error) {
 	}
 	prev := w.prev
 	w.prev = off
-	if w.spec == nil && prev != 0 && d.next != 0 && w.miss < specMaxMisses {
+	_, indexed := w.knownAt[d.next]
+	if w.spec == nil && !indexed && prev != 0 && d.next != 0 && w.miss < specMaxMisses {
 		if s := off - prev; s == d.next-off && s != 0 {
 			w.speculate(ctx, d.next, s)
 		}
@@ -112,6 +138,26 @@ func (w *walker) speculate(ctx context.Context, from, stride int64) {
 		}
 		gs = append(gs, guess{off, min(off+w.win, r.size)})
 	}
+	w.fetch(ctx, gs)
+}
+
+// fetchKnown fetches a batch of known IFD offsets from known[i] on.
+func (w *walker) fetchKnown(ctx context.Context, i int) {
+	r := w.r
+	countSize, _, _ := r.ifdSizes()
+	var gs []guess
+	for _, off := range w.known[i:min(len(w.known), i+w.batch)] {
+		if off >= 8 && off <= r.size-countSize {
+			gs = append(gs, guess{off, min(off+w.win, r.size)})
+		}
+	}
+	w.fetch(ctx, gs)
+}
+
+// fetch reads the guessed windows, nearby ones in one request, and keeps
+// those that parse as IFDs in w.spec.
+func (w *walker) fetch(ctx context.Context, gs []guess) {
+	r := w.r
 	sort.Slice(gs, func(a, b int) bool { return gs[a].off < gs[b].off })
 	var reads [][]guess
 	for _, g := range gs {
