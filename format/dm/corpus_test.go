@@ -2,6 +2,7 @@ package dm
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -21,16 +22,8 @@ import (
 // deliberately differs from the expected values, with the reason. Any other
 // mismatch fails the test, and so does an entry here that no longer mismatches.
 var knownMismatch = map[string]string{
-	"dm/openncem/08_carbon.dm3 shape": "the file's Dimensions are [2048, 1]: the reader keeps shape (1, 2048) as ncempy does " +
-		"(openNCEM test_io_dm.py asserts (1,2048)); hyperspy squeezes the size-1 axis",
-	"dm/openncem/08_carbon.dm3 axes": "two axes for shape (1, 2048), see shape; the x axis is checked in TestSqueezedSpectrum",
-	"dm/rosettasciio/misc/test-MonarcCL_spectrum-SI.dm4 shape": "spectrum image stored (Wavelength, y, x): hyperspy moves the spectral axis last, " +
-		"the reader keeps storage order; TestSpectrumImageTransposed checks the transposed checksum",
-	"dm/rosettasciio/misc/test-MonarcCL_spectrum-SI.dm4 sha":   "storage order, see shape",
-	"dm/rosettasciio/misc/test-MonarcCL_spectrum-SI.dm4 axis0": "storage order, see shape",
-	"dm/rosettasciio/misc/test-MonarcCL_spectrum-SI.dm4 axis2": "storage order, see shape",
-	"dm/rosettasciio/misc/test_fft_packed_complex8.dm4 open": "packed complex (DataType 27) is refused with ErrNotSupported: " +
-		"hyperspy's unpacking yields (5,4) data for (5,5) axes, so there is no trustworthy reference",
+	"dm/rosettasciio/misc/test_fft_packed_complex8.dm4 axis1": "rosettasciio unpacks the 5-wide packed FFT into 4 columns " +
+		"but reports the x axis with the image's 5; a volume's axis has its array's size (4)",
 }
 
 // expectedDType maps the corpus's numpy dtype strings to volume dtypes.
@@ -246,48 +239,30 @@ func near(a, b float64) bool {
 	return math.Abs(a-b) <= 1e-6*math.Max(1, math.Max(math.Abs(a), math.Abs(b)))
 }
 
-// TestSpectrumImageTransposed pins the known storage-order difference of the
-// Monarc CL spectrum image: moving the spectral axis last must reproduce the
-// checksum hyperspy computed.
-func TestSpectrumImageTransposed(t *testing.T) {
+// TestSpectrumImage checks how the Monarc CL spectrum image, stored
+// (Wavelength, y, x), is presented: spectral axis last with its calibration,
+// and the stored shape kept in the metadata. The corpus checksum test pins
+// the data.
+func TestSpectrumImage(t *testing.T) {
 	dir := corpus.Dir(t)
-	ctx := context.Background()
-	vols, err := Format{}.Open(ctx, store.New(store.NewFile(dir)), "dm/rosettasciio/misc/test-MonarcCL_spectrum-SI.dm4")
+	vols, err := Format{}.Open(context.Background(), store.New(store.NewFile(dir)), "dm/rosettasciio/misc/test-MonarcCL_spectrum-SI.dm4")
 	if err != nil {
 		t.Fatal(err)
 	}
 	in := vols[0].Info()
-	if fmt.Sprint(in.Shape) != "[670 3 3]" || in.Metadata["signal_format"] != "Spectrum image" {
-		t.Fatalf("shape %v, format %v", in.Shape, in.Metadata["signal_format"])
+	if fmt.Sprint(in.Shape) != "[3 3 670]" || fmt.Sprint(in.Metadata["dm_shape"]) != "[670 3 3]" || in.Metadata["signal_format"] != "Spectrum image" {
+		t.Fatalf("shape %v, dm_shape %v, format %v", in.Shape, in.Metadata["dm_shape"], in.Metadata["signal_format"])
 	}
-	src := make([]byte, in.NumBytes())
-	if err := vols[0].ReadRegion(ctx, volume.Full(in.Shape), src); err != nil {
-		t.Fatal(err)
-	}
-	w, h, n := 3, 3, 670
-	dst := make([]byte, len(src))
-	for k := 0; k < n; k++ {
-		for y := 0; y < h; y++ {
-			for x := 0; x < w; x++ {
-				copy(dst[((y*w+x)*n+k)*4:][:4], src[((k*h+y)*w+x)*4:][:4])
-			}
-		}
-	}
-	m, err := volume.NewMem(volume.Info{Name: "t", Shape: []int64{3, 3, 670}, DType: volume.Float32,
-		Axes: []volume.Axis{{Name: "y", Size: 3}, {Name: "x", Size: 3}, {Name: "c", Size: 670}}}, dst)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if sum, _ := volume.Checksum16(ctx, m, 0); sum != "0e1b67b680c485e9" {
-		t.Errorf("transposed checksum %s, want 0e1b67b680c485e9", sum)
-	}
-	if a := in.Axes[0]; !near(a.Scale, 0.146674529) || !near(a.Offset, 315.863024647) || a.Unit != "nm" {
+	if a := in.Axes[2]; a.Name != "c" || !near(a.Scale, 0.146674529) || !near(a.Offset, 315.863024647) || a.Unit != "nm" || !a.ScaleKnown {
 		t.Errorf("spectral axis %+v", a)
+	}
+	if a := in.Axes[0]; a.Name != "y" || a.Unit != "µm" {
+		t.Errorf("y axis %+v", a)
 	}
 }
 
-// TestSqueezedSpectrum checks the calibrated axis of the (1, 2048) EELS
-// spectrum against the one hyperspy reports after squeezing.
+// TestSqueezedSpectrum checks the (1, 2048) EELS spectrum: the size-1 axis is
+// dropped and the energy axis keeps its calibration.
 func TestSqueezedSpectrum(t *testing.T) {
 	dir := corpus.Dir(t)
 	vols, err := Format{}.Open(context.Background(), store.New(store.NewFile(dir)), "dm/openncem/08_carbon.dm3")
@@ -295,14 +270,52 @@ func TestSqueezedSpectrum(t *testing.T) {
 		t.Fatal(err)
 	}
 	in := vols[0].Info()
-	if fmt.Sprint(in.Shape) != "[1 2048]" {
-		t.Fatalf("shape %v", in.Shape)
+	if fmt.Sprint(in.Shape) != "[2048]" || fmt.Sprint(in.Metadata["dm_shape"]) != "[1 2048]" {
+		t.Fatalf("shape %v, dm_shape %v", in.Shape, in.Metadata["dm_shape"])
 	}
-	a := in.Axes[1]
+	a := in.Axes[0]
 	if a.Size != 2048 || !near(a.Scale, 0.100000001) || !near(a.Offset, 240.000003576) || a.Unit != "eV" || !a.ScaleKnown {
 		t.Errorf("energy axis %+v", a)
 	}
-	if in.Axes[0].ScaleKnown {
-		t.Errorf("uncalibrated axis reported as known: %+v", in.Axes[0])
+}
+
+// TestPackedComplexCorpus reads rosettasciio's packed FFT sample: a 5 x 5
+// image stored as 5 rows of 3 complex values, unpacked to 5 x 4.
+func TestPackedComplexCorpus(t *testing.T) {
+	dir := corpus.Dir(t)
+	ctx := context.Background()
+	vols, err := Format{}.Open(ctx, store.New(store.NewFile(dir)), "dm/rosettasciio/misc/test_fft_packed_complex8.dm4")
+	if err != nil {
+		t.Fatal(err)
 	}
+	in := vols[0].Info()
+	pc, _ := in.Metadata["packed_complex"].(map[string]any)
+	if fmt.Sprint(in.Shape) != "[5 4]" || in.DType != volume.Complex64 || fmt.Sprint(pc["stored_half_plane"]) != "[5 3]" {
+		t.Fatalf("shape %v %s, packed %v", in.Shape, in.DType, pc)
+	}
+	buf := make([]byte, in.NumBytes())
+	if err := vols[0].ReadRegion(ctx, volume.Full(in.Shape), buf); err != nil {
+		t.Fatal(err)
+	}
+	// The corpus's sum and first values (hyperspy 1.7.3).
+	var sum complex128
+	vals := make([]complex64, 0, 20)
+	for i := 0; i < len(buf); i += 8 {
+		c := complex(math.Float32frombits(binary.LittleEndian.Uint32(buf[i:])), math.Float32frombits(binary.LittleEndian.Uint32(buf[i+4:])))
+		vals = append(vals, c)
+		sum += complex128(c)
+	}
+	if math.Abs(real(sum)-12.5) > 1e-5 || math.Abs(imag(sum)+4.061494827270508) > 1e-5 {
+		t.Errorf("sum %v, want (12.5-4.0615j)", sum)
+	}
+	want := []complex64{complex(5.9604645e-08, -1.8813253e-09), complex(5.9604645e-08, -5.3758896e-08), complex(-2.3841858e-07, 0), complex(5.9604645e-08, 5.3758896e-08)}
+	for i, w := range want {
+		if vals[i] != w {
+			t.Errorf("value %d = %v, want %v", i, vals[i], w)
+		}
+	}
+	if math.Signbit(float64(imag(vals[2]))) != true {
+		t.Errorf("value 2 imaginary part %v, want -0 as stored", imag(vals[2]))
+	}
+	volumetest.Run(t, vols[0], buf, 0)
 }

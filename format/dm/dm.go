@@ -156,7 +156,7 @@ func dtypeOf(code int) (volume.DType, error) {
 		return volume.Int16, nil
 	case 2:
 		return volume.Float32, nil
-	case 3:
+	case 3, 27:
 		return volume.Complex64, nil
 	case 6:
 		return volume.Uint8, nil
@@ -172,16 +172,41 @@ func dtypeOf(code int) (volume.DType, error) {
 		return volume.Uint32, nil
 	case 12:
 		return volume.Float64, nil
-	case 13:
+	case 13, 28:
 		return volume.Complex128, nil
 	case 14:
 		return volume.Bool, nil
-	case 5, 27, 28:
-		// Packed FFT data: readers disagree on the unpacking (rsciio's new
-		// packed layout loses a column on odd widths), so it is not guessed at.
-		return "", fmt.Errorf("packed complex data type %d: %w", code, format.ErrNotSupported)
+	case 5:
+		// The old packed FFT layout: no sample file exists to check an
+		// unpacking against, so it is not guessed at.
+		return "", fmt.Errorf("old packed complex data type 5: %w", format.ErrNotSupported)
 	}
 	return "", fmt.Errorf("data type %d: %w", code, format.ErrNotSupported)
+}
+
+// isPacked reports whether a DataType is the packed FFT layout that stores
+// only the non-redundant half of a real image's spectrum.
+func isPacked(code int) bool { return code == 27 || code == 28 }
+
+// packedWidth is the number of complex values per row that the packed layout
+// stores for an image width w: the half plane of frequencies 0 to w/2.
+func packedWidth(w int64) int64 { return w/2 + 1 }
+
+// unpackedWidth is the row length rosettasciio unpacks a stored half plane
+// of pw values into: the half plane mirrored, then the conjugates of its
+// inner columns. That is the image width for even widths and one less for
+// odd ones (rsciio drops the conjugate of the last stored column there).
+func unpackedWidth(pw int64) int64 { return pw + max(pw-2, 0) }
+
+// isSpectrumImage applies rosettasciio's rule for moving the spectral axis
+// last: the image is tagged as a spectrum image (Meta Data.Format, or an
+// Orsay "spim" group) and has more than two dimensions.
+func isSpectrumImage(im *Tag, rank int) bool {
+	if rank <= 2 {
+		return false
+	}
+	f, _ := im.String("ImageTags.Meta Data.Format")
+	return f == "Spectrum image" || im.Lookup("ImageTags.spim") != nil
 }
 
 func newVolume(st *store.Store, key string, h header, im *Tag, index int, multi bool) (*dmVolume, error) {
@@ -221,9 +246,57 @@ func newVolume(st *store.Store, key string, h header, im *Tag, index int, multi 
 		}
 	}
 	size := int64(dt.Size())
-	if tooBig || n > arr.Length/size || n*size != arr.Length {
+	// base is the array as the file defines it, before the spectral axis
+	// moves and size-1 axes go: the stored shape, or the unpacked one.
+	base := shape
+	var pw int64
+	if isPacked(code) {
+		if rank != 2 {
+			return nil, fmt.Errorf("packed complex data of rank %d: %w", rank, format.ErrNotSupported)
+		}
+		if n == 0 {
+			return nil, fmt.Errorf("%w: packed complex image of shape %v", ErrFormat, shape)
+		}
+		// The stored half plane has no more elements than the image (n),
+		// so its size cannot overflow when n's does not.
+		pw = packedWidth(shape[1])
+		if tooBig {
+			return nil, fmt.Errorf("%w: packed dimensions %v overflow", ErrFormat, shape)
+		}
+		if stored := shape[0] * pw; stored > arr.Length/size || stored*size != arr.Length {
+			return nil, fmt.Errorf("%w: packed dimensions %v (%d x %d stored) of %s do not match the %d data bytes",
+				ErrFormat, shape, shape[0], pw, dt, arr.Length)
+		}
+		base = []int64{shape[0], unpackedWidth(pw)}
+	} else if tooBig || n > arr.Length/size || n*size != arr.Length {
 		return nil, fmt.Errorf("%w: dimensions %v of %s do not match the %d data bytes", ErrFormat, shape, dt, arr.Length)
 	}
+	baseAxes := axes(im, base)
+	spectral := isSpectrumImage(im, rank)
+	moved, movedAxes := base, baseAxes
+	if spectral {
+		// DM keeps the spectrum as the last dimension (slowest); rsciio
+		// presents a spectrum image as (..., y, x, spectrum).
+		moved = append(append([]int64(nil), base[1:]...), base[0])
+		movedAxes = append(append([]volume.Axis(nil), baseAxes[1:]...), baseAxes[0])
+		movedAxes[rank-1].Name = "c"
+	}
+	// Like rsciio, drop every size-1 axis, but keep one axis of a 1x1 image.
+	var keep []int
+	for i, s := range moved {
+		if s != 1 {
+			keep = append(keep, i)
+		}
+	}
+	if len(keep) == 0 {
+		keep = []int{rank - 1}
+	}
+	final := make([]int64, len(keep))
+	finalAxes := make([]volume.Axis, len(keep))
+	for i, k := range keep {
+		final[i], finalAxes[i] = moved[k], movedAxes[k]
+	}
+
 	name, _ := im.String("Name")
 	title := name
 	if title == "" {
@@ -232,24 +305,42 @@ func newVolume(st *store.Store, key string, h header, im *Tag, index int, multi 
 			title += "#" + strconv.Itoa(index)
 		}
 	}
-	v := &dmVolume{st: st, key: key, off: arr.Offset, order: h.order, code: code}
+	v := &dmVolume{st: st, key: key, off: arr.Offset, order: h.order, code: code,
+		base: base, spectral: spectral, keep: keep, packedWidth: pw}
 	v.info = volume.Info{
 		Name:        title,
-		Shape:       shape,
+		Shape:       final,
 		DType:       dt,
-		Axes:        axes(im, shape),
+		Axes:        finalAxes,
 		Compression: "none",
 		Metadata:    metadata(im, shape),
 	}
-	v.info.Metadata["title"] = title
+	md := v.info.Metadata
+	md["title"] = title
 	if name == "" {
-		v.info.Metadata["title_source"] = "filename"
+		md["title_source"] = "filename"
 	} else {
-		v.info.Metadata["title_source"] = "ImageList." + strconv.Itoa(index) + ".Name"
+		md["title_source"] = "ImageList." + strconv.Itoa(index) + ".Name"
 	}
-	v.info.Metadata["image_index"] = index
-	v.info.Metadata["data_type_code"] = code
-	v.info.Metadata["byte_order"] = byteOrderName(h.order)
+	md["image_index"] = index
+	md["data_type_code"] = code
+	md["byte_order"] = byteOrderName(h.order)
+	if len(keep) != rank || spectral || pw > 0 {
+		md["dm_shape"] = shape // C order of ImageData.Dimensions
+	}
+	if len(keep) != rank {
+		md["squeezed"] = "size-1 axes of the stored shape dropped, as rosettasciio does"
+	}
+	if spectral {
+		md["spectral_axis_moved"] = "stored first (slowest), presented last, as rosettasciio does for spectrum images"
+	}
+	if pw > 0 {
+		md["packed_complex"] = map[string]any{
+			"stored_half_plane": []int64{shape[0], pw},
+			"unpacking": "rosettasciio's: each stored row reversed, then the conjugates of its inner values; " +
+				"an odd width yields one column less than the image width",
+		}
+	}
 	if err := v.info.Validate(); err != nil {
 		return nil, err
 	}

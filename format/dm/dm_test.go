@@ -377,23 +377,6 @@ func TestWriteErrors(t *testing.T) {
 	}
 }
 
-// TestNotSupported: a packed-complex image alone is refused with
-// ErrNotSupported; next to a readable image it is skipped and reported.
-func TestNotSupported(t *testing.T) {
-	b := writeImage(t, Image{Name: "p", DType: volume.Float32, Shape: []int64{2, 2}, Data: make([]byte, 16)}, NoThumbnail())
-	// Patch DataType 2 → 27 (packed complex) in place: the int32 follows "DataType" and its type words.
-	i := bytes.Index(b, []byte("DataType"))
-	off := i + len("DataType") + 4 + 4 + 4 // "%%%%", ninfo, type word
-	if binary.LittleEndian.Uint32(b[off:]) != 2 {
-		t.Fatalf("DataType not found where expected")
-	}
-	binary.LittleEndian.PutUint32(b[off:], 27)
-	_, err := Format{}.Open(context.Background(), newMem(map[string][]byte{"p.dm3": b}), "p.dm3")
-	if !errors.Is(err, format.ErrNotSupported) {
-		t.Fatalf("got %v, want ErrNotSupported", err)
-	}
-}
-
 // TestRealImages covers the thumbnail rules: the Thumbnails list when present,
 // else 2-D RGB images are dropped when anything else exists.
 func TestRealImages(t *testing.T) {

@@ -47,6 +47,14 @@ func syntheticSeeds(t testing.TB) [][]byte {
 				Tags: map[string]any{"DigiScan.TimeStamp": "Mon Jun 11 22:26:45 2018"}}
 			out = append(out, writeImage(t, img, opt...))
 		}
+		// Packed FFTs of odd and even width, a spectrum image and a
+		// squeezable stack: the layouts ReadRegion remaps.
+		p64, _ := packedFile(t, volume.Complex64, 3, 5, opt...)
+		p128, _ := packedFile(t, volume.Complex128, 2, 4, opt...)
+		si := Image{Name: "si", DType: volume.Float32, Shape: []int64{5, 2, 3}, Data: ramp(volume.Float32, 30),
+			Tags: map[string]any{"Meta Data.Format": "Spectrum image"}}
+		one := Image{Name: "one", DType: volume.Uint16, Shape: []int64{1, 2, 3}, Data: ramp(volume.Uint16, 6)}
+		out = append(out, p64, p128, writeImage(t, si, opt...), writeImage(t, one, opt...))
 	}
 	return out
 }

@@ -27,13 +27,21 @@ type dmVolume struct {
 	off   int64 // absolute offset of element 0
 	order binary.ByteOrder
 	code  int // ImageData.DataType
+	// base is the C-order shape the file defines (packed data: unpacked);
+	// the volume's axes are base's, the first moved last when spectral,
+	// then only those listed in keep (the others have size 1).
+	base     []int64
+	spectral bool
+	keep     []int
+	// packedWidth is the number of complex values per stored row of packed
+	// FFT data, 0 for every other layout.
+	packedWidth int64
 }
 
 // Info implements volume.Volume.
 func (v *dmVolume) Info() volume.Info { return v.info }
 
-// ReadRegion implements volume.Volume. DM data are X-fastest, which is C order
-// of the reversed Dimensions, so a box is a set of contiguous runs.
+// ReadRegion implements volume.Volume.
 func (v *dmVolume) ReadRegion(ctx context.Context, box volume.Box, dst []byte) error {
 	if err := volume.CheckRead(v.info, box, dst); err != nil {
 		return err
@@ -44,7 +52,47 @@ func (v *dmVolume) ReadRegion(ctx context.Context, box volume.Box, dst []byte) e
 	if box.Empty() {
 		return nil
 	}
-	shape := v.info.Shape
+	// Put the dropped size-1 axes back.
+	n := len(v.base)
+	b := volume.Box{Start: make([]int64, n), Stop: make([]int64, n)}
+	for i := range b.Stop {
+		b.Stop[i] = 1
+	}
+	for i, k := range v.keep {
+		b.Start[k], b.Stop[k] = box.Start[i], box.Stop[i]
+	}
+	switch {
+	case v.packedWidth > 0:
+		return v.readPacked(ctx, b, dst)
+	case v.spectral:
+		// Read the box in storage order, spectral axis first, then move
+		// that axis last: a transpose of (spectrum, rest) to (rest, spectrum).
+		sb := volume.Box{
+			Start: append([]int64{b.Start[n-1]}, b.Start[:n-1]...),
+			Stop:  append([]int64{b.Stop[n-1]}, b.Stop[:n-1]...),
+		}
+		tmp := make([]byte, len(dst))
+		if err := v.readStored(ctx, sb, tmp); err != nil {
+			return err
+		}
+		e := int64(v.info.DType.Size())
+		c := sb.Stop[0] - sb.Start[0]
+		rest := int64(len(dst)) / e / c
+		for k := int64(0); k < c; k++ {
+			for m := int64(0); m < rest; m++ {
+				copy(dst[(m*c+k)*e:][:e], tmp[(k*rest+m)*e:][:e])
+			}
+		}
+		return nil
+	}
+	return v.readStored(ctx, b, dst)
+}
+
+// readStored reads a box of the stored array (shape base). DM data are
+// X-fastest, which is C order of the reversed Dimensions, so a box is a set
+// of contiguous runs.
+func (v *dmVolume) readStored(ctx context.Context, box volume.Box, dst []byte) error {
+	shape := v.base
 	n := len(shape)
 	elem := int64(v.info.DType.Size())
 	stride := make([]int64, n)
@@ -100,6 +148,50 @@ func (v *dmVolume) ReadRegion(ctx context.Context, box volume.Box, dst []byte) e
 		return err
 	}
 	v.toNative(dst)
+	return nil
+}
+
+// readPacked reads a box of the unpacked (rows, unpackedWidth) array of
+// packed FFT data. Output column c of a row holds stored value pw-1-c for
+// c < pw (the row reversed) and the conjugate of stored value c-pw+1 after
+// that. Rows are fetched whole, at most about maxSpan bytes at a time.
+func (v *dmVolume) readPacked(ctx context.Context, box volume.Box, dst []byte) error {
+	pw := v.packedWidth
+	e := int64(v.info.DType.Size())
+	rowBytes := pw * e
+	batch := max(1, maxSpan/rowBytes)
+	var tmp []byte
+	o := int64(0)
+	for r0 := box.Start[0]; r0 < box.Stop[0]; r0 += batch {
+		r1 := min(r0+batch, box.Stop[0])
+		need := (r1 - r0) * rowBytes
+		if int64(cap(tmp)) < need {
+			tmp = make([]byte, need)
+		}
+		tmp = tmp[:need]
+		w := &window{start: r0 * rowBytes, runs: []run{{src: r0 * rowBytes, n: need}}}
+		if err := v.readWindow(ctx, w, tmp); err != nil {
+			return err
+		}
+		v.toNative(tmp)
+		for r := r0; r < r1; r++ {
+			row := tmp[(r-r0)*rowBytes:][:rowBytes]
+			for c := box.Start[1]; c < box.Stop[1]; c++ {
+				j, conj := pw-1-c, false
+				if c >= pw {
+					j, conj = c-pw+1, true
+				}
+				out := dst[o : o+e]
+				copy(out, row[j*e:][:e])
+				if conj {
+					// Negate the imaginary part: flip the sign bit of its
+					// last (most significant, little-endian) byte.
+					out[e-1] ^= 0x80
+				}
+				o += e
+			}
+		}
+	}
 	return nil
 }
 

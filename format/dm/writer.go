@@ -48,6 +48,8 @@ type writeConfig struct {
 	order     binary.ByteOrder
 	thumbnail bool
 	version   int
+	// packedWidth, when positive, is the image width of packed FFT data.
+	packedWidth int64
 }
 
 // BigEndian writes the tag data and pixels big-endian (byte order word 0),
@@ -59,6 +61,12 @@ func NoThumbnail() Option { return func(c *writeConfig) { c.thumbnail = false } 
 
 // AsDM4 writes the DM4 layout (64-bit structure words and per-tag sizes).
 func AsDM4() Option { return func(c *writeConfig) { c.version = 4 } }
+
+// packedFFT declares Data, complex with shape (rows, w/2+1), to be the
+// half plane of the spectrum of a w-wide real image, stored in DM's packed
+// layout (DataType 27 or 28, X dimension w, a plain float array as Gatan
+// writes it). Readers have nothing else to test that layout with.
+func packedFFT(w int64) Option { return func(c *writeConfig) { c.packedWidth = w } }
 
 // ErrWrite is wrapped by every error about an Image that cannot be written.
 var ErrWrite = errors.New("cannot write DM image")
@@ -90,7 +98,7 @@ func WriteDM3(w io.Writer, img Image, opt ...Option) error {
 		o(&cfg)
 	}
 	e := &encoder{order: cfg.order, version: cfg.version}
-	root, err := e.document(img, cfg.thumbnail)
+	root, err := e.document(img, cfg)
 	if err != nil {
 		return err
 	}
@@ -198,7 +206,7 @@ func (e *encoder) writeGroup(w *errWriter, g *node) {
 }
 
 // document builds the root tag group.
-func (e *encoder) document(img Image, thumbnail bool) (*node, error) {
+func (e *encoder) document(img Image, cfg writeConfig) (*node, error) {
 	codes, ok := dmCode[img.DType]
 	if !ok {
 		return nil, fmt.Errorf("%w %q: dtype %q", ErrWrite, img.Name, img.DType)
@@ -219,6 +227,10 @@ func (e *encoder) document(img Image, thumbnail bool) (*node, error) {
 		if l != 0 && l != rank {
 			return nil, fmt.Errorf("%w %q: %d calibration entries for rank %d", ErrWrite, img.Name, l, rank)
 		}
+	}
+	if cfg.packedWidth > 0 && (img.DType != volume.Complex64 && img.DType != volume.Complex128 ||
+		rank != 2 || img.Shape[1] != cfg.packedWidth/2+1) {
+		return nil, fmt.Errorf("%w %q: %s%v is not the packed half plane of a %d-wide image", ErrWrite, img.Name, img.DType, img.Shape, cfg.packedWidth)
 	}
 	tags, err := e.imageTags(img)
 	if err != nil {
@@ -241,6 +253,16 @@ func (e *encoder) document(img Image, thumbnail bool) (*node, error) {
 		}
 		cal[i] = group("", e.f32("Origin", origin), e.f32("Scale", scale), e.text("Units", unit))
 	}
+	code, pixels, depth := codes[0], e.pixels(img.DType, codes[1], img.Data), img.DType.Size()
+	if cfg.packedWidth > 0 {
+		depth /= 2 // Gatan gives the depth of one part for packed data
+		code = 27
+		if img.DType == volume.Complex128 {
+			code = 28
+		}
+		dims[0] = cfg.packedWidth
+		pixels.info = []uint64{typeArray, uint64(codes[1]), uint64(2 * len(img.Data) / img.DType.Size())}
+	}
 	image := group("",
 		group("ImageData",
 			group("Calibrations",
@@ -248,17 +270,17 @@ func (e *encoder) document(img Image, thumbnail bool) (*node, error) {
 				group("Dimension", cal...),
 				e.scalar("DisplayCalibratedUnits", typeBool, 1),
 			),
-			e.pixels(img.DType, codes[1], img.Data),
-			e.scalar("DataType", typeInt32, uint64(codes[0])),
+			pixels,
+			e.scalar("DataType", typeInt32, uint64(code)),
 			e.dimensions(dims),
-			e.scalar("PixelDepth", typeUint32, uint64(img.DType.Size())),
+			e.scalar("PixelDepth", typeUint32, uint64(depth)),
 		),
 		tags,
 		e.text("Name", img.Name),
 	)
 	list := group("ImageList", image)
 	root := group("", list)
-	if thumbnail {
+	if cfg.thumbnail {
 		th, w, h := e.thumbnail(img)
 		list.kids = []*node{th, image}
 		root.kids = append(root.kids, group("Thumbnails",
