@@ -352,19 +352,39 @@ func TestWriteBenchChunk(t *testing.T) {
 	}
 }
 
-// BenchmarkBloscLZ4Decode decodes the benchmark chunk; bench/blosc.sh
-// compares it with c-blosc. Besides MB/s it reports cpu-MB/s, decoded bytes
-// per CPU-second of the whole process (GC included), where available.
+// BenchmarkBloscLZ4Decode decodes the benchmark chunk into one reused
+// buffer, as the zarr and n5 readers do with their pooled chunk buffers;
+// bench/blosc.sh compares it with c-blosc (whose output buffer comes from
+// malloc, also reused and not cleared). Besides MB/s it reports cpu-MB/s,
+// decoded bytes per CPU-second of the whole process (GC included), where
+// available.
 func BenchmarkBloscLZ4Decode(b *testing.B) {
+	benchBloscDecode(b, true)
+}
+
+// BenchmarkBloscLZ4DecodeAlloc is BenchmarkBloscLZ4Decode through Decode,
+// which returns a newly allocated (and so zeroed) buffer every time.
+func BenchmarkBloscLZ4DecodeAlloc(b *testing.B) {
+	benchBloscDecode(b, false)
+}
+
+func benchBloscDecode(b *testing.B, into bool) {
 	raw, enc := benchChunk(b)
 	c := New()
 	defer c.Close()
 	b.SetBytes(int64(len(raw)))
 	b.ReportMetric(float64(len(raw))/float64(len(enc)), "ratio")
+	buf := make([]byte, len(raw))
 	cpu0 := processCPU()
 	n := 0
 	for b.Loop() {
-		if _, err := c.Decode("blosc", enc, len(raw)); err != nil {
+		var err error
+		if into {
+			_, err = c.DecodeInto("blosc", buf, enc)
+		} else {
+			_, err = c.Decode("blosc", enc, len(raw))
+		}
+		if err != nil {
 			b.Fatal(err)
 		}
 		n++
@@ -489,4 +509,26 @@ func TestCorpusBloscChunks(t *testing.T) {
 		}
 	}
 	t.Logf("%d corpus Blosc chunks decode", len(paths))
+}
+
+// BenchmarkZstdDecode decodes the benchmark chunk compressed with zstd
+// (level 1, as the zarr writers here default to) into one reused buffer;
+// its CPU profile shows whether klauspost/compress takes its amd64
+// assembly paths (sequence decoding, huff0 4X decoders).
+func BenchmarkZstdDecode(b *testing.B) {
+	raw, _ := benchChunk(b)
+	c := New()
+	defer c.Close()
+	enc, err := c.Encode("zstd", 1, raw)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(raw)))
+	b.ReportMetric(float64(len(raw))/float64(len(enc)), "ratio")
+	buf := make([]byte, len(raw)+32)
+	for b.Loop() {
+		if _, err := c.DecodeInto("zstd", buf, enc); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

@@ -105,8 +105,9 @@ func Sniff(src []byte) string {
 // Decode decompresses src with the codec id and returns at most maxOut bytes;
 // if the data decodes to more, it fails (with ErrTooLarge, except for zstd
 // frames without a content size, whose overflow the decoder reports as a block
-// error). For zstd the output buffer is allocated at maxOut up front, so maxOut
-// should be the expected size (a chunk's), not a loose upper bound. When id names one of
+// error). For a zstd frame that does not state its content size the output
+// buffer is allocated at maxOut up front, so maxOut should be the expected
+// size (a chunk's), not a loose upper bound. When id names one of
 // gzip, zlib or zstd but src carries another one's magic number, the sniffed
 // codec is used, because some writers mislabel their chunks.
 // DecodeInto does the same into a caller's buffer.
@@ -124,7 +125,19 @@ func (c *Codecs) Decode(id string, src []byte, maxOut int) ([]byte, error) {
 		}
 		out = append([]byte(nil), src...)
 	case "zstd":
-		out, err = c.zstdInto(make([]byte, 0, maxOut), src)
+		// A frame that states its size gets exactly that (zstdInto refuses
+		// it above maxOut); only frames without one need maxOut up front.
+		n := maxOut
+		var h zstd.Header
+		if h.Decode(src) == nil && h.HasFCS && h.FrameContentSize < uint64(maxOut) {
+			n = int(h.FrameContentSize)
+		}
+		out, err = c.zstdInto(make([]byte, 0, n), src)
+		if err != nil && n < maxOut {
+			// Frames after the first (valid zstd, rarely written) may
+			// need the rest of maxOut.
+			out, err = c.zstdInto(make([]byte, 0, maxOut), src)
+		}
 	case "gzip":
 		var r *gzip.Reader
 		r, err = gzip.NewReader(bytes.NewReader(src))

@@ -82,6 +82,38 @@ func TestZstdWithoutContentSize(t *testing.T) {
 	}
 }
 
+// A frame that states its content size is decoded into a buffer of that
+// size, not of maxOut (object arrays pass a loose maximum), and a second
+// frame after it still decodes.
+func TestZstdContentSizeAllocation(t *testing.T) {
+	c := New()
+	defer c.Close()
+	a, b := sample(3000), sample(5000)[1000:]
+	ea, err := c.Encode("zstd", 1, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eb, err := c.Encode("zstd", 1, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.Decode("zstd", ea, 64<<20)
+	if err != nil || !bytes.Equal(got, a) {
+		t.Fatalf("decode: %v", err)
+	}
+	if cap(got) > 2*len(a) {
+		t.Errorf("decoded %d bytes into a buffer of capacity %d", len(got), cap(got))
+	}
+	two := append(append([]byte{}, ea...), eb...)
+	got, err = c.Decode("zstd", two, 64<<10)
+	if err != nil || !bytes.Equal(got, append(append([]byte{}, a...), b...)) {
+		t.Fatalf("two frames: %v (%d bytes)", err, len(got))
+	}
+	if _, err := c.Decode("zstd", two, len(a)+len(b)-1); err == nil {
+		t.Error("two frames decoded past maxOut")
+	}
+}
+
 func TestSniffFallback(t *testing.T) {
 	c := New()
 	defer c.Close()

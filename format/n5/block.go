@@ -93,27 +93,35 @@ func (h blockHeader) checkAgainst(need, block []int64) error {
 }
 
 // decompress decodes a block payload with the dataset's compression into
-// exactly want bytes.
-func decompress(cs *codec.Codecs, c compression, payload []byte, want int) ([]byte, error) {
-	var out []byte
+// exactly want bytes. The codecs that can decode into a caller's buffer
+// write into out when its capacity is at least want, so that pooled buffers
+// are reused instead of freshly zeroed ones; out may be nil.
+func decompress(cs *codec.Codecs, c compression, payload []byte, want int, out []byte) ([]byte, error) {
+	into := func(id string) ([]byte, error) {
+		if cap(out) < want {
+			return cs.Decode(id, payload, want)
+		}
+		return cs.DecodeInto(id, out[:0], payload)
+	}
+	var data []byte
 	var err error
 	switch c.Type {
 	case "raw":
-		out = payload
+		data = payload
 	case "gzip":
 		id := "gzip"
 		if c.Zlib {
 			id = "zlib"
 		}
-		out, err = cs.Decode(id, payload, want)
+		data, err = into(id)
 	case "bzip2":
-		out, err = cs.Decode("bz2", payload, want)
+		data, err = into("bz2")
 	case "zstd", "blosc":
-		out, err = cs.Decode(c.Type, payload, want)
+		data, err = into(c.Type)
 	case "lz4":
-		out, err = decodeLZ4Java(payload, want)
+		data, err = decodeLZ4Java(payload, want)
 	case "xz":
-		out, err = decodeXZ(payload, want)
+		data, err = decodeXZ(payload, want)
 	default:
 		return nil, fmt.Errorf("compression %q: %w", c.Type, format.ErrNotSupported)
 	}
@@ -123,10 +131,10 @@ func decompress(cs *codec.Codecs, c compression, payload []byte, want int) ([]by
 		}
 		return nil, err
 	}
-	if len(out) != want {
-		return nil, fmt.Errorf("decoded to %d bytes, want %d", len(out), want)
+	if len(data) != want {
+		return nil, fmt.Errorf("decoded to %d bytes, want %d", len(data), want)
 	}
-	return out, nil
+	return data, nil
 }
 
 // swapToLittle converts big-endian elements of size elem to little-endian in place.

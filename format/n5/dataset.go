@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 
 	"golang.org/x/sync/errgroup"
 
@@ -29,7 +30,18 @@ type dataset struct {
 	meta *datasetAttrs
 	grid []int64 // block size, C order
 	elem int
+
+	// cells pools decoded-block buffers (*[]byte with capacity for a full
+	// block plus decodeSlack) and raws the stored blocks as read (*[]byte,
+	// grown to the largest seen), so that reading many blocks neither
+	// leaves garbage nor zeroes a fresh buffer per block.
+	cells, raws sync.Pool
 }
+
+// decodeSlack is spare capacity past a decoded block: the zstd decoder uses
+// its faster, over-writing copy loops only when the output has 32 bytes of
+// room past the data it writes.
+const decodeSlack = 32
 
 // Info implements volume.Volume.
 func (d *dataset) Info() volume.Info { return d.info }
@@ -54,16 +66,16 @@ func (d *dataset) ReadRegion(ctx context.Context, box volume.Box, dst []byte) er
 			return err
 		}
 		g.Go(func() error {
-			data, cell, err := d.readBlock(gctx, idx)
+			data, cell, release, err := d.readBlock(gctx, idx)
 			if err != nil {
 				return fmt.Errorf("n5 %q: %w", d.info.Name, err)
 			}
 			if data == nil {
-				zero := make([]byte, region.NumElements()*int64(d.elem))
-				volume.CopyBox(dst, box, zero, region, region, d.elem)
+				volume.FillBox(dst, box, region, make([]byte, d.elem))
 				return nil
 			}
 			volume.CopyBox(dst, box, data, cell, region, d.elem)
+			release()
 			return nil
 		})
 		return nil
@@ -90,10 +102,11 @@ func (d *dataset) blockKey(idx []int64) string {
 }
 
 // readBlock reads and decodes the block at grid index idx (C order). It
-// returns the block's elements little-endian in C order and the box they
-// cover (which may reach past the volume for padded edge blocks), or nil
-// data when the block does not exist.
-func (d *dataset) readBlock(ctx context.Context, idx []int64) ([]byte, volume.Box, error) {
+// returns the block's elements little-endian in C order, the box they cover
+// (which may reach past the volume for padded edge blocks) and a function
+// that hands the buffers back to the pools once the caller is done with the
+// data, or nil data when the block does not exist.
+func (d *dataset) readBlock(ctx context.Context, idx []int64) ([]byte, volume.Box, func(), error) {
 	n := len(idx)
 	key := d.blockKey(idx)
 	need := make([]int64, n) // N5 order
@@ -104,29 +117,56 @@ func (d *dataset) readBlock(ctx context.Context, idx []int64) ([]byte, volume.Bo
 	}
 	full := volume.Prod(d.meta.block) * int64(d.elem)
 	limit := storedLimit(full) + 4 + 4*int64(n) + 4
-	raw, err := d.st.ReadAll(ctx, key, limit)
+	rp := d.pooled(&d.raws, 0)
+	cp := d.pooled(&d.cells, int(full)+decodeSlack)
+	release := func() {
+		d.raws.Put(rp)
+		d.cells.Put(cp)
+	}
+	raw, err := d.st.ReadAllInto(ctx, key, limit, *rp)
 	if errors.Is(err, store.ErrNotExist) {
-		return nil, volume.Box{}, nil
+		release()
+		return nil, volume.Box{}, nil, nil
 	}
 	if err != nil {
-		return nil, volume.Box{}, fmt.Errorf("block %q: %w", key, err)
+		release()
+		return nil, volume.Box{}, nil, fmt.Errorf("block %q: %w", key, err)
 	}
-	data, hdims, err := decodeBlock(d.cs, d.meta, need, raw)
+	if cap(raw) > cap(*rp) {
+		*rp = raw[:0] // keep the grown buffer for the pool
+	}
+	data, hdims, err := decodeBlockInto(d.cs, d.meta, need, raw, *cp)
 	if err != nil {
-		return nil, volume.Box{}, fmt.Errorf("block %q: %w", key, err)
+		release()
+		return nil, volume.Box{}, nil, fmt.Errorf("block %q: %w", key, err)
 	}
 	cell := volume.Box{Start: make([]int64, n), Stop: make([]int64, n)}
 	for c := range n {
 		cell.Start[c] = idx[c] * d.grid[c]
 		cell.Stop[c] = cell.Start[c] + hdims[n-1-c]
 	}
-	return data, cell, nil
+	return data, cell, release, nil
+}
+
+// pooled returns a buffer from pool with capacity at least n.
+func (d *dataset) pooled(pool *sync.Pool, n int) *[]byte {
+	if bp, ok := pool.Get().(*[]byte); ok && cap(*bp) >= n {
+		return bp
+	}
+	b := make([]byte, 0, n)
+	return &b
 }
 
 // decodeBlock parses and decodes a stored block whose in-bounds extent is
 // need (N5 order), returning its elements little-endian in C order and its
 // dimensions as the header states them (N5 order).
 func decodeBlock(cs *codec.Codecs, meta *datasetAttrs, need []int64, raw []byte) ([]byte, []int64, error) {
+	return decodeBlockInto(cs, meta, need, raw, nil)
+}
+
+// decodeBlockInto is decodeBlock decoding into out's memory where the codec
+// allows (see decompress).
+func decodeBlockInto(cs *codec.Codecs, meta *datasetAttrs, need []int64, raw, out []byte) ([]byte, []int64, error) {
 	h, err := parseBlockHeader(raw)
 	if err != nil {
 		return nil, nil, err
@@ -135,7 +175,7 @@ func decodeBlock(cs *codec.Codecs, meta *datasetAttrs, need []int64, raw []byte)
 		return nil, nil, err
 	}
 	elem := meta.dtype.Size()
-	data, err := decompress(cs, meta.comp, raw[h.size:], int(h.count)*elem)
+	data, err := decompress(cs, meta.comp, raw[h.size:], int(h.count)*elem, out)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", meta.comp.Type, err)
 	}

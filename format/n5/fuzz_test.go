@@ -1,6 +1,7 @@
 package n5
 
 import (
+	"bytes"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -74,7 +75,16 @@ func FuzzBlockHeader(f *testing.F) {
 			c = compression{Type: "gzip", Zlib: true}
 		}
 		meta := &datasetAttrs{dims: need, block: block, dtype: fuzzTypes[dt&3], comp: c}
+		rawCopy := append([]byte(nil), raw...) // raw blocks are swapped in place
 		data, hdims, err := decodeBlock(cs, meta, need, raw)
+		// The pooled path decodes into a reused full-block buffer and must
+		// agree with the allocating one.
+		full := volume.Prod(block) * int64(meta.dtype.Size())
+		out := make([]byte, 0, full+decodeSlack)
+		data2, _, err2 := decodeBlockInto(cs, meta, need, rawCopy, out)
+		if (err == nil) != (err2 == nil) || !bytes.Equal(data, data2) {
+			t.Fatalf("decodeBlockInto: %v, decodeBlock: %v (equal data %v)", err2, err, bytes.Equal(data, data2))
+		}
 		if err != nil {
 			return
 		}

@@ -47,6 +47,10 @@ type array struct {
 	// decodeSlack) and raws the encoded chunks as read (*[]byte, grown to
 	// the largest seen), so that reading many chunks leaves no garbage.
 	cells, raws sync.Pool
+
+	// obj is set for variable-length string (object) arrays, which are
+	// returned wrapped as objectArray.
+	obj *objectSpec
 }
 
 // Info implements volume.Volume.
@@ -332,6 +336,12 @@ func openV2(st *store.Store, cs *codec.Codecs, prefix string, meta []byte) (*arr
 	}
 	if comp.Level >= 0 {
 		a.info.Metadata["compression_level"] = comp.Level
+	}
+	if d.object {
+		if err := setupV2Object(a, z, comp, prefix); err != nil {
+			return nil, fmt.Errorf("zarr %s %q: .zarray: %w", st, prefix, err)
+		}
+		return a, nil
 	}
 	var unsupported error
 	var filters []filter

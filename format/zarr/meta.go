@@ -34,6 +34,9 @@ type dtype struct {
 	// elements are read as a trailing axis of chars code units (see
 	// strings.go); 0 for numeric dtypes.
 	chars int
+	// object marks a variable-length (object) dtype, read through
+	// StringReader (see vlen.go); vt is then ObjectDType, of size 0.
+	object bool
 }
 
 func (d dtype) size() int { return d.vt.Size() }
@@ -44,8 +47,9 @@ func parseV2DType(raw json.RawMessage) (dtype, error) {
 	if err := json.Unmarshal(raw, &s); err != nil {
 		return dtype{}, fmt.Errorf("structured dtype %s: %w", compact(raw), format.ErrNotSupported)
 	}
-	if len(s) == 2 && s[1] == 'O' {
-		return dtype{}, fmt.Errorf("dtype %q: object arrays (vlen-utf8, vlen-bytes, JSON strings) are not read: %w", s, format.ErrNotSupported)
+	if len(s) == 2 && s[1] == 'O' && (s[0] == '|' || s[0] == '<' || s[0] == '>' || s[0] == '=') {
+		// The object codec in the filters says how elements are stored.
+		return dtype{vt: ObjectDType, zarr: s, object: true}, nil
 	}
 	if len(s) < 3 {
 		return dtype{}, fmt.Errorf("dtype %q: malformed", s)
@@ -97,6 +101,9 @@ func parseV3DType(raw json.RawMessage) (dtype, error) {
 	name, _, err := extName(raw)
 	if err != nil {
 		return dtype{}, fmt.Errorf("data_type: %w", err)
+	}
+	if _, ok := parseV3ObjectDType(name); ok {
+		return dtype{vt: ObjectDType, zarr: name, object: true}, nil
 	}
 	vt := volume.DType(name)
 	if !vt.Valid() || vt == volume.RGBA8 {
@@ -328,7 +335,11 @@ func parseZarray(b []byte) (*zarray, dtype, []byte, *compressor, error) {
 		z.Shape = append(slices.Clip(z.Shape), int64(d.chars))
 		z.Chunks = append(slices.Clip(z.Chunks), int64(d.chars))
 	}
-	if err := checkSizes(z.Shape, z.Chunks, d.size()); err != nil {
+	elem := d.size()
+	if d.object {
+		elem = 4 // each element stores at least its length
+	}
+	if err := checkSizes(z.Shape, z.Chunks, elem); err != nil {
 		return nil, dtype{}, nil, nil, fmt.Errorf(".zarray: %w", err)
 	}
 	switch z.Order {
@@ -346,9 +357,12 @@ func parseZarray(b []byte) (*zarray, dtype, []byte, *compressor, error) {
 		return nil, dtype{}, nil, nil, fmt.Errorf(".zarray: dimension_separator %q", z.DimensionSeparator)
 	}
 	var fill []byte
-	if d.chars > 0 {
+	switch {
+	case d.object:
+		// Parsed by setupV2Object.
+	case d.chars > 0:
 		fill, _, err = parseStringFill(z.FillValue, d)
-	} else {
+	default:
 		fill, err = parseFill(z.FillValue, d)
 	}
 	if err != nil {

@@ -316,7 +316,11 @@ func openV3(st *store.Store, cs *codec.Codecs, prefix string, z *zarrJSON) (*arr
 	if err := checkGrid(z.Shape, grid.ChunkShape); err != nil {
 		return fail(err)
 	}
-	if err := checkSizes(z.Shape, grid.ChunkShape, d.size()); err != nil {
+	elem := d.size()
+	if d.object {
+		elem = 4 // each element stores at least its length
+	}
+	if err := checkSizes(z.Shape, grid.ChunkShape, elem); err != nil {
 		return fail(err)
 	}
 	sep, prefixC := "/", true
@@ -344,14 +348,6 @@ func openV3(st *store.Store, cs *codec.Codecs, prefix string, z *zarrJSON) (*arr
 			return fail(fmt.Errorf("chunk_key_encoding separator %q", kc.Separator))
 		}
 	}
-	fill, err := parseFill(z.FillValue, d)
-	if err != nil {
-		return fail(err)
-	}
-	p, err := parsePipeline(z.Codecs, grid.ChunkShape, d.size(), 0)
-	if err != nil {
-		return fail(err)
-	}
 	keyOf := func(idx []int64) string {
 		if prefixC {
 			if len(idx) == 0 {
@@ -368,6 +364,34 @@ func openV3(st *store.Store, cs *codec.Codecs, prefix string, z *zarrJSON) (*arr
 			s = *n
 		}
 		names = append(names, s)
+	}
+	if d.object {
+		want, _ := parseV3ObjectDType(d.zarr)
+		a := &array{st: st, codecs: cs, dt: d, grid: grid.ChunkShape}
+		a.info = volume.Info{
+			Name:   arrayName(st, prefix),
+			Shape:  z.Shape,
+			DType:  d.vt,
+			Axes:   defaultAxes(z.Shape, names),
+			Chunks: grid.ChunkShape,
+			Metadata: map[string]any{
+				"zarr_format": 3,
+				"zarr_dtype":  d.zarr,
+				"fill_value":  fillJSON(z.FillValue),
+			},
+		}
+		if err := setupV3Object(a, z, want, keyOf); err != nil {
+			return fail(err)
+		}
+		return a, nil
+	}
+	fill, err := parseFill(z.FillValue, d)
+	if err != nil {
+		return fail(err)
+	}
+	p, err := parsePipeline(z.Codecs, grid.ChunkShape, d.size(), 0)
+	if err != nil {
+		return fail(err)
 	}
 	a := &array{st: st, codecs: cs, dt: d, fill: fill, grid: grid.ChunkShape}
 	a.info = volume.Info{

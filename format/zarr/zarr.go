@@ -2,7 +2,9 @@
 // (.zarray/.zgroup/.zattrs, consolidated .zmetadata), Zarr v3 (zarr.json with
 // the bytes, transpose, gzip, zstd, crc32c and sharding_indexed codecs), and
 // OME-NGFF multiscales (0.4 in .zattrs, 0.5 under attributes.ome) for axis
-// names, units, voxel sizes and offsets.
+// names, units, voxel sizes and offsets. Variable-length string arrays
+// (v2 "|O" with vlen-utf8/vlen-bytes, v3 "string"/"bytes") are listed with
+// DType ObjectDType and read through StringReader, not ReadRegion.
 //
 // Groups are opened without listing whenever the metadata allows it (NGFF
 // multiscales or .zmetadata name every array), because HTTP stores cannot list;
@@ -84,7 +86,7 @@ func (Format) Open(ctx context.Context, st *store.Store, key string) ([]volume.V
 	}
 	vs := make([]volume.Volume, len(arrs))
 	for i, a := range arrs {
-		vs[i] = a
+		vs[i] = asVolume(a)
 	}
 	return vs, nil
 }
