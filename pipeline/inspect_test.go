@@ -108,3 +108,48 @@ func TestCatalogLocalTree(t *testing.T) {
 		t.Fatalf("records %+v", recs)
 	}
 }
+
+// A store holding a variable-length string array is inspected with checksums:
+// the string array is listed without one, the numeric array still gets its own.
+func TestInspectChecksumSkipsStringArrays(t *testing.T) {
+	dir := t.TempDir()
+	files := map[string]string{
+		".zgroup":       `{"zarr_format":2}`,
+		"num/.zarray":   `{"zarr_format":2,"shape":[4],"chunks":[4],"dtype":"|u1","compressor":null,"fill_value":0,"order":"C","filters":null}`,
+		"num/0":         "\x01\x02\x03\x04",
+		"names/.zarray": `{"zarr_format":2,"shape":[2],"chunks":[2],"dtype":"|O","compressor":null,"fill_value":null,"order":"C","filters":[{"id":"vlen-utf8"}]}`,
+		// numcodecs VLenUTF8: item count, then length-prefixed items.
+		"names/0": "\x02\x00\x00\x00\x01\x00\x00\x00a\x02\x00\x00\x00bc",
+	}
+	for k, v := range files {
+		p := filepath.Join(dir, "s.zarr", filepath.FromSlash(k))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(v), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := Inspect(context.Background(), filepath.Join(dir, "s.zarr"), true, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := sample.Mem("ref", volume.Uint8, []volume.Axis{{Name: "x", Size: 4, Scale: 1}}, []byte{1, 2, 3, 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := volume.Checksum16(context.Background(), m, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]InspectArray{}
+	for _, a := range res.Arrays {
+		got[filepath.Base(a.Name)] = a
+	}
+	if a, ok := got["names"]; !ok || a.DType != "object" || a.SHA256_16 != "" {
+		t.Errorf("string array %+v: want dtype object, no checksum", a)
+	}
+	if a, ok := got["num"]; !ok || a.SHA256_16 != want {
+		t.Errorf("numeric array %+v: want sha256_16 %s", a, want)
+	}
+}
