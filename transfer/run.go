@@ -95,25 +95,50 @@ type host struct {
 	inflight    int
 	lastRaise   time.Time
 	pausedUntil time.Time
+	// earned is set when a response arrived since the last raise: the
+	// server copes with the current limit, so it may double once rampEvery
+	// has passed, even if no further response comes before then (ranges of
+	// a large file all start at once and then run for seconds).
+	earned bool
 }
 
+// ready reports whether the host has a free slot, raising its limit first
+// when that is earned and due.
 func (h *host) ready(now time.Time) bool {
+	if h.inflight >= h.limit {
+		h.raise(now)
+	}
 	return h.inflight < h.limit && !now.Before(h.pausedUntil)
 }
 
 // succeeded ramps the host up: polite to a server that has not yet shown it
 // copes, quick to reach the cap when it does.
 func (h *host) succeeded(now time.Time) {
-	if h.limit < h.max && now.Sub(h.lastRaise) >= rampEvery {
+	h.earned = true
+	h.raise(now)
+}
+
+func (h *host) raise(now time.Time) {
+	if h.earned && h.limit < h.max && now.Sub(h.lastRaise) >= rampEvery {
 		h.limit = min(2*h.limit, h.max)
 		h.lastRaise = now
+		h.earned = false
 	}
+}
+
+// raiseDue is when an earned raise becomes possible, if one is pending.
+func (h *host) raiseDue() (time.Time, bool) {
+	if !h.earned || h.limit >= h.max || h.inflight < h.limit {
+		return time.Time{}, false
+	}
+	return h.lastRaise.Add(rampEvery), true
 }
 
 // throttled backs the host off after a 429/503.
 func (h *host) throttled(now time.Time, after time.Duration) {
 	h.limit = max(1, h.limit/2)
 	h.lastRaise = now
+	h.earned = false
 	if after > 0 {
 		if until := now.Add(min(after, maxRetryAfter)); until.After(h.pausedUntil) {
 			h.pausedUntil = until
@@ -629,7 +654,8 @@ func (r *run) promote(now time.Time) {
 	r.delayed = keep
 }
 
-// nextWake is the earliest time a delayed task or a paused host becomes ready.
+// nextWake is the earliest time a delayed task or a paused host becomes
+// ready, or a busy host may be raised.
 func (r *run) nextWake() (time.Time, bool) {
 	var next time.Time
 	for _, t := range r.delayed {
@@ -638,8 +664,14 @@ func (r *run) nextWake() (time.Time, bool) {
 		}
 	}
 	for _, l := range r.lanes {
-		if l.q.Len() > 0 && !l.host.pausedUntil.IsZero() && (next.IsZero() || l.host.pausedUntil.Before(next)) {
+		if l.q.Len() == 0 {
+			continue
+		}
+		if !l.host.pausedUntil.IsZero() && (next.IsZero() || l.host.pausedUntil.Before(next)) {
 			next = l.host.pausedUntil
+		}
+		if due, ok := l.host.raiseDue(); ok && (next.IsZero() || due.Before(next)) {
+			next = due
 		}
 	}
 	return next, !next.IsZero()

@@ -497,6 +497,29 @@ func TestHostRamp(t *testing.T) {
 				h.throttled(t0.Add(20*time.Second), 0)
 			}
 		}, 1},
+		// Long ranges: the responses all arrive at once, then nothing for
+		// seconds. The earned raise happens when due, found by nextWake.
+		{"earned while busy, not yet due", func() {
+			h.inflight = h.limit
+			h.succeeded(t0.Add(20*time.Second + 10*time.Millisecond))
+			if due, ok := h.raiseDue(); !ok || !due.Equal(t0.Add(20*time.Second+rampEvery)) {
+				t.Errorf("raiseDue = %v, %v; want 250 ms after the last change", due, ok)
+			}
+		}, 1},
+		{"raised when due, without a new response", func() {
+			if !h.ready(t0.Add(20*time.Second + rampEvery)) {
+				t.Error("busy host not raised when its earned raise fell due")
+			}
+		}, 2},
+		{"no second raise without new evidence", func() {
+			h.inflight = h.limit
+			if h.ready(t0.Add(30 * time.Second)) {
+				t.Error("raised again with no response since the last raise")
+			}
+			if _, ok := h.raiseDue(); ok {
+				t.Error("raise pending without evidence")
+			}
+		}, 2},
 	}
 	for _, s := range steps {
 		s.do()

@@ -13,6 +13,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
@@ -45,6 +46,7 @@ func run() error {
 	total := flag.Int("total", 0, "transfer.Options.Total (0: default)")
 	partSize := flag.Int64("part-size", 0, "transfer.Options.PartSize (0: default)")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the run here")
+	events := flag.String("events", "", "write the run's progress events here as JSON lines, with times")
 	flag.Parse()
 	if *base == "" || *out == "" || (*namesFile == "") == (*name == "") {
 		flag.Usage()
@@ -70,6 +72,15 @@ func run() error {
 		PerHost:  *perHost,
 		Total:    *total,
 		PartSize: *partSize,
+	}
+	if *events != "" {
+		f, err := os.Create(*events)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		enc := json.NewEncoder(f)
+		opt.Events = func(e transfer.Event) { enc.Encode(e) }
 	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
