@@ -13,7 +13,7 @@
 #
 # MB/s is 10^6 bytes per second of wall time, from process start to exit. Each
 # tool's output is compared with the served bytes. Results go to stdout and to
-# bench/results/transfer-<date>.txt. Tools missing after one apt-get attempt are
+# bench/results/transfer-<date>-<time>.txt. Tools missing after one apt-get attempt are
 # skipped with a note.
 #
 # Usage: bench/transfer.sh   (from anywhere inside the repository)
@@ -44,7 +44,7 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 mkdir -p bench/results
-results=bench/results/transfer-$(date +%Y-%m-%d).txt
+results=bench/results/transfer-$(date +%Y%m%d-%H%M%S).txt
 : >"$results"
 say() { echo "$*" | tee -a "$results"; }
 
