@@ -24,7 +24,7 @@ cd "$(dirname "$0")/.."
 REPS=${1:-3}
 PY=${PYTHON:-/usr/bin/python3}
 CORPUS=${CORPUS:-/work/shared/testdata}
-OUT=${OUT:-bench/results/formats-$(date +%F).txt}
+OUT=${OUT:-bench/results/formats-$(date +%Y%m%d-%H%M%S).txt}
 PARTS=" ${PARTS:-1 2 3 4} "
 PY_PROC_LOOP=${PY_PROC_LOOP:-1}
 part() { [[ "$PARTS" == *" $1 "* ]]; }
