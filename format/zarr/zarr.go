@@ -41,9 +41,13 @@ func (Format) Name() string { return "zarr" }
 var metaNames = []string{".zarray", ".zgroup", ".zattrs", ".zmetadata", "zarr.json"}
 
 // Detect implements format.Format: key is a Zarr node when it is (or holds) a
-// Zarr metadata object, or when its name ends in ".zarr".
+// Zarr metadata object, or when its name ends in ".zarr"; a ".zip" or ".ozx"
+// archive is one when it holds a Zarr hierarchy (see openZip).
 func (Format) Detect(ctx context.Context, st *store.Store, key string, head []byte) bool {
 	k := strings.Trim(key, "/")
+	if isZipKey(k) {
+		return detectZip(ctx, st, k, head)
+	}
 	if slices.Contains(metaNames, path.Base(k)) {
 		return true
 	}
@@ -69,9 +73,13 @@ func (Format) Detect(ctx context.Context, st *store.Store, key string, head []by
 // Open implements format.Format. It returns one volume per array: the array at
 // key, the datasets of an NGFF multiscale group, every array named by
 // .zmetadata, or (when the store can list) every array under key. Volumes are
-// named by their path within the store.
+// named by their path within the store. A ".zip" or ".ozx" key is opened as
+// the hierarchy inside that archive.
 func (Format) Open(ctx context.Context, st *store.Store, key string) ([]volume.Volume, error) {
 	root := strings.Trim(key, "/")
+	if isZipKey(root) {
+		return openZip(ctx, st, root)
+	}
 	for _, m := range metaNames {
 		if root == m {
 			root = ""
