@@ -43,6 +43,7 @@ type vendorMeta struct {
 	fields   map[string]any // "fei", "fei_helios", "zeiss_sem", ...
 	derived  map[string]any // "microscope", "voltage_kv", "acquisition_datetime"
 	scale    *vendorScale   // the pixel size the tags state, nil when none
+	jeol     *vendorScale   // the JEOL SightX calibration, ranked by pixelSize
 	warnings []string
 }
 
@@ -114,6 +115,7 @@ func (r *reader) readVendor(ctx context.Context, d *ifd) (*vendorMeta, error) {
 			}
 		}
 	}
+	r.readJEOL(ctx, d, vm)
 	if g := r.gatanTags(ctx, d, vm); len(g) > 0 {
 		vm.fields["gatan_tiff"] = g
 	}
@@ -431,14 +433,23 @@ func heliosDerived(leaves map[string]any, out map[string]any) {
 		if !ok || !strings.HasSuffix(p, "/AcquisitionDatetime") && p != "AcquisitionDatetime" {
 			continue
 		}
-		// The value is ISO 8601 already, usually with a zone offset.
-		if t, ok := parseFirst(s, time.RFC3339Nano); ok {
-			out["acquisition_datetime"] = t.Format("2006-01-02T15:04:05Z07:00")
-		} else if t, ok := parseFirst(s, "2006-01-02T15:04:05.999999999", "2006-01-02T15:04:05"); ok {
-			out["acquisition_datetime"] = t.Format("2006-01-02T15:04:05")
+		if d, ok := isoDateTime(s); ok {
+			out["acquisition_datetime"] = d
 		}
 		return
 	}
+}
+
+// isoDateTime normalises an ISO 8601 timestamp, with any number of
+// fraction digits and an optional zone offset, to whole seconds.
+func isoDateTime(s string) (string, bool) {
+	if t, ok := parseFirst(s, time.RFC3339Nano); ok {
+		return t.Format("2006-01-02T15:04:05Z07:00"), true
+	}
+	if t, ok := parseFirst(s, "2006-01-02T15:04:05.999999999", "2006-01-02T15:04:05"); ok {
+		return t.Format("2006-01-02T15:04:05"), true
+	}
+	return "", false
 }
 
 // parseCZSEM parses Zeiss SEM text: an "AP_NAME" line followed by a
@@ -560,9 +571,10 @@ type vendorScale struct {
 }
 
 // pixelSize picks the vendor calibration in the order rosettasciio (the
-// upstream of the corpus' vendor rows) trusts them: FEI, Zeiss SEM,
-// Olympus SIS, then DigitalMicrograph's export tags. Values must be finite
-// and positive in a known length unit; anything else states no calibration.
+// upstream of the corpus' vendor rows) trusts them: FEI, Zeiss SEM, Olympus
+// SIS, JEOL SightX, then DigitalMicrograph's export tags. Values must be
+// finite and positive in a known length unit; anything else states no
+// calibration.
 func (vm *vendorMeta) pixelSize() *vendorScale {
 	pos := func(v any) (float64, bool) {
 		f, ok := v.(float64)
@@ -596,6 +608,9 @@ func (vm *vendorMeta) pixelSize() *vendorScale {
 			return metres(y, x, fmt.Sprintf("Olympus SIS tag %d pixel size", tagOlympusSIS))
 		}
 	}
+	if vm.jeol != nil {
+		return vm.jeol
+	}
 	if g, ok := vm.fields["gatan_tiff"].(map[string]any); ok {
 		x, okX := pos(g["65009"])
 		y, okY := pos(g["65010"])
@@ -611,10 +626,148 @@ func (vm *vendorMeta) pixelSize() *vendorScale {
 	return nil
 }
 
-// metres states a pixel size given in metres in µm or nm, whichever reads better.
+// metres states a pixel size given in metres in µm or nm, whichever reads
+// better; nil when a size is not a finite positive length in that unit.
 func metres(y, x float64, source string) *vendorScale {
+	s := &vendorScale{y: y * 1e9, x: x * 1e9, unit: "nm", source: source}
 	if x >= 1e-6 {
-		return &vendorScale{y: y * 1e6, x: x * 1e6, unit: "µm", source: source}
+		s = &vendorScale{y: y * 1e6, x: x * 1e6, unit: "µm", source: source}
 	}
-	return &vendorScale{y: y * 1e9, x: x * 1e9, unit: "nm", source: source}
+	for _, v := range []float64{s.y, s.x} {
+		if !(v > 0) || math.IsInf(v, 0) {
+			return nil
+		}
+	}
+	return s
+}
+
+// jeolRoot is the root element of the XML JEOL SightX writes as the
+// ImageDescription of its TIFFs.
+const jeolRoot = "TemReporter"
+
+// readJEOL reads the TemReporter XML of a JEOL SightX TIFF: a file whose
+// Make (SightX writes "JEOL Ltd.") or Software names JEOL and whose
+// ImageDescription is that XML. Its leaves go under "jeol_sightx", the
+// common keys into derived, and a TEM image's calibration into vm.jeol.
+// Only a synthetic file built from rosettasciio's reader has been seen.
+func (r *reader) readJEOL(ctx context.Context, d *ifd, vm *vendorMeta) {
+	isJEOL := func(tag uint16) bool {
+		s, err := r.ascii(ctx, d, d.find(tag), 256)
+		return err == nil && strings.HasPrefix(strings.ToUpper(strings.TrimSpace(s)), "JEOL")
+	}
+	e := d.find(tagImageDescription)
+	if e == nil || e.typ != typeASCII || !(isJEOL(tagMake) || isJEOL(tagSoftware)) {
+		return
+	}
+	// Read the bytes as they are: SightX text may hold NULs and \x01
+	// around its lines, which ascii would cut at.
+	b, err := r.raw(ctx, d, e, maxVendorText)
+	if err != nil {
+		vm.warnings = append(vm.warnings, fmt.Sprintf("vendor tag %d (JEOL TemReporter): %v", tagImageDescription, err))
+		return
+	}
+	text := jeolXML(string(b))
+	if !strings.Contains(text, "<"+jeolRoot) {
+		return // another JEOL writer: Make and Software are in the metadata anyway
+	}
+	leaves, err := parseXMLLeaves(text)
+	if err != nil {
+		vm.warnings = append(vm.warnings, fmt.Sprintf("vendor tag %d (JEOL TemReporter XML): %v", tagImageDescription, err))
+	}
+	if len(leaves) == 0 {
+		return
+	}
+	vm.fields["jeol_sightx"] = leaves
+	jeolDerived(leaves, vm.derived)
+	xn, xd, okX, errX := r.rational(ctx, d, tagXResolution)
+	yn, yd, okY, errY := r.rational(ctx, d, tagYResolution)
+	unit, errU := r.uint1(ctx, d, tagResolutionUnit, 2)
+	if err := errors.Join(errX, errY, errU); err != nil {
+		vm.warnings = append(vm.warnings, fmt.Sprintf("JEOL calibration: %v", err))
+		return
+	}
+	if !okY {
+		yn, yd = xn, xd
+	}
+	if okX {
+		vm.jeol = jeolScale(leaves, [2]uint32{yn, yd}, [2]uint32{xn, xd}, unit)
+		if vm.jeol == nil {
+			vm.warnings = append(vm.warnings, "JEOL SightX: no specimen calibration for this mode; X/YResolution is the detector pitch")
+		}
+	}
+}
+
+// jeolXML undoes SightX's framing of the XML: every line is trimmed of
+// blanks, NULs and \x01 and the lines are joined, as rosettasciio does.
+func jeolXML(s string) string {
+	var b strings.Builder
+	for line := range strings.SplitSeq(s, "\n") {
+		b.WriteString(strings.Trim(line, " \r\n\t\x01\x00"))
+	}
+	return b.String()
+}
+
+// jeolLeaf returns the TemReporter leaf at path (below the root).
+func jeolLeaf(leaves map[string]any, path string) any {
+	return leaves[jeolRoot+"/"+path]
+}
+
+// jeolDerived fills the common keys from TemReporter leaves, mapped as
+// rosettasciio maps them: Instruments is the microscope, the electron
+// gun's AccelerationVoltage is in volts, and the imaging system's
+// SelectorValue is the magnification, or in diffraction (ModeString DIFF)
+// the camera length in SelectorUnitString.
+func jeolDerived(leaves map[string]any, out map[string]any) {
+	if s, ok := jeolLeaf(leaves, "Instruments").(string); ok && s != "" {
+		out["microscope"] = s
+	}
+	if v, ok := jeolLeaf(leaves, "ElectronGun/AccelerationVoltage").(float64); ok && v > 0 {
+		out["voltage_kv"] = v / 1000
+	}
+	if s, ok := jeolLeaf(leaves, "DateTime").(string); ok {
+		if d, ok := isoDateTime(s); ok {
+			out["acquisition_datetime"] = d
+		}
+	}
+	if s, ok := jeolLeaf(leaves, "Eos/EosMode").(string); ok && s != "" {
+		// STEM is "modeASID" in rosettasciio's scale code, "eosASID" in its mapping.
+		out["acquisition_mode"] = "TEM"
+		if strings.HasSuffix(s, "ASID") {
+			out["acquisition_mode"] = "STEM"
+		}
+	}
+	v, ok := jeolLeaf(leaves, "ImageFormingSystem/SelectorValue").(float64)
+	if !ok || v <= 0 {
+		return
+	}
+	if jeolLeaf(leaves, "ImageFormingSystem/ModeString") == "DIFF" {
+		out["camera_length"] = v
+		if u, ok := jeolLeaf(leaves, "ImageFormingSystem/SelectorUnitString").(string); ok && u != "" {
+			out["camera_length_unit"] = u
+		}
+		return
+	}
+	out["magnification"] = v
+}
+
+// jeolScale is the specimen pixel size of a SightX TEM image in
+// magnification mode: the resolution tags give the detector's pixel pitch
+// (per inch when ResolutionUnit is 2, else per centimetre, as rosettasciio
+// reads them), divided by the magnification. Diffraction patterns are in
+// reciprocal space and STEM images state no pitch this way: nil.
+func jeolScale(leaves map[string]any, yres, xres [2]uint32, resUnit uint64) *vendorScale {
+	if jeolLeaf(leaves, "Eos/EosMode") != "eosTEM" || jeolLeaf(leaves, "ImageFormingSystem/ModeString") != "MAG" {
+		return nil
+	}
+	mag, ok := jeolLeaf(leaves, "ImageFormingSystem/SelectorValue").(float64)
+	if !ok || !(mag > 0) || math.IsInf(mag, 0) || xres[0] == 0 || xres[1] == 0 || yres[0] == 0 || yres[1] == 0 {
+		return nil
+	}
+	perUnit, unitName := 0.01, "cm"
+	if resUnit == 2 {
+		perUnit, unitName = 0.0254, "inch"
+	}
+	x := float64(xres[1]) / float64(xres[0]) * perUnit / mag
+	y := float64(yres[1]) / float64(yres[0]) * perUnit / mag
+	return metres(y, x, fmt.Sprintf("JEOL SightX: 1/X,YResolution (per %s) / TemReporter magnification %g", unitName, mag))
 }

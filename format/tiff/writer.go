@@ -55,7 +55,8 @@ const ImageJVersion = "1.52p"
 // axis of a (z, y, x) volume, or a single page for (y, x). Pages are read
 // with ReadRegion one at a time, so memory holds one page (and its encoded
 // form) whatever the volume's size. Each page's IFD is written just before its
-// data, so no seeking is needed even for compressed output.
+// data, so no seeking is needed even for compressed output; uncompressed
+// strip stacks put all pixels after the first IFD instead, as ImageJ needs.
 func Write(ctx context.Context, w io.Writer, v volume.Volume, opt WriteOptions) error {
 	in := v.Info()
 	name := in.Name
@@ -160,6 +161,19 @@ func Write(ctx context.Context, w io.Writer, v volume.Volume, opt WriteOptions) 
 	if err := tw.header(); err != nil {
 		return fmt.Errorf("tiff write %q: %w", name, err)
 	}
+	// Uncompressed strip stacks use ImageJ's contiguous layout (see
+	// contiguousLayout); compressed or tiled pages keep each IFD before its
+	// data, which ImageJ reads IFD by IFD.
+	var layout *contiguousLayout
+	if comp == 1 && tw.tile == 0 && nz > 1 {
+		var err error
+		if layout, err = tw.planContiguous(nz, desc); err != nil {
+			return fmt.Errorf("tiff write %q: %w", name, err)
+		}
+		if err := tw.writeContiguousHead(layout, nz, desc); err != nil {
+			return fmt.Errorf("tiff write %q: %w", name, err)
+		}
+	}
 	page := make([]byte, pageBytes)
 	for z := int64(0); z < nz; z++ {
 		if err := ctx.Err(); err != nil {
@@ -173,12 +187,23 @@ func Write(ctx context.Context, w io.Writer, v volume.Volume, opt WriteOptions) 
 			return fmt.Errorf("tiff write %q: read page %d: %w", name, z, err)
 		}
 		swapToLE(page, bo, int(elem)) // little-endian → file order (a swap is its own inverse)
+		if layout != nil {
+			if err := tw.write(page); err != nil {
+				return fmt.Errorf("tiff write %q: page %d: %w", name, z, err)
+			}
+			continue
+		}
 		d := ""
 		if z == 0 {
 			d = desc
 		}
 		if err := tw.page(page, d, z == nz-1); err != nil {
 			return fmt.Errorf("tiff write %q: page %d: %w", name, z, err)
+		}
+	}
+	if layout != nil {
+		if err := tw.writeContiguousTail(layout, nz); err != nil {
+			return fmt.Errorf("tiff write %q: %w", name, err)
 		}
 	}
 	return nil
@@ -283,26 +308,37 @@ func imagejDesc(nz int64, opt WriteOptions, lo, hi float64) string {
 	return b.String()
 }
 
-// rationalFor approximates x as num/den with both fitting in 32 bits,
-// keeping six decimals where possible (ImageJ keeps about as many).
+// rationalFor approximates x as num/den with both fitting in 32 bits: the
+// last continued-fraction convergent that fits, the closest fraction with
+// a denominator that small. A pixel size of 3.3 is stored as 10/33 and
+// reads back as 3.3, where ImageJ's own num/1e6 would give 3.3000033.
 func rationalFor(x float64) (uint32, uint32, error) {
 	if math.IsNaN(x) || math.IsInf(x, 0) || x <= 0 {
 		return 0, 0, fmt.Errorf("resolution %g is not a positive number", x)
 	}
-	den := 1e6
-	for den > 1 && x*den > math.MaxUint32 {
-		den /= 10
-	}
-	if x*den > math.MaxUint32 {
+	if x > math.MaxUint32 {
 		return 0, 0, fmt.Errorf("resolution %g too large for a RATIONAL", x)
 	}
-	num := math.Round(x * den)
-	if num == 0 {
-		d := math.Round(1 / x)
-		if d > math.MaxUint32 {
-			return 0, 0, fmt.Errorf("resolution %g too small for a RATIONAL", x)
+	// Convergents h/k from h(-2)/k(-2) = 0/1 and h(-1)/k(-1) = 1/0.
+	h0, h1, k0, k1 := 0.0, 1.0, 1.0, 0.0
+	num, den := 0.0, 0.0
+	r := x
+	for range 64 { // a float64 has at most ~40 partial quotients
+		a := math.Floor(r)
+		h, k := a*h1+h0, a*k1+k0
+		if h > math.MaxUint32 || k > math.MaxUint32 {
+			break
 		}
-		return 1, uint32(d), nil
+		num, den = h, k
+		h0, h1, k0, k1 = h1, h, k1, k
+		f := r - a
+		if f == 0 || math.Abs(num/den-x) <= x*0x1p-52 {
+			break // exact to float64 precision: more terms only add noise
+		}
+		r = 1 / f
+	}
+	if num == 0 {
+		return 0, 0, fmt.Errorf("resolution %g too small for a RATIONAL", x)
 	}
 	return uint32(num), uint32(den), nil
 }
@@ -428,15 +464,143 @@ func (t *tiffWriter) page(page []byte, desc string, last bool) error {
 	if err != nil {
 		return err
 	}
-	offType := uint16(typeLong)
-	if t.big {
-		offType = typeLong8
-	}
 	counts := make([]uint64, len(chunks))
 	var dataLen int64
 	for i, c := range chunks {
 		counts[i] = uint64(len(c))
 		dataLen += int64(len(c))
+	}
+	if err := t.align(); err != nil {
+		return err
+	}
+	ifdPos := t.pos
+	es := t.entries(desc, counts)
+	dataPos := ifdPos + t.ifdSize(es)
+	offs := make([]uint64, len(chunks))
+	p := uint64(dataPos)
+	for i, c := range chunks {
+		offs[i] = p
+		p += uint64(len(c))
+	}
+	end := dataPos + dataLen
+	if !t.big && end > math.MaxUint32 {
+		return fmt.Errorf("classic TIFF cannot address %d bytes; use BigTIFF", end)
+	}
+	next := uint64(0)
+	if !last {
+		next = uint64(end + end%2) // the next IFD starts on a word boundary (see align)
+	}
+	if err := t.write(t.ifdBlock(es, offs, uint64(ifdPos), next)); err != nil {
+		return err
+	}
+	for _, c := range chunks {
+		if err := t.write(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// align pads the output to a word boundary, where every IFD starts.
+func (t *tiffWriter) align() error {
+	if t.pos%2 == 1 {
+		return t.write([]byte{0})
+	}
+	return nil
+}
+
+// contiguousLayout plans an uncompressed strip stack of nz pages the way
+// ImageJ writes one: the first IFD, the pixel data of every page back to
+// back, then the other IFDs. ImageJ reads a stack whose description says
+// images=n from the first IFD alone, assuming this layout; with the IFDs
+// interleaved it would read them as pixels. Uncompressed sizes are known
+// before any page is read, so the file still streams without seeking.
+type contiguousLayout struct {
+	counts   []uint64 // strip byte counts of every page
+	dataPos  int64    // offset of page 0's pixels
+	pageLen  int64    // bytes of one page
+	tailPos  int64    // offset of the IFD of page 1
+	tailSize int64    // bytes of one IFD without a description
+}
+
+// planContiguous lays out nz pages after the header (t.pos, already written).
+func (t *tiffWriter) planContiguous(nz int64, desc string) (*contiguousLayout, error) {
+	row := t.wd * t.elem
+	var counts []uint64
+	for y := int64(0); y < t.h; y += t.rps {
+		counts = append(counts, uint64((min(t.h, y+t.rps)-y)*row))
+	}
+	l := &contiguousLayout{counts: counts, pageLen: t.h * row}
+	head := t.pos + t.pos%2
+	l.dataPos = head + t.ifdSize(t.entries(desc, counts))
+	end := l.dataPos + nz*l.pageLen
+	l.tailPos = end + end%2
+	l.tailSize = t.ifdSize(t.entries("", counts))
+	if last := l.tailPos + (nz-1)*l.tailSize; !t.big && last > math.MaxUint32 {
+		return nil, fmt.Errorf("classic TIFF cannot address %d bytes; use BigTIFF", last)
+	}
+	return l, nil
+}
+
+// offsets returns the strip offsets of page z.
+func (l *contiguousLayout) offsets(z int64) []uint64 {
+	offs := make([]uint64, len(l.counts))
+	p := uint64(l.dataPos + z*l.pageLen)
+	for i, c := range l.counts {
+		offs[i] = p
+		p += c
+	}
+	return offs
+}
+
+// writeContiguousHead writes the first IFD of a contiguous stack of nz pages.
+// The caller then streams every page's pixels with t.write and finishes
+// with writeContiguousTail.
+func (t *tiffWriter) writeContiguousHead(l *contiguousLayout, nz int64, desc string) error {
+	if err := t.align(); err != nil {
+		return err
+	}
+	next := uint64(0)
+	if nz > 1 {
+		next = uint64(l.tailPos)
+	}
+	if err := t.write(t.ifdBlock(t.entries(desc, l.counts), l.offsets(0), uint64(t.pos), next)); err != nil {
+		return err
+	}
+	if t.pos != l.dataPos {
+		return fmt.Errorf("pixels planned at %d, output at %d", l.dataPos, t.pos)
+	}
+	return nil
+}
+
+// writeContiguousTail writes the IFDs of pages 1..nz-1 after the pixels.
+func (t *tiffWriter) writeContiguousTail(l *contiguousLayout, nz int64) error {
+	if err := t.align(); err != nil {
+		return err
+	}
+	es := t.entries("", l.counts)
+	for z := int64(1); z < nz; z++ {
+		pos := l.tailPos + (z-1)*l.tailSize
+		if t.pos != pos {
+			return fmt.Errorf("IFD %d planned at %d, output at %d", z, pos, t.pos)
+		}
+		next := uint64(0)
+		if z < nz-1 {
+			next = uint64(pos + l.tailSize)
+		}
+		if err := t.write(t.ifdBlock(es, l.offsets(z), uint64(pos), next)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// entries returns the tags of one page, sorted, with zero chunk offsets
+// (ifdBlock fills them in).
+func (t *tiffWriter) entries(desc string, counts []uint64) []wentry {
+	offType := uint16(typeLong)
+	if t.big {
+		offType = typeLong8
 	}
 	es := []wentry{
 		t.uintEntry(tagImageWidth, typeLong, uint64(t.wd)),
@@ -452,9 +616,8 @@ func (t *tiffWriter) page(page []byte, desc string, last bool) error {
 	if desc != "" {
 		es = append(es, wentry{tag: tagImageDescription, typ: typeASCII, count: uint64(len(desc) + 1), val: append([]byte(desc), 0)})
 	}
-	offTag, cntTag := uint16(tagStripOffsets), uint16(tagStripByteCounts)
+	offTag, cntTag := t.chunkTags()
 	if t.tile > 0 {
-		offTag, cntTag = tagTileOffsets, tagTileByteCounts
 		es = append(es, t.uintEntry(tagTileWidth, typeLong, uint64(t.tile)), t.uintEntry(tagTileLength, typeLong, uint64(t.tile)))
 	} else {
 		es = append(es, t.uintEntry(tagRowsPerStrip, typeLong, uint64(t.rps)))
@@ -476,52 +639,61 @@ func (t *tiffWriter) page(page []byte, desc string, last bool) error {
 		es = append(es, t.uintEntry(tagResolutionUnit, typeShort, 1))
 	}
 	es = append(es, t.uintEntry(cntTag, offType, counts...))
-	offIdx := len(es)
-	es = append(es, t.uintEntry(offTag, offType, make([]uint64, len(chunks))...))
+	es = append(es, t.uintEntry(offTag, offType, make([]uint64, len(counts))...))
 	sort.SliceStable(es, func(i, j int) bool { return es[i].tag < es[j].tag })
-	for i := range es {
-		if es[i].tag == offTag {
-			offIdx = i
-		}
-	}
+	return es
+}
 
-	countSize, entrySize, nextSize, inl := int64(2), int64(12), int64(4), 4
+// chunkTags names the offset and byte-count tags of strips or tiles.
+func (t *tiffWriter) chunkTags() (uint16, uint16) {
+	if t.tile > 0 {
+		return tagTileOffsets, tagTileByteCounts
+	}
+	return tagStripOffsets, tagStripByteCounts
+}
+
+// ifdLayout returns the size of an entry count, an entry, the next-IFD
+// offset, and the largest value stored inline.
+func (t *tiffWriter) ifdLayout() (countSize, entrySize, nextSize int64, inl int) {
 	if t.big {
-		countSize, entrySize, nextSize, inl = 8, 20, 8, 8
+		return 8, 20, 8, 8
 	}
-	if t.pos%2 == 1 {
-		if err := t.write([]byte{0}); err != nil {
-			return err
-		}
-	}
-	ifdPos := t.pos
-	tableLen := countSize + int64(len(es))*entrySize + nextSize
-	extra := int64(0)
+	return 2, 12, 4, 4
+}
+
+// ifdSize is the length of the IFD of es with its out-of-line values (an
+// even number, so what follows stays word-aligned).
+func (t *tiffWriter) ifdSize(es []wentry) int64 {
+	countSize, entrySize, nextSize, inl := t.ifdLayout()
+	n := countSize + int64(len(es))*entrySize + nextSize
 	for _, e := range es {
 		if len(e.val) > inl {
-			extra += int64(len(e.val)) + int64(len(e.val))%2
+			n += int64(len(e.val)) + int64(len(e.val))%2
 		}
 	}
-	dataPos := ifdPos + tableLen + extra
-	offs := make([]uint64, len(chunks))
-	p := uint64(dataPos)
-	for i, c := range chunks {
-		offs[i] = p
-		p += uint64(len(c))
-	}
-	end := dataPos + dataLen
-	if !t.big && end > math.MaxUint32 {
-		return fmt.Errorf("classic TIFF cannot address %d bytes; use BigTIFF", end)
-	}
-	es[offIdx] = t.uintEntry(offTag, offType, offs...)
+	return n
+}
 
-	block := make([]byte, tableLen, tableLen+extra)
+// ifdBlock encodes es as an IFD at ifdPos followed by its out-of-line
+// values, with offs as the chunk offsets and next as the next IFD's offset.
+func (t *tiffWriter) ifdBlock(es []wentry, offs []uint64, ifdPos, next uint64) []byte {
+	offTag, _ := t.chunkTags()
+	offType := uint16(typeLong)
+	if t.big {
+		offType = typeLong8
+	}
+	countSize, entrySize, nextSize, inl := t.ifdLayout()
+	tableLen := countSize + int64(len(es))*entrySize + nextSize
+	block := make([]byte, tableLen, t.ifdSize(es))
 	if t.big {
 		t.bo.PutUint64(block, uint64(len(es)))
 	} else {
 		t.bo.PutUint16(block, uint16(len(es)))
 	}
 	for i, e := range es {
+		if e.tag == offTag {
+			e = t.uintEntry(offTag, offType, offs...)
+		}
 		b := block[countSize+int64(i)*entrySize:]
 		t.bo.PutUint16(b, e.tag)
 		t.bo.PutUint16(b[2:], e.typ)
@@ -537,7 +709,7 @@ func (t *tiffWriter) page(page []byte, desc string, last bool) error {
 			copy(val, e.val)
 			continue
 		}
-		at := uint64(ifdPos) + uint64(len(block))
+		at := ifdPos + uint64(len(block))
 		if t.big {
 			t.bo.PutUint64(val, at)
 		} else {
@@ -548,26 +720,11 @@ func (t *tiffWriter) page(page []byte, desc string, last bool) error {
 			block = append(block, 0)
 		}
 	}
-	next := uint64(0)
-	if !last {
-		next = uint64(end)
-		if next%2 == 1 {
-			next++ // the next IFD starts on a word boundary (see the padding above)
-		}
-	}
 	nb := block[countSize+int64(len(es))*entrySize:]
 	if t.big {
 		t.bo.PutUint64(nb, next)
 	} else {
 		t.bo.PutUint32(nb, uint32(next))
 	}
-	if err := t.write(block); err != nil {
-		return err
-	}
-	for _, c := range chunks {
-		if err := t.write(c); err != nil {
-			return err
-		}
-	}
-	return nil
+	return block
 }
