@@ -67,6 +67,9 @@ run_crop() {
 		-origin "$origin" -size "$crop" -out "$dir/out-$mode.zarr" -cpuprofile "$tmp/$mode.pprof" "$@" | tee -a "$res"
 	awk -F': ' '/Maximum resident set size/ { printf "peak RSS:         %.0f MB (crop process, /usr/bin/time -v)\n", $2 / 1024 }
 		/Elapsed \(wall clock\)/ { print "process wall:     " $2 }' "$tmp/time.txt" | tee -a "$res"
+	# The server shares the machine's cores: its CPU (whole life, startup
+	# included) is time the crop did not have.
+	awk -v t="$(getconf CLK_TCK)" '{ printf "server CPU:       %.2f s (serve process, /proc/PID/stat)\n", ($14 + $15) / t }' "/proc/$srv/stat" | tee -a "$res"
 	echo "CPU profile (pprof -top):" >>"$res"
 	go tool pprof -top -nodecount=25 "$tmp/cropbench" "$tmp/$mode.pprof" 2>/dev/null |
 		sed -n '1,32p' | sed 's/^/  /' >>"$res" || true

@@ -22,6 +22,9 @@ type memDriver struct {
 	reads, reads16 atomic.Int64
 	// ranges counts ReadRange calls per key and range.
 	ranges map[readRange]int
+	// fail, when set, is asked before every ReadRange; a non-nil error is
+	// returned instead of the data.
+	fail func(key string, off, n int64) error
 }
 
 type readRange struct {
@@ -34,6 +37,27 @@ func (d *memDriver) rangeReads(key string, off, n int64) int {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.ranges[readRange{key, off, n}]
+}
+
+// setFail installs (or, with nil, removes) the fault hook.
+func (d *memDriver) setFail(f func(key string, off, n int64) error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.fail = f
+}
+
+// dataReads returns the ranges read from key at or after off, sorted.
+func (d *memDriver) dataReads(key string, off int64) []readRange {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var rs []readRange
+	for r, n := range d.ranges {
+		for i := 0; i < n && r.key == key && r.off >= off; i++ {
+			rs = append(rs, r)
+		}
+	}
+	sort.Slice(rs, func(i, j int) bool { return rs[i].off < rs[j].off })
+	return rs
 }
 
 // resetCounts forgets all counted reads.
@@ -90,7 +114,13 @@ func (d *memDriver) ReadRange(ctx context.Context, key string, off, n int64) (io
 	d.mu.Lock()
 	b, ok := d.files[key]
 	d.ranges[readRange{key, off, n}]++
+	fail := d.fail
 	d.mu.Unlock()
+	if fail != nil {
+		if err := fail(key, off, n); err != nil {
+			return nil, err
+		}
+	}
 	if !ok {
 		return nil, fmt.Errorf("mem %q: %w", key, store.ErrNotExist)
 	}

@@ -28,6 +28,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
 	"runtime/pprof"
 	"sort"
 	"strings"
@@ -379,6 +380,7 @@ func crop(ctx context.Context, args []string) error {
 	}
 	var ru0 syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
+	sched0 := readSched()
 	t0 := time.Now()
 	what := "pipeline.Crop"
 	if *workers > 0 {
@@ -388,6 +390,7 @@ func crop(ctx context.Context, args []string) error {
 		_, err = pipeline.Crop(ctx, url, manifest.Crop{Origin: origin, Size: size}, *out, opt)
 	}
 	wall := time.Since(t0)
+	sched1 := readSched()
 	var ru1 syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
 	if *cpuprofile != "" {
@@ -443,6 +446,8 @@ func crop(ctx context.Context, args []string) error {
 	fmt.Printf("crop:             %d³ at origin %v → OME-Zarr (zstd, 128³ chunks), %.0f MB written\n", *n, origin, float64(outBytes)/1e6)
 	fmt.Printf("copy:             %s\n", what)
 	fmt.Printf("wall time:        %.2f s, %.1f Mvoxel/s; process CPU %.2f s (%.2f cores busy)\n", wall.Seconds(), rate/1e6, cpu, cpu/wall.Seconds())
+	fmt.Printf("Go scheduler:     Ps idle %.2f of %.2f P-seconds (%.0f%%; runtime/metrics: no goroutine ready to run, i.e. waiting on I/O)\n",
+		sched1.idle-sched0.idle, sched1.total-sched0.total, 100*(sched1.idle-sched0.idle)/(sched1.total-sched0.total))
 	fmt.Printf("decode 1 core:    %.1f Mvoxel/s before, %.1f after by wall clock; %.1f and %.1f per CPU-second of the thread (image/jpeg, %d of the crop's chunks, one goroutine)\n",
 		before/1e6, after/1e6, beforeCPU/1e6, afterCPU/1e6, len(chunks))
 	fmt.Printf("target (wall):    %d cores × %.1f = %.1f Mvoxel/s; crop reaches %.0f%% (goal ≥ 80%%)\n", cores, single/1e6, float64(cores)*single/1e6, 100*rate/(float64(cores)*single))
@@ -462,6 +467,17 @@ func crop(ctx context.Context, args []string) error {
 	sort.Strings(others)
 	fmt.Printf("metadata paths:   %s\n", strings.Join(others, " "))
 	return nil
+}
+
+// sched is the Go runtime's account of its Ps' time (runtime/metrics): total
+// is GOMAXPROCS × wall time, idle the part with no goroutine ready to run,
+// which a load of other processes does not inflate.
+type sched struct{ total, idle float64 }
+
+func readSched() sched {
+	ms := []metrics.Sample{{Name: "/cpu/classes/total:cpu-seconds"}, {Name: "/cpu/classes/idle:cpu-seconds"}}
+	metrics.Read(ms)
+	return sched{total: ms[0].Value.Float64(), idle: ms[1].Value.Float64()}
 }
 
 func tv(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
