@@ -37,7 +37,7 @@ const (
 	// rampEvery is the shortest time between two doublings of a host's limit.
 	// A request counts as a success once its response starts, so the ramp
 	// follows the server's answers, not the length of the transfers.
-	rampEvery = 250 * time.Millisecond
+	rampEvery = 100 * time.Millisecond
 )
 
 // run is the state of one Run. Everything except the fields marked otherwise
@@ -609,13 +609,26 @@ func (r *run) plan(o *object, now time.Time) {
 		// Cut the gap into a multiple of the per-host connection count, so the
 		// last round of ranges keeps every connection busy (60 parts over 16
 		// connections left 4 idle for a whole part time); never below 1 MiB.
+		// The last round is cut in half again: connections that started late
+		// (ramp-up) or run slow finish their last part while the others take
+		// the small ones, instead of idling for a whole part time.
 		n := (g.hi - g.lo + ps - 1) / ps
-		if k := int64(r.opt.PerHost); k > 1 {
+		k := max(int64(r.opt.PerHost), 1)
+		if k > 1 {
 			n = (n + k - 1) / k * k
 		}
-		size := max((g.hi-g.lo+n-1)/n, min(ps, 1<<20))
-		for off := g.lo; off < g.hi; off += size {
-			r.enqueue(&task{obj: o, kind: kRange, off: off, end: min(off+size, g.hi)}, now)
+		minPart := min(ps, 1<<20)
+		size := max((g.hi-g.lo+n-1)/n, minPart)
+		tail := g.hi
+		if n > k && size/2 >= minPart {
+			tail = min(g.lo+(n-k)*size, g.hi)
+		}
+		off := g.lo
+		for ; off < tail; off += size {
+			r.enqueue(&task{obj: o, kind: kRange, off: off, end: min(off+size, tail)}, now)
+		}
+		for half := (size + 1) / 2; off < g.hi; off += half {
+			r.enqueue(&task{obj: o, kind: kRange, off: off, end: min(off+half, g.hi)}, now)
 		}
 	}
 }

@@ -36,7 +36,7 @@ type Options struct {
 	// Stores opens object.StoreURL; required. Opened stores are cached per URL.
 	Stores *store.Opener
 	// PerHost caps concurrent requests per host (default 16). Each host starts
-	// at min(4, PerHost) and doubles at most every 250 ms while responses
+	// at min(4, PerHost) and doubles at most every 100 ms while responses
 	// arrive (a request counts once its response starts, not when its body
 	// ends); a 429 or 503 halves it again. A request's slot is freed once its
 	// body is in, before the file is fsynced and committed.

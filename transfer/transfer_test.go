@@ -478,9 +478,9 @@ func TestHostRamp(t *testing.T) {
 		do    func()
 		limit int
 	}{
-		{"success within the first 250 ms", func() { h.succeeded(t0.Add(100 * time.Millisecond)) }, 4},
-		{"success after 250 ms doubles", func() { h.succeeded(t0.Add(rampEvery)) }, 8},
-		{"again too soon", func() { h.succeeded(t0.Add(rampEvery + 200*time.Millisecond)) }, 8},
+		{"success within the first rampEvery", func() { h.succeeded(t0.Add(rampEvery / 2)) }, 4},
+		{"success after rampEvery doubles", func() { h.succeeded(t0.Add(rampEvery)) }, 8},
+		{"again too soon", func() { h.succeeded(t0.Add(rampEvery + rampEvery/2)) }, 8},
 		{"doubles to the cap", func() { h.succeeded(t0.Add(2 * rampEvery)) }, 16},
 		{"never beyond the cap", func() { h.succeeded(t0.Add(10 * time.Second)) }, 16},
 		{"429 halves", func() { h.throttled(t0.Add(11*time.Second), 3*time.Second) }, 8},
@@ -503,7 +503,7 @@ func TestHostRamp(t *testing.T) {
 			h.inflight = h.limit
 			h.succeeded(t0.Add(20*time.Second + 10*time.Millisecond))
 			if due, ok := h.raiseDue(); !ok || !due.Equal(t0.Add(20*time.Second+rampEvery)) {
-				t.Errorf("raiseDue = %v, %v; want 250 ms after the last change", due, ok)
+				t.Errorf("raiseDue = %v, %v; want rampEvery after the last change", due, ok)
 			}
 		}, 1},
 		{"raised when due, without a new response", func() {
