@@ -1,0 +1,65 @@
+package main
+
+import (
+	"fmt"
+	"net"
+
+	"github.com/spf13/cobra"
+
+	"github.com/imgdataset/imgdataset/serve"
+)
+
+func serveCmd() *cobra.Command {
+	var addr, cors string
+	var maxBytes, memory int64
+	c := &cobra.Command{
+		Use:   "serve DIR",
+		Short: "Serve blocks of every cataloged volume of an output directory over HTTP",
+		Long: `serve opens every volume listed in DIR/catalog.json (an output directory of
+'run' or 'demo'; without catalog.json, every file and store under DIR) and
+answers, read-only:
+
+  /                                      an HTML index
+  /volumes                               the volumes as JSON (id, shape, dtype, chunks, axes, voxel sizes)
+  /volumes/ID/block?origin=Z,Y,X&size=Z,Y,X[&format=npy]
+                                         the voxels, C order, little-endian (raw, or a .npy file)
+  /zarr/ID/.zarray, .zattrs, I.J.K       each volume as an uncompressed Zarr v2 array
+
+so zarr-python (zarr.open(fsspec.get_mapper(URL), mode="r")) or neuroglancer
+(zarr2://URL, with --cors) reads any volume whatever its source format.
+It listens on loopback unless --addr says otherwise.`,
+		Example: `  imgdataset serve imgdataset-demo
+  imgdataset serve data --addr 127.0.0.1:9000 --max-bytes 67108864
+  curl -o b.npy 'http://127.0.0.1:8642/volumes/ID/block?origin=0,0,0&size=64,256,256&format=npy'`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opt := serve.Options{MaxBytes: maxBytes, Memory: memory, CORSOrigin: cors}
+			host, _, err := net.SplitHostPort(addr)
+			if err != nil {
+				return fmt.Errorf("--addr %q: %w", addr, err)
+			}
+			if ip := net.ParseIP(host); host == "localhost" || ip != nil && ip.IsLoopback() {
+				opt.Hosts = []string{"127.0.0.1", "localhost", "::1"}
+			}
+			srv, err := serve.Open(cmd.Context(), args[0], opt)
+			if err != nil {
+				return err
+			}
+			defer srv.Close()
+			for _, s := range srv.Skipped() {
+				fmt.Fprintf(cmd.ErrOrStderr(), "not served: %s: %s\n", s.Key, s.Reason)
+			}
+			ln, err := net.Listen("tcp", addr)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "serving %d volumes of %s on http://%s/ (Ctrl-C stops)\n", len(srv.Volumes()), args[0], ln.Addr())
+			return srv.Serve(cmd.Context(), ln)
+		},
+	}
+	c.Flags().StringVar(&addr, "addr", "127.0.0.1:8642", "listen address")
+	c.Flags().Int64Var(&maxBytes, "max-bytes", serve.DefaultMaxBytes, "largest block or chunk one request may ask for, in bytes")
+	c.Flags().Int64Var(&memory, "memory", serve.DefaultMemory, "voxel bytes all requests in flight may hold together")
+	c.Flags().StringVar(&cors, "cors", "", "Access-Control-Allow-Origin to send (e.g. https://neuroglancer-demo.appspot.com); none by default")
+	return c
+}

@@ -1,0 +1,350 @@
+// Package serve makes every cataloged volume of an imgdataset output directory
+// block-accessible over HTTP: a JSON list of the volumes, voxel blocks as raw
+// little-endian bytes or .npy, and a read-only virtual Zarr v2 array per
+// volume (uncompressed chunks made on the fly from volume.ReadRegion), so
+// zarr-python, neuroglancer or plain curl can read any volume whatever its
+// source format.
+//
+// Routes (GET and HEAD):
+//
+//	/                                  HTML index
+//	/volumes                           JSON list of VolumeInfo
+//	/volumes/{id}                      JSON VolumeInfo
+//	/volumes/{id}/block?origin=&size=  voxels, C order, little-endian (&format=npy for .npy)
+//	/zarr/{id}/.zarray, .zattrs, i.j.k the virtual Zarr v2 array
+package serve
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sync/semaphore"
+
+	"github.com/imgdataset/imgdataset/catalog"
+	"github.com/imgdataset/imgdataset/format"
+	"github.com/imgdataset/imgdataset/format/all"
+	"github.com/imgdataset/imgdataset/volume"
+)
+
+// Defaults of Options.
+const (
+	DefaultMaxBytes = 256 << 20
+	DefaultMemory   = 1 << 30
+)
+
+// Options configure a Server.
+type Options struct {
+	// MaxBytes caps the voxel bytes of one block request and of one zarr
+	// chunk (default DefaultMaxBytes).
+	MaxBytes int64
+	// Memory caps the voxel buffers of all requests in flight together
+	// (default DefaultMemory, at least MaxBytes); requests beyond it wait.
+	Memory int64
+	// Formats reads the volumes; nil = every format the tool knows.
+	Formats *format.Registry
+	// CORSOrigin, when set, is sent as Access-Control-Allow-Origin so a web
+	// viewer on that origin (e.g. neuroglancer) may read the data; "" sends none.
+	CORSOrigin string
+	// Hosts, when not empty, are the only Host header names accepted (without
+	// port): a loopback server should answer only to loopback names, so a web
+	// page cannot reach it by DNS rebinding.
+	Hosts []string
+}
+
+// Axis is one axis of a served volume with its physical voxel size.
+type Axis struct {
+	Name string `json:"name"`
+	Size int64  `json:"size"`
+	// VoxelSize is the physical step in Unit; nil when unknown.
+	VoxelSize *float64 `json:"voxel_size,omitempty"`
+	// Offset is the physical position of index 0 in Unit.
+	Offset float64 `json:"offset"`
+	// Unit is "nanometer" for every spatial axis whose size is known in a length unit.
+	Unit string `json:"unit,omitempty"`
+	// Source says where VoxelSize came from ("file", "web page", ...).
+	Source string `json:"source,omitempty"`
+}
+
+// VolumeInfo describes a served volume.
+type VolumeInfo struct {
+	ID         string  `json:"id"`
+	Key        string  `json:"key"` // catalog.VolumeKey of its row
+	Dataset    string  `json:"dataset"`
+	Path       string  `json:"path"` // local path, relative to the directory
+	Array      string  `json:"array"`
+	Format     string  `json:"format"`
+	Shape      []int64 `json:"shape"`
+	DType      string  `json:"dtype"`
+	Chunks     []int64 `json:"chunks"`      // storage chunks; null when unchunked
+	ZarrChunks []int64 `json:"zarr_chunks"` // chunks of the virtual zarr view
+	Axes       []Axis  `json:"axes"`
+	Bytes      int64   `json:"bytes"`
+	BlockURL   string  `json:"block_url"`
+	ZarrURL    string  `json:"zarr_url"`
+	// ZarrError says why a volume has no zarr view (a dtype zarr v2 cannot express).
+	ZarrError string `json:"zarr_error,omitempty"`
+}
+
+// entry is a served volume.
+type entry struct {
+	VolumeInfo
+	rec   catalog.Record
+	vol   volume.Volume
+	in    volume.Info
+	etag  string
+	zdt   string  // zarr v2 dtype, "" when none
+	zgrid []int64 // number of zarr chunks per axis
+}
+
+// Server answers the routes of the package doc. It is an http.Handler.
+type Server struct {
+	dir     string
+	opt     Options
+	byID    map[string]*entry
+	list    []*entry
+	skipped []Skipped
+	mem     *semaphore.Weighted
+	l       *loaded
+}
+
+// Open finds and opens every cataloged volume of dir (an output directory of
+// `imgdataset run` or `demo`; without catalog.json, whatever `imgdataset
+// catalog` finds under it). Only metadata is read.
+func Open(ctx context.Context, dir string, opt Options) (*Server, error) {
+	if opt.MaxBytes <= 0 {
+		opt.MaxBytes = DefaultMaxBytes
+	}
+	opt.MaxBytes = max(opt.MaxBytes, 16) // one element of the widest dtype always fits
+	if opt.Memory <= 0 {
+		opt.Memory = DefaultMemory
+	}
+	opt.Memory = max(opt.Memory, 2*opt.MaxBytes) // an edge chunk holds its region and its padded copy
+	if opt.Formats == nil {
+		opt.Formats = all.Registry()
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("serve %s: %w", dir, err)
+	}
+	l, err := load(ctx, abs, opt.Formats)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{dir: abs, opt: opt, byID: map[string]*entry{}, skipped: l.skipped, mem: semaphore.NewWeighted(opt.Memory), l: l}
+	ids := assignIDs(l.recs)
+	for i, rec := range l.recs {
+		v := l.vols[i]
+		in := v.Info()
+		if in.DType.Size() == 0 || len(in.Axes) != len(in.Shape) {
+			s.skipped = append(s.skipped, Skipped{Key: catalog.VolumeKey(rec), Reason: fmt.Sprintf("dtype %q has no fixed-size byte layout", in.DType)})
+			continue
+		}
+		if !sane(in) {
+			// Chunk arithmetic must not overflow on a lying header.
+			s.skipped = append(s.skipped, Skipped{Key: catalog.VolumeKey(rec), Reason: fmt.Sprintf("shape %v is too large to address", in.Shape)})
+			continue
+		}
+		e := &entry{rec: rec, vol: v, in: in, etag: etagOf(abs, l.stamp, rec)}
+		e.VolumeInfo = VolumeInfo{
+			ID: ids[i], Key: catalog.VolumeKey(rec), Dataset: rec.Dataset, Path: rec.LocalPath, Array: rec.Array, Format: rec.Format,
+			Shape: in.Shape, DType: string(in.DType), Chunks: in.Chunks, Axes: axesOf(in, rec), Bytes: in.NumBytes(),
+			BlockURL: "/volumes/" + ids[i] + "/block", ZarrURL: "/zarr/" + ids[i],
+		}
+		if e.Shape == nil {
+			e.Shape = []int64{}
+		}
+		if zdt, ok := typeStr(in.DType); ok {
+			e.zdt = zdt
+			e.ZarrChunks = zarrChunks(in, opt.MaxBytes)
+			e.zgrid = chunkGrid(in.Shape, e.ZarrChunks)
+		} else {
+			e.ZarrError = fmt.Sprintf("dtype %s has no zarr v2 equivalent", in.DType)
+		}
+		s.byID[e.ID] = e
+		s.list = append(s.list, e)
+	}
+	return s, nil
+}
+
+// sane reports whether a volume's byte size and every chunk boundary fit in an int64.
+func sane(in volume.Info) bool {
+	for _, n := range in.Shape {
+		if n < 0 || n > 1<<62 {
+			return false
+		}
+	}
+	_, ok := prodBounded(in.Shape, (1<<63-1)/int64(in.DType.Size()))
+	return ok
+}
+
+// Volumes lists the served volumes, in catalog order.
+func (s *Server) Volumes() []VolumeInfo {
+	out := make([]VolumeInfo, len(s.list))
+	for i, e := range s.list {
+		out[i] = e.VolumeInfo
+	}
+	return out
+}
+
+// Skipped lists the catalog rows that are not served, and why.
+func (s *Server) Skipped() []Skipped { return s.skipped }
+
+// Close releases the open files.
+func (s *Server) Close() error {
+	s.l.close()
+	return nil
+}
+
+// Serve answers HTTP on ln until ctx is cancelled, then shuts down gracefully
+// (requests in flight get a few seconds to finish).
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	hs := &http.Server{
+		Handler:           s,
+		ReadHeaderTimeout: 10 * time.Second,
+		BaseContext:       func(net.Listener) context.Context { return ctx },
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err := hs.Shutdown(sctx)
+	if e := <-errc; !errors.Is(e, http.ErrServerClosed) && err == nil {
+		err = e
+	}
+	return err
+}
+
+// ServeHTTP routes a request.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !s.hostAllowed(r.Host) {
+		http.Error(w, "host "+r.Host+" is not served here", http.StatusMisdirectedRequest)
+		return
+	}
+	if s.opt.CORSOrigin != "" {
+		w.Header().Set("Access-Control-Allow-Origin", s.opt.CORSOrigin)
+		w.Header().Set("Access-Control-Expose-Headers", "ETag, Content-Length, X-Shape, X-DType")
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		http.Error(w, "read-only server: only GET and HEAD", http.StatusMethodNotAllowed)
+		return
+	}
+	if err := s.route(w, r); err != nil {
+		s.fail(w, r, err)
+	}
+}
+
+func (s *Server) route(w http.ResponseWriter, r *http.Request) error {
+	segs, err := splitPath(r.URL.EscapedPath())
+	if err != nil {
+		return err
+	}
+	switch {
+	case len(segs) == 0:
+		return s.index(w, r)
+	case segs[0] == "volumes" && len(segs) == 1:
+		return s.writeJSON(w, r, s.Volumes(), "")
+	case segs[0] == "volumes" && (len(segs) == 2 || len(segs) == 3 && segs[2] == "block"):
+		e, err := s.lookup(segs[1])
+		if err != nil {
+			return err
+		}
+		if len(segs) == 2 {
+			return s.writeJSON(w, r, e.VolumeInfo, e.etag)
+		}
+		return s.block(w, r, e)
+	case segs[0] == "zarr" && len(segs) == 3:
+		e, err := s.lookup(segs[1])
+		if err != nil {
+			return err
+		}
+		return s.zarr(w, r, e, segs[2])
+	}
+	return notFound("no such resource %s (see / for the volumes)", r.URL.Path)
+}
+
+func (s *Server) lookup(id string) (*entry, error) {
+	if !validID(id) {
+		return nil, badRequest("%q is not a volume id (ids use only letters, digits, '.', '_' and '-')", id)
+	}
+	e, ok := s.byID[id]
+	if !ok {
+		return nil, notFound("no volume %q (GET /volumes lists them)", id)
+	}
+	return e, nil
+}
+
+func (s *Server) hostAllowed(host string) bool {
+	if len(s.opt.Hosts) == 0 {
+		return true
+	}
+	h := host
+	if hh, _, err := net.SplitHostPort(host); err == nil {
+		h = hh
+	}
+	h = strings.Trim(h, "[]")
+	for _, a := range s.opt.Hosts {
+		if strings.EqualFold(h, a) {
+			return true
+		}
+	}
+	return false
+}
+
+// fail answers an error: the client's own mistakes with their 4xx and
+// message, a cancelled request with nothing (the client is gone), anything
+// else with 500 naming what failed.
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	var he *httpError
+	w.Header().Del("ETag")
+	switch {
+	case errors.As(err, &he):
+		http.Error(w, he.msg, he.code)
+	case r.Context().Err() != nil:
+		// Nobody is listening; a status line would go nowhere.
+	case errors.Is(err, volume.ErrOutOfBounds):
+		http.Error(w, err.Error(), http.StatusBadRequest)
+	default:
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+	}
+}
+
+// notModified sets the ETag and reports whether the client's copy is current.
+func notModified(w http.ResponseWriter, r *http.Request, etag string) bool {
+	if etag == "" {
+		return false
+	}
+	q := `"` + etag + `"`
+	w.Header().Set("ETag", q)
+	for _, t := range strings.Split(r.Header.Get("If-None-Match"), ",") {
+		t = strings.TrimPrefix(strings.TrimSpace(t), "W/")
+		if t == q || t == "*" {
+			w.WriteHeader(http.StatusNotModified)
+			return true
+		}
+	}
+	return false
+}
+
+// writeBody sends b with its length; HEAD gets the headers only. A write
+// error means the client hung up: there is nobody left to tell.
+func writeBody(w http.ResponseWriter, r *http.Request, ctype string, b []byte) {
+	w.Header().Set("Content-Type", ctype)
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	if r.Method == http.MethodHead {
+		return
+	}
+	w.Write(b)
+}
