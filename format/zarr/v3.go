@@ -365,21 +365,21 @@ func openV3(st *store.Store, cs *codec.Codecs, prefix string, z *zarrJSON) (*arr
 		}
 		names = append(names, s)
 	}
+	info := volume.Info{
+		Name:   arrayName(st, prefix),
+		Shape:  z.Shape,
+		DType:  d.vt,
+		Axes:   defaultAxes(z.Shape, names),
+		Chunks: grid.ChunkShape,
+		Metadata: map[string]any{
+			"zarr_format": 3,
+			"zarr_dtype":  d.zarr,
+			"fill_value":  fillJSON(z.FillValue),
+		},
+	}
 	if d.object {
 		want, _ := parseV3ObjectDType(d.zarr)
-		a := &array{st: st, codecs: cs, dt: d, grid: grid.ChunkShape}
-		a.info = volume.Info{
-			Name:   arrayName(st, prefix),
-			Shape:  z.Shape,
-			DType:  d.vt,
-			Axes:   defaultAxes(z.Shape, names),
-			Chunks: grid.ChunkShape,
-			Metadata: map[string]any{
-				"zarr_format": 3,
-				"zarr_dtype":  d.zarr,
-				"fill_value":  fillJSON(z.FillValue),
-			},
-		}
+		a := &array{st: st, codecs: cs, dt: d, grid: grid.ChunkShape, info: info}
 		if err := setupV3Object(a, z, want, keyOf); err != nil {
 			return fail(err)
 		}
@@ -393,20 +393,8 @@ func openV3(st *store.Store, cs *codec.Codecs, prefix string, z *zarrJSON) (*arr
 	if err != nil {
 		return fail(err)
 	}
-	a := &array{st: st, codecs: cs, dt: d, fill: fill, grid: grid.ChunkShape}
-	a.info = volume.Info{
-		Name:   arrayName(st, prefix),
-		Shape:  z.Shape,
-		DType:  d.vt,
-		Axes:   defaultAxes(z.Shape, names),
-		Chunks: grid.ChunkShape,
-		Metadata: map[string]any{
-			"zarr_format": 3,
-			"zarr_dtype":  d.zarr,
-			"fill_value":  fillJSON(z.FillValue),
-			"codecs":      p.names,
-		},
-	}
+	a := &array{st: st, codecs: cs, dt: d, fill: fill, grid: grid.ChunkShape, info: info}
+	a.info.Metadata["codecs"] = p.names
 	bb := p.bb
 	if p.shard != nil {
 		bb = p.shard.inside.bb
