@@ -118,7 +118,61 @@ func checkRow(ctx context.Context, t *testing.T, st *store.Store, e corpus.Entry
 			}
 		}
 	}
+	if e.HasFeature("ome-ngff-0.6-dev(RFC-5)") {
+		if err := checkRFC5(e, vs); err != nil {
+			return "", err
+		}
+	}
 	return fmt.Sprintf("%d volumes, %d checksums", len(vs), checked), nil
+}
+
+// rfc5Want is what the RFC-5 example stores say, read off their zarr.json by
+// hand: the dataset transform into the default coordinate system, and the
+// warning an unsupported transformation must raise.
+var rfc5Want = map[string]struct {
+	scale, offset []float64 // nil: voxel size unknown
+	warn          string    // substring of ngff_warning ("" : none)
+	other         string    // substring of ngff_other_transforms
+}{
+	"identity.zarr":                 {scale: []float64{1, 1, 1}, offset: []float64{0, 0, 0}},
+	"scale.zarr":                    {scale: []float64{4, 3, 2}, offset: []float64{0, 0, 0}},
+	"sequenceScaleTranslation.zarr": {scale: []float64{4, 3, 2}, offset: []float64{32, 21, 10}},
+	"anisotropic_rotation.zarr":     {scale: []float64{2, 0.5, 0.25}, offset: []float64{0, 0, 0}, other: `affine "physical" -> "world"`},
+	"rotation.zarr":                 {warn: `transform "rotation" (RFC-5) is not supported: voxel size unknown`},
+}
+
+// checkRFC5 compares the axes of an RFC-5 example store with rfc5Want.
+func checkRFC5(e corpus.Entry, vs []volume.Volume) error {
+	want, ok := rfc5Want[filepath.Base(e.Path)]
+	if !ok {
+		return fmt.Errorf("no RFC-5 expectation for %s: add one to rfc5Want", e.Path)
+	}
+	if len(vs) != 1 {
+		return fmt.Errorf("%d volumes, want 1", len(vs))
+	}
+	in := vs[0].Info()
+	warn, _ := in.Metadata["ngff_warning"].(string)
+	if !strings.Contains(warn, want.warn) || (want.warn == "") != (warn == "") {
+		return fmt.Errorf("%s: ngff_warning %q, want %q", in.Name, warn, want.warn)
+	}
+	if other := fmt.Sprint(in.Metadata["ngff_other_transforms"]); want.other != "" && !strings.Contains(other, want.other) {
+		return fmt.Errorf("%s: ngff_other_transforms %s, want %q", in.Name, other, want.other)
+	}
+	for i, ax := range in.Axes {
+		if ax.Name != []string{"z", "y", "x"}[i] || ax.Unit != "micrometer" {
+			return fmt.Errorf("%s: axis %d %+v, want zyx micrometer", in.Name, i, ax)
+		}
+		if want.scale == nil {
+			if ax.ScaleKnown {
+				return fmt.Errorf("%s: axis %s scale %v reported as known", in.Name, ax.Name, ax.Scale)
+			}
+			continue
+		}
+		if !ax.ScaleKnown || ax.Scale != want.scale[i] || ax.Offset != want.offset[i] {
+			return fmt.Errorf("%s: axis %+v, want scale %v offset %v", in.Name, ax, want.scale[i], want.offset[i])
+		}
+	}
+	return nil
 }
 
 // checkStrings compares a fixed-size string array (characters on a trailing

@@ -5,6 +5,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"math/big"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"golang.org/x/text/language"
@@ -28,8 +29,10 @@ const maxNGFFAttrs = 16 << 20
 // version "0.4" (attrs is a group's .zattrs) or "0.5" (attrs is the
 // attributes of a group's zarr.json, or the whole zarr.json); "" picks 0.5
 // when attrs has an "ome" key and 0.4 otherwise. Beyond the schema it checks
-// the one MUST rule JSON Schema cannot state: axis names are unique. The
-// error says where and why the metadata is invalid.
+// the MUST rules JSON Schema cannot state: axis names are unique, and so are
+// the label-values of an "image-label" object's colors and properties (a
+// label image's metadata is validated with its multiscales). The error says
+// where and why the metadata is invalid.
 func ValidateNGFF(attrs []byte, version string) error {
 	if len(attrs) > maxNGFFAttrs {
 		return fmt.Errorf("ngff: %d bytes of metadata, more than %d", len(attrs), maxNGFFAttrs)
@@ -60,7 +63,10 @@ func ValidateNGFF(attrs []byte, version string) error {
 		}
 		return fmt.Errorf("ngff %s: %w", version, err)
 	}
-	return uniqueAxisNames(doc, version)
+	if err := uniqueAxisNames(doc, version); err != nil {
+		return err
+	}
+	return uniqueLabelValues(doc, version)
 }
 
 // compileNGFF compiles the embedded schema of version. It never fetches
@@ -162,6 +168,36 @@ func uniqueAxisNames(doc any, version string) error {
 				return fmt.Errorf("ngff %s: invalid metadata: at \"/multiscales/%d/axes\": axis name %q appears twice", version, i, name)
 			}
 			seen[name] = true
+		}
+	}
+	return nil
+}
+
+// uniqueLabelValues enforces that the colors and properties of an
+// "image-label" object give each label-value once. doc has passed the schema,
+// so label-values are integers (compared as the numbers JSON decoded).
+func uniqueLabelValues(doc any, version string) error {
+	root, _ := doc.(map[string]any)
+	at := "/image-label"
+	if version == "0.5" {
+		root, _ = root["ome"].(map[string]any)
+		at = "/ome/image-label"
+	}
+	il, _ := root["image-label"].(map[string]any)
+	for _, key := range []string{"colors", "properties"} {
+		list, _ := il[key].([]any)
+		seen := map[string]bool{}
+		for i, e := range list {
+			m, _ := e.(map[string]any)
+			v := fmt.Sprint(m["label-value"])
+			// 1, 1.0 and 1e0 are the same label.
+			if r, ok := new(big.Rat).SetString(v); ok {
+				v = r.RatString()
+			}
+			if seen[v] {
+				return fmt.Errorf("ngff %s: invalid metadata: at %q: label-value %s appears twice", version, fmt.Sprintf("%s/%s/%d", at, key, i), v)
+			}
+			seen[v] = true
 		}
 	}
 	return nil

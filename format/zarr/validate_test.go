@@ -133,6 +133,8 @@ func TestValidateNGFF(t *testing.T) {
 	}
 	zyx := `[{"name":"z","type":"space"},{"name":"y","type":"space"},{"name":"x","type":"space","unit":"nanometer"}]`
 	scale := `[{"type":"scale","scale":[1,2,2]}]`
+	labelOK := `"image-label":{"version":"0.4","colors":[{"label-value":1,"rgba":[255,255,255,255]},{"label-value":4,"rgba":[0,255,255,128]}],` +
+		`"properties":[{"label-value":1,"class":"foo"},{"label-value":4}],"source":{"image":"../../"}}`
 	cases := []struct {
 		name, doc, version string
 		reason             string // "" when valid
@@ -152,6 +154,16 @@ func TestValidateNGFF(t *testing.T) {
 		{"0.5 wrong version", `{"ome":{"version":"0.4","multiscales":[` + ms(zyx, scale) + `]}}`, "0.5", "ome/version"},
 		{"0.4 metadata checked as 0.5", `{"multiscales":[` + ms(zyx, scale) + `]}`, "0.5", "ome"},
 		{"empty path", `{"multiscales":[{"axes":` + zyx + `,"datasets":[{"path":"","coordinateTransformations":` + scale + `}]}]}`, "0.4", "path"},
+		{"0.4 image-label", `{"multiscales":[` + ms(zyx, scale) + `],` + labelOK + `}`, "0.4", ""},
+		{"0.5 image-label", `{"ome":{"version":"0.5","multiscales":[` + ms(zyx, scale) + `],` + labelOK + `}}`, "0.5", ""},
+		{"label-value repeated", `{"multiscales":[` + ms(zyx, scale) + `],"image-label":{"colors":[{"label-value":1},{"label-value":2},{"label-value":1.0}]}}`, "0.4", `"/image-label/colors/2": label-value 1 appears twice`},
+		{"0.5 property repeated", `{"ome":{"version":"0.5","multiscales":[` + ms(zyx, scale) + `],"image-label":{"properties":[{"label-value":7},{"label-value":7}]}}}`, "0.5", `"/ome/image-label/properties/1": label-value 7 appears twice`},
+		{"label-value not integer", `{"multiscales":[` + ms(zyx, scale) + `],"image-label":{"colors":[{"label-value":1.5}]}}`, "0.4", "image-label/colors/0/label-value"},
+		{"label-value missing", `{"multiscales":[` + ms(zyx, scale) + `],"image-label":{"colors":[{"rgba":[1,2,3,4]}]}}`, "0.4", "label-value"},
+		{"rgba out of range", `{"multiscales":[` + ms(zyx, scale) + `],"image-label":{"colors":[{"label-value":1,"rgba":[0,0,256,255]}]}}`, "0.4", "rgba/2"},
+		{"rgba three values", `{"ome":{"version":"0.5","multiscales":[` + ms(zyx, scale) + `],"image-label":{"colors":[{"label-value":1,"rgba":[0,0,255]}]}}}`, "0.5", "rgba"},
+		{"source image not string", `{"multiscales":[` + ms(zyx, scale) + `],"image-label":{"source":{"image":3}}}`, "0.4", "source/image"},
+		{"0.4 affine transform", `{"multiscales":[` + ms(zyx, `[{"type":"scale","scale":[1,2,2]},{"type":"affine","affine":[[1,0,0,0],[0,1,0,0],[0,0,1,0]]}]`) + `]}`, "0.4", "coordinateTransformations"},
 		{"omero bad color", `{"multiscales":[` + ms(zyx, scale) + `],"omero":{"channels":[{"color":"#ff0000","window":{"min":0,"max":1,"start":0,"end":1}}]}}`, "0.4", "color"},
 	}
 	for _, c := range cases {
@@ -201,6 +213,8 @@ func FuzzValidateNGFF(f *testing.F) {
 	f.Add([]byte(`{"multiscales":[{"axes":[{"name":"y","type":"space"},{"name":"x","type":"space"}],"datasets":[{"path":"0","coordinateTransformations":[{"type":"scale","scale":[1,2]}]}]}]}`), "0.4")
 	f.Add([]byte(`{"ome":{"version":"0.5","multiscales":[{"axes":[{"name":"y","type":"space"},{"name":"x","type":"space"}],"datasets":[{"path":"0","coordinateTransformations":[{"type":"scale","scale":[1,2]},{"type":"translation","translation":[0,1]}]}]}]}}`), "")
 	f.Add([]byte(`{"zarr_format":3,"attributes":null}`), "0.5")
+	f.Add([]byte(`{"multiscales":[{"axes":[{"name":"y","type":"space"},{"name":"x","type":"space"}],"datasets":[{"path":"0","coordinateTransformations":[{"type":"scale","scale":[1,2]}]}]}],"image-label":{"colors":[{"label-value":1,"rgba":[0,0,0,255]},{"label-value":1e0}],"properties":[{"label-value":2}]}}`), "0.4")
+	f.Add([]byte(`{"ome":{"version":"0.5","multiscales":[{"axes":[{"name":"y","type":"space"},{"name":"x","type":"space"}],"datasets":[{"path":"0","coordinateTransformations":[{"type":"scale","scale":[1,2]}]}]}],"image-label":{"colors":[{"label-value":18446744073709551617}],"source":{"image":"../../"}}}}`), "")
 	f.Add([]byte(`[1,2,3]`), "0.4")
 	f.Add([]byte(`{"multiscales":[{"axes":[{"name":"c"},{"name":"y","type":"space"},{"name":"x","type":"space"}],"datasets":[{"path":"0","coordinateTransformations":[{"type":"scale","path":"s.bin"}]}]}],"omero":{"channels":[]}}`), "")
 	dir := filepath.Join("..", "..", "..", "shared", "testdata", "zarr", "ngff-spec")

@@ -1,10 +1,25 @@
 // Package zarr reads and writes Zarr arrays through a store.Store: Zarr v2
 // (.zarray/.zgroup/.zattrs, consolidated .zmetadata), Zarr v3 (zarr.json with
 // the bytes, transpose, gzip, zstd, crc32c and sharding_indexed codecs), and
-// OME-NGFF multiscales (0.4 in .zattrs, 0.5 under attributes.ome) for axis
-// names, units, voxel sizes and offsets. Variable-length string arrays
-// (v2 "|O" with vlen-utf8/vlen-bytes, v3 "string"/"bytes") are listed with
-// DType ObjectDType and read through StringReader, not ReadRegion.
+// OME-NGFF multiscales (0.4 in .zattrs, 0.5 and the 0.6 RFC-5 drafts under
+// attributes.ome) for axis names, units, voxel sizes and offsets.
+//
+// NGFF transformations: identity, scale, translation and sequences of them
+// (nested, flattened) are composed; any other type (affine, rotation,
+// mapAxis, fields...) or parameters stored in an array ("path") leave the
+// axes uncalibrated (ScaleKnown false) with the reason in
+// Metadata["ngff_warning"]. In the RFC-5 layout the axes are those of the
+// default coordinate system; top-level transformations into other systems are
+// listed in Metadata["ngff_other_transforms"], not applied.
+//
+// NGFF labels: an image group's label images (its "labels" group) are opened
+// with it. Image volumes get Metadata["labels"] (the label names); label
+// volumes get "is_label", "label_of" (the store key of the image group) and
+// an "image-label" summary (colors and properties counts, property keys).
+//
+// Variable-length string arrays (v2 "|O" with vlen-utf8/vlen-bytes, v3
+// "string"/"bytes") are listed with DType ObjectDType and read through
+// StringReader, not ReadRegion.
 //
 // Groups are opened without listing whenever the metadata allows it (NGFF
 // multiscales or .zmetadata name every array), because HTTP stores cannot list;
@@ -71,7 +86,8 @@ func (Format) Detect(ctx context.Context, st *store.Store, key string, head []by
 }
 
 // Open implements format.Format. It returns one volume per array: the array at
-// key, the datasets of an NGFF multiscale group, every array named by
+// key, the datasets of an NGFF multiscale group (then those of its label
+// images), every array named by
 // .zmetadata, or (when the store can list) every array under key. Volumes are
 // named by their path within the store. A ".zip" or ".ozx" key is opened as
 // the hierarchy inside that archive.
@@ -87,7 +103,7 @@ func (Format) Open(ctx context.Context, st *store.Store, key string) ([]volume.V
 			root = strings.TrimSuffix(root, "/"+m)
 		}
 	}
-	o := &opener{st: st, cs: codec.New(), attrs: map[string]*ngffGroup{}}
+	o := newOpener(st)
 	arrs, err := o.open(ctx, root)
 	if err != nil {
 		return nil, err
@@ -102,10 +118,15 @@ func (Format) Open(ctx context.Context, st *store.Store, key string) ([]volume.V
 // opener carries the state of one Open: consolidated metadata and the parsed
 // NGFF attributes of the groups seen so far.
 type opener struct {
-	st    *store.Store
-	cs    *codec.Codecs
-	cons  map[string]json.RawMessage // store key → JSON, from .zmetadata
-	attrs map[string]*ngffGroup      // group prefix → NGFF (nil: none)
+	st     *store.Store
+	cs     *codec.Codecs
+	cons   map[string]json.RawMessage // store key → JSON, from .zmetadata
+	attrs  map[string]*ngffGroup      // group prefix → NGFF (nil: none)
+	labels map[string]*ngffLabels     // image group prefix → its labels (nil: none)
+}
+
+func newOpener(st *store.Store) *opener {
+	return &opener{st: st, cs: codec.New(), attrs: map[string]*ngffGroup{}, labels: map[string]*ngffLabels{}}
 }
 
 // get reads a metadata object, from consolidated metadata when present.
@@ -140,6 +161,7 @@ func (o *opener) open(ctx context.Context, root string) ([]*array, error) {
 			return nil, fmt.Errorf("zarr %s %q: %w", o.st, root, err)
 		}
 		if g, ok, _ := parseNGFF(z.Attributes); ok {
+			g.prefix, g.v3 = root, true
 			o.attrs[root] = &g
 			return o.openDatasets(ctx, root, &g)
 		}
@@ -181,6 +203,7 @@ func (o *opener) open(ctx context.Context, root string) ([]*array, error) {
 			return nil, fmt.Errorf("zarr %s %q: .zattrs: %w", o.st, root, err)
 		}
 		if isNGFF {
+			g.prefix = root
 			o.attrs[root] = &g
 			return o.openDatasets(ctx, root, &g)
 		}
@@ -232,9 +255,61 @@ func (o *opener) openAll(ctx context.Context, keys []string) ([]*array, error) {
 	return out, nil
 }
 
-// openDatasets opens the arrays of every multiscale of an NGFF group.
+// openDatasets opens the arrays of every multiscale of an NGFF group, then
+// those of the label images its "labels" group lists (an image's labels are
+// part of the image, and an HTTP store could not find them by listing). A
+// label image that cannot be opened does not fail the image: the reason goes
+// to the image volumes' Metadata["labels_warning"].
 func (o *opener) openDatasets(ctx context.Context, root string, g *ngffGroup) ([]*array, error) {
-	var keys []string
+	keys, err := o.datasetKeys(root, g, nil)
+	if err != nil {
+		return nil, err
+	}
+	arrs, err := o.openAll(ctx, keys)
+	if err != nil || g.imageLabel != nil {
+		return arrs, err
+	}
+	ls := o.labelsOf(ctx, root)
+	if ls == nil {
+		return arrs, nil
+	}
+	image := len(arrs)
+	var notes []string
+	for _, name := range ls.names {
+		lp := join(root, "labels/"+name)
+		lkeys, err := o.datasetKeys(lp, o.groupNGFF(ctx, lp), nil)
+		if err == nil && len(arrs)+len(lkeys) > maxWalkNodes {
+			err = fmt.Errorf("more than %d arrays", maxWalkNodes)
+		}
+		if err != nil {
+			notes = append(notes, fmt.Sprintf("label %q skipped: %v", name, err))
+			continue
+		}
+		for _, k := range lkeys {
+			a, ok, err := o.openArray(ctx, k)
+			if err == nil && !ok {
+				err = store.ErrNotExist
+			}
+			if err != nil {
+				notes = append(notes, fmt.Sprintf("label array %q skipped: %v", k, err))
+				continue
+			}
+			arrs = append(arrs, a)
+		}
+	}
+	for _, a := range arrs[:image] {
+		for _, n := range notes {
+			addWarning(a.info.Metadata, "labels_warning", n)
+		}
+	}
+	return arrs, nil
+}
+
+// datasetKeys appends the store keys of the datasets of g (at root) to keys.
+func (o *opener) datasetKeys(root string, g *ngffGroup, keys []string) ([]string, error) {
+	if g == nil {
+		return keys, nil
+	}
 	for _, ms := range g.multiscales {
 		for _, ds := range ms.Datasets {
 			p, err := store.CleanKey(strings.Trim(ds.Path, "/"))
@@ -244,12 +319,98 @@ func (o *opener) openDatasets(ctx context.Context, root string, g *ngffGroup) ([
 			if k := join(root, p); !slices.Contains(keys, k) {
 				keys = append(keys, k)
 			}
+			if len(keys) > maxWalkNodes {
+				return nil, fmt.Errorf("zarr %s %q: more than %d NGFF datasets", o.st, root, maxWalkNodes)
+			}
 		}
 	}
-	if len(keys) > maxWalkNodes {
-		return nil, fmt.Errorf("zarr %s %q: %d NGFF datasets", o.st, root, len(keys))
+	return keys, nil
+}
+
+// labelMetadata adds to the metadata of an array of NGFF group g what pairs
+// images with labels: for a label image is_label and label_of (apply adds them
+// from "image-label"; here they also come from a parent listing the group),
+// for an image the names of its labels.
+func (o *opener) labelMetadata(ctx context.Context, a *array, g *ngffGroup) {
+	md := a.info.Metadata
+	if g.imageLabel != nil {
+		return
 	}
-	return o.openAll(ctx, keys)
+	segs := strings.Split(g.prefix, "/")
+	for i := len(segs) - 2; i >= 0; i-- {
+		if segs[i] != "labels" {
+			continue
+		}
+		parent, name := strings.Join(segs[:i], "/"), strings.Join(segs[i+1:], "/")
+		if ls := o.labelsOf(ctx, parent); ls != nil && slices.Contains(ls.names, name) {
+			md["is_label"] = true
+			md["label_of"] = parent
+			md["label_warning"] = "label image without \"image-label\" metadata"
+			return
+		}
+	}
+	if ls := o.labelsOf(ctx, g.prefix); ls != nil {
+		md["labels"] = ls.names
+		if len(ls.warnings) > 0 {
+			md["labels_warning"] = strings.Join(ls.warnings, "; ")
+		}
+	}
+}
+
+// ngffLabels is what an image group's "labels" group says.
+type ngffLabels struct {
+	names    []string // label images listed that have multiscales
+	warnings []string
+}
+
+// labelsOf reads the "labels" group of the image group at prefix (cached):
+// nil when there is none. Only the metadata flavour of the image group is
+// tried, to spare remote stores a request that must fail.
+func (o *opener) labelsOf(ctx context.Context, prefix string) *ngffLabels {
+	if ls, ok := o.labels[prefix]; ok {
+		return ls
+	}
+	o.labels[prefix] = nil
+	g := o.groupNGFF(ctx, prefix)
+	if g == nil || g.imageLabel != nil {
+		return nil // labels belong to images, not to other label images
+	}
+	lg := join(prefix, "labels")
+	var attrs []byte
+	if g.v3 {
+		b, ok, _ := o.get(ctx, join(lg, "zarr.json"))
+		if !ok {
+			return nil
+		}
+		z, err := parseZarrJSON(b)
+		if err != nil || z.NodeType != "group" {
+			return nil
+		}
+		attrs = z.Attributes
+	} else {
+		b, ok, _ := o.get(ctx, join(lg, ".zattrs"))
+		if !ok {
+			return nil
+		}
+		attrs = b
+	}
+	names, dropped := parseLabelList(attrs)
+	if names == nil && dropped == 0 {
+		return nil
+	}
+	ls := &ngffLabels{}
+	if dropped > 0 {
+		ls.warnings = append(ls.warnings, fmt.Sprintf("%d entries of %s/labels are not label paths (or repeat one)", dropped, lg))
+	}
+	for _, n := range names {
+		if o.groupNGFF(ctx, join(lg, n)) == nil {
+			ls.warnings = append(ls.warnings, fmt.Sprintf("label %q listed in %s has no NGFF multiscales", n, lg))
+			continue
+		}
+		ls.names = append(ls.names, n)
+	}
+	o.labels[prefix] = ls
+	return ls
 }
 
 // attachNGFF looks for NGFF multiscales in the nearest three ancestor groups of
@@ -272,6 +433,7 @@ func (o *opener) attachNGFF(ctx context.Context, a *array, key string) {
 		rel = strings.TrimPrefix(rel, "/")
 		if l := g.levelFor(rel); l != nil {
 			l.apply(a)
+			o.labelMetadata(ctx, a, g)
 			return
 		}
 	}
@@ -290,9 +452,13 @@ func (o *opener) groupNGFF(ctx context.Context, prefix string) *ngffGroup {
 	} else if b, ok, _ := o.get(ctx, join(prefix, "zarr.json")); ok {
 		if z, err := parseZarrJSON(b); err == nil && z.NodeType == "group" {
 			if p, isNGFF, _ := parseNGFF(z.Attributes); isNGFF {
+				p.v3 = true
 				g = &p
 			}
 		}
+	}
+	if g != nil {
+		g.prefix = prefix
 	}
 	o.attrs[prefix] = g
 	return g

@@ -308,6 +308,15 @@ func FuzzZarray(f *testing.F) {
 	f.Add([]byte(`{"zarr_format":2,"shape":[1e18,1e18],"chunks":[1,1],"dtype":"|b1","fill_value":"AA==","order":"C"}`))
 	f.Add([]byte(`{"zarr_format":3,"node_type":"array","shape":[4,4],"data_type":"int16","chunk_grid":{"name":"regular","configuration":{"chunk_shape":[2,2]}},"chunk_key_encoding":{"name":"default"},"fill_value":"0x0000","codecs":[{"name":"transpose","configuration":{"order":[1,0]}},{"name":"sharding_indexed","configuration":{"chunk_shape":[1,1],"codecs":["bytes","gzip"],"index_codecs":["bytes","crc32c"]}}]}`))
 	f.Add([]byte(`{"multiscales":[{"version":"0.4","axes":["y",{"name":"x","unit":"nanometer"}],"datasets":[{"path":"0","coordinateTransformations":[{"type":"scale","scale":[1,2]}]}]}]}`))
+	// .zarray documents that also carry NGFF multiscales for dataset "k", so
+	// the fuzzer reaches the transformation resolver through apply.
+	f.Add([]byte(`{"zarr_format":2,"shape":[4,4],"chunks":[2,2],"dtype":"<u2","compressor":null,"fill_value":0,"order":"C","filters":null,` +
+		`"multiscales":[{"coordinateSystems":[{"name":"p","axes":[{"name":"y","unit":"nanometer"},{"name":"x"}]}],"datasets":[{"path":"k","coordinateTransformations":[` +
+		`{"type":"sequence","input":"k","output":"p","transformations":[{"type":"scale","scale":[2,3]},{"type":"sequence","transformations":[{"type":"translation","translation":[1,1]}]}]}]}],` +
+		`"coordinateTransformations":[{"type":"affine","input":"p","output":"w","affine":[[1,0,0],[0,1,0]]}]}],"image-label":{"colors":[{"label-value":1}]}}`))
+	f.Add([]byte(`{"zarr_format":2,"shape":[4,4],"chunks":[2,2],"dtype":"|u1","compressor":null,"fill_value":0,"order":"C","filters":null,` +
+		`"multiscales":[{"version":"0.4","axes":["y","x"],"datasets":[{"path":"k","coordinateTransformations":[{"type":"scale","path":"s"},{"type":"rotation","rotation":[[0,1],[1,0]]}]}],` +
+		`"coordinateTransformations":[{"type":"scale","scale":[1e308,1]},{"type":"scale","scale":[1e308,0]}]}]}`))
 	f.Add([]byte(`{"zarr_format":2,"shape":[3,2],"chunks":[2,2],"dtype":">U5","compressor":null,"fill_value":"ab","order":"F","filters":null}`))
 	f.Add([]byte(`{"zarr_format":2,"shape":[3],"chunks":[2],"dtype":"|S3","compressor":null,"fill_value":"MA==","order":"C","filters":null}`))
 	f.Add([]byte(`{"zarr_format":2,"shape":[3],"chunks":[2],"dtype":"<f8","compressor":null,"fill_value":0,"order":"C","filters":[{"id":"quantize","digits":2,"dtype":"<f8","astype":"<f4"},{"id":"fixedscaleoffset","offset":1,"scale":10,"dtype":"<f4","astype":"<i4"},{"id":"delta","dtype":"<i4","astype":"<i2"}]}`))

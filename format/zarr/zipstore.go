@@ -7,7 +7,6 @@ import (
 	"path"
 	"strings"
 
-	"github.com/imgdataset/imgdataset/codec"
 	"github.com/imgdataset/imgdataset/store"
 	"github.com/imgdataset/imgdataset/volume"
 )
@@ -89,7 +88,7 @@ func openZip(ctx context.Context, st *store.Store, key string) ([]volume.Volume,
 	if !ok {
 		return nil, fmt.Errorf("zarr %s: no zarr.json, .zgroup or .zarray at the archive's root or in its only directory", zst)
 	}
-	o := &opener{st: zst, cs: codec.New(), attrs: map[string]*ngffGroup{}}
+	o := newOpener(zst)
 	name := func(a *array, inner string) {
 		if inner == "" {
 			a.info.Name = key
