@@ -281,7 +281,11 @@ func childEntry(base *url.URL, href string) (IndexEntry, bool) {
 	}
 	// Resolve as a browser would and check the result really is base's child.
 	abs := base.ResolveReference(ref)
-	if abs.Host != base.Host || abs.Scheme != base.Scheme || path.Dir(strings.TrimSuffix(abs.Path, "/"))+"/" != base.Path {
+	parent := path.Dir(strings.TrimSuffix(abs.Path, "/"))
+	if parent != "/" { // the server root is its own parent's spelling
+		parent += "/"
+	}
+	if abs.Host != base.Host || abs.Scheme != base.Scheme || parent != base.Path {
 		return IndexEntry{}, false
 	}
 	return IndexEntry{Name: name, Dir: dir, SizeHint: -1}, true

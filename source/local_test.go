@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -378,5 +380,47 @@ func TestListingManyUnsized(t *testing.T) {
 		case n > maxPlanHEADs && (heads != 0 || exact != 0):
 			t.Errorf("%d unsized files: %d HEADs, %d exact sizes; want none", n, heads, exact)
 		}
+	}
+}
+
+// TestWebPageThatIsAnIndex: a URL detected as a web page whose page is a
+// file server's directory index is walked as a listing (recursively, every
+// file), whether the server titles it (Apache) or not (Go's FileServer).
+func TestWebPageThatIsAnIndex(t *testing.T) {
+	dir := t.TempDir()
+	for name, data := range map[string]string{"0.0": "a", "0.1": "bb", "sub/1.0": "ccc", ".zarray": "{}"} {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fs := httptest.NewServer(http.FileServer(http.Dir(dir)))
+	defer fs.Close()
+	env := &Env{HTTP: fs.Client()}
+	res, err := Resolve(context.Background(), env, manifest.Dataset{Name: "z", URL: fs.URL + "/"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := objPaths(res.Objects); res.Kind != manifest.KindListing || strings.Join(got, "|") != ".zarray|0.0|0.1|sub/1.0" {
+		t.Errorf("kind %q, paths %q; want the listing of every file", res.Kind, got)
+	}
+
+	tr := &tree{pages: map[string]string{"/d/": apacheIndex("/d/", [][3]string{{"x.bin", "x.bin", "1"}})},
+		files: map[string][]byte{"/d/x.bin": []byte("x")}}
+	srv := httptest.NewServer(tr)
+	defer srv.Close()
+	res, err = Resolve(context.Background(), &Env{HTTP: srv.Client()}, manifest.Dataset{Name: "d", URL: srv.URL + "/d/"})
+	if err != nil || res.Kind != manifest.KindListing || len(res.Objects) != 1 {
+		t.Errorf("Apache index as a web page: %v, %+v", err, res)
+	}
+
+	// A page that links elsewhere is not an index.
+	page := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, `<pre><a href="/data/a.tif">a</a> <a href="https://other.example/b.tif">b</a></pre>`)
+	}))
+	defer page.Close()
+	if _, err := Resolve(context.Background(), &Env{HTTP: page.Client()}, manifest.Dataset{Name: "p", URL: page.URL + "/"}); err == nil || strings.Contains(err.Error(), "listing") {
+		t.Errorf("a page linking elsewhere resolved as a listing: %v", err)
 	}
 }

@@ -147,7 +147,9 @@ func (rs *Resolvers) Resolve(ctx context.Context, env *Env, ds manifest.Dataset)
 		return nil, fmt.Errorf("dataset %s (%s %s): %w", ds.Name, kind, ds.URL, err)
 	}
 	res.Dataset = ds
-	res.Kind = kind
+	if res.Kind == "" { // a resolver may name what it found (a web page that is an index)
+		res.Kind = kind
+	}
 	if err := checkPaths(res); err != nil {
 		return nil, fmt.Errorf("dataset %s: %w", ds.Name, err)
 	}

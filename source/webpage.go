@@ -38,6 +38,17 @@ func (w *WebPage) Resolve(ctx context.Context, env *Env, ds manifest.Dataset) (*
 	if err != nil {
 		return nil, fmt.Errorf("page %s: %w", pageURL, err)
 	}
+	if isIndexPage(final, page) {
+		// A URL detected as a web page that is really a directory index (an
+		// Apache/nginx/Go/Python file server): walk it as a listing, which
+		// recurses and takes every file rather than only known data types.
+		objs, err := (&Listing{}).List(ctx, env, final.String(), ds.Take)
+		if err != nil {
+			return nil, err
+		}
+		return &Resolved{Kind: manifest.KindListing, Objects: objs,
+			Notes: []string{"the page is a directory index: listed recursively"}}, nil
+	}
 	res := &Resolved{}
 	objs, notes := pageObjects(page, ds.Take)
 	if len(objs) == 0 && page.HasScript {
@@ -258,4 +269,32 @@ func (p *Page) Facts() Facts {
 		f["description"] = strings.ToValidUTF8(d, "")
 	}
 	return f
+}
+
+// isIndexPage reports whether a page is a file server's directory index:
+// titled so by Apache, nginx or Python ("Index of /d/", "Directory listing
+// for /d/"), or a bare list whose every link is an entry of this directory
+// (Go's http.FileServer: a <pre> of relative names, no title).
+func isIndexPage(base *url.URL, p *Page) bool {
+	t := strings.ToLower(p.Title)
+	if strings.HasPrefix(t, "index of ") || strings.HasPrefix(t, "directory listing for ") {
+		return true
+	}
+	if p.Title != "" || p.Article || p.HasScript || len(p.Links) == 0 {
+		return false
+	}
+	dir := base.Path
+	if i := strings.LastIndex(dir, "/"); i >= 0 {
+		dir = dir[:i+1]
+	}
+	for _, l := range p.Links {
+		if l.Host != base.Host || l.RawQuery != "" || !strings.HasPrefix(l.Path, dir) {
+			return false
+		}
+		rest := strings.TrimSuffix(l.Path[len(dir):], "/")
+		if rest == "" || strings.Contains(rest, "/") {
+			return false
+		}
+	}
+	return true
 }
