@@ -232,6 +232,18 @@ func TestJEOLSightX(t *testing.T) {
 				if strings.HasPrefix(src, "JEOL") {
 					t.Errorf("voxel_size_source %q for a file with no JEOL calibration", src)
 				}
+				// Diffraction and STEM: the resolution tags are the detector
+				// pitch, so no axis may claim a specimen voxel size.
+				if c.name == "tem-diff" || c.name == "stem" {
+					for _, a := range in.Axes {
+						if a.ScaleKnown {
+							t.Errorf("axis %+v known from the detector pitch (source %q)", a, src)
+						}
+					}
+					if note, _ := md["voxel_size_note"].(string); !strings.Contains(note, "detector pitch") {
+						t.Errorf("voxel_size_note %q does not say why the tags were ignored", note)
+					}
+				}
 				return
 			}
 			if !strings.HasPrefix(src, "JEOL SightX") {
@@ -369,8 +381,8 @@ func TestJEOLHyperspy(t *testing.T) {
 				unit, _ := h.Axes[i][1].(string)
 				ours := in.Axes[i]
 				if unit != "nm" {
-					if strings.HasPrefix(md["voxel_size_source"].(string), "JEOL") {
-						t.Errorf("hyperspy axis %v has unit %q, but we calibrated %+v", i, unit, ours)
+					if ours.ScaleKnown {
+						t.Errorf("hyperspy axis %v has unit %q, but we calibrated %+v (source %v)", i, unit, ours, md["voxel_size_source"])
 					}
 					continue
 				}

@@ -341,6 +341,13 @@ func (r *reader) newVolume(pages []*page, meta *pageMeta, lead []volume.Axis) *t
 	if yx[0].ScaleKnown || yx[1].ScaleKnown {
 		scaleSource = "resolution tags"
 	}
+	if meta != nil && meta.vendor != nil && meta.vendor.scale == nil && meta.vendor.noSpecimenScale != "" && scaleSource != "" {
+		// The tags are the detector's pitch, not a size on the specimen.
+		overridden = fmt.Sprintf("resolution tags (%g × %g %s) ignored: %s", yx[0].Scale, yx[1].Scale, yx[1].Unit, meta.vendor.noSpecimenScale)
+		yx[0] = volume.Axis{Name: "y", Scale: 1}
+		yx[1] = volume.Axis{Name: "x", Scale: 1}
+		scaleSource = ""
+	}
 	if meta != nil && meta.vendor != nil && meta.vendor.scale != nil {
 		// A microscope's own calibration beats the resolution tags, which
 		// vendors fill with a screen resolution (72 or 96 dpi).

@@ -44,7 +44,10 @@ type vendorMeta struct {
 	derived  map[string]any // "microscope", "voltage_kv", "acquisition_datetime"
 	scale    *vendorScale   // the pixel size the tags state, nil when none
 	jeol     *vendorScale   // the JEOL SightX calibration, ranked by pixelSize
-	warnings []string
+	// noSpecimenScale is set when the vendor says the resolution tags are
+	// not a specimen pixel size (JEOL diffraction and STEM: detector pitch).
+	noSpecimenScale string
+	warnings        []string
 }
 
 // readVendor reads the vendor tags of d. Bad or unreadable vendor data never
@@ -692,7 +695,8 @@ func (r *reader) readJEOL(ctx context.Context, d *ifd, vm *vendorMeta) {
 	if okX {
 		vm.jeol = jeolScale(leaves, [2]uint32{yn, yd}, [2]uint32{xn, xd}, unit)
 		if vm.jeol == nil {
-			vm.warnings = append(vm.warnings, "JEOL SightX: no specimen calibration for this mode; X/YResolution is the detector pitch")
+			vm.noSpecimenScale = "JEOL SightX: no specimen calibration for this mode; X/YResolution is the detector pitch"
+			vm.warnings = append(vm.warnings, vm.noSpecimenScale)
 		}
 	}
 }
