@@ -14,11 +14,17 @@ var (
 )
 
 // newEBITree lays out the ftp.ebi.ac.uk stand-in: EMPIAR files under
-// /empiar/world_availability/<id>/ and the IDR TIFFs at their client paths
-// with /uod/idr/filesets/ replaced by /pub/databases/IDR/.
-func newEBITree(c Content, imgs []IDRImage) *fileTree {
+// /empiar/world_availability/<id>/ with the entry XML as <id>.xml beside
+// data/, and the IDR TIFFs at their client paths with /uod/idr/filesets/
+// replaced by /pub/databases/IDR/.
+func newEBITree(c Content, imgs []IDRImage) (*fileTree, error) {
 	t := newFileTree()
 	root := "/empiar/world_availability/" + c.EMPIARID + "/"
+	entryXML, err := buildEMPIARXML(c)
+	if err != nil {
+		return nil, err
+	}
+	t.add(root+c.EMPIARID+".xml", memFile{data: entryXML, mod: empiarFileTime})
 	for rel, data := range c.EMPIARFiles {
 		rel = path.Clean("/" + rel)
 		t.add(root+strings.TrimPrefix(rel, "/"), memFile{data: data, mod: empiarFileTime})
@@ -28,5 +34,5 @@ func newEBITree(c Content, imgs []IDRImage) *fileTree {
 		rel := path.Clean("/" + strings.TrimPrefix(img.ClientPath, idrFilesetsPrefix))
 		t.add("/pub/databases/IDR"+rel, memFile{data: img.Data, mod: idrFileTime})
 	}
-	return t
+	return t, nil
 }

@@ -92,7 +92,11 @@ func FuzzHandlers(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	handlers := []http.Handler{apacheIndex{newEBITree(c, idr.images)}, idr, epfl, newEPFLDocs(c.EPFLFiles), empiar, short, openOrganelle{}}
+	ebi, err := newEBITree(c, idr.images)
+	if err != nil {
+		f.Fatal(err)
+	}
+	handlers := []http.Handler{apacheIndex{ebi}, idr, epfl, newEPFLDocs(c.EPFLFiles), empiar, short, openOrganelle{}}
 	for _, s := range []struct {
 		h       byte
 		p, q, v string

@@ -182,7 +182,10 @@ func Start(ctx context.Context, c Content, opt Options) (_ *Mirrors, err error) 
 	if err != nil {
 		return nil, err
 	}
-	ebi := newEBITree(c, idr.images)
+	ebi, err := newEBITree(c, idr.images)
+	if err != nil {
+		return nil, err
+	}
 	epfl, err := newEPFLPage(c.EPFLFiles, m.EPFLDocs)
 	if err != nil {
 		return nil, err

@@ -89,6 +89,24 @@ func FuzzParseNGState(f *testing.F) {
 	})
 }
 
+func FuzzParseEMPIARXML(f *testing.F) {
+	f.Add([]byte(`<?xml version="1.0"?><entry xmlns="http://pdbe.org/empiar" accessionCode="EMPIAR-1"><admin><title>t</title>` +
+		`<datasetSize units="GB">1.2</datasetSize><authorsList><author>A B</author></authorsList></admin>` +
+		`<imageSet><numImagesOrTiltSeries>16</numImagesOrTiltSeries><dimensions><imageWidth>5628</imageWidth>` +
+		`<pixelWidth>80.0</pixelWidth><imageHeight>5632</imageHeight><pixelHeight>80.0</pixelHeight></dimensions></imageSet></entry>`))
+	f.Add([]byte(`<entry accessionCode="EMPIAR-2"/>`))
+	f.Add([]byte(`<entry><imageSet><dimensions><pixelWidth>NaN</pixelWidth><imageWidth>1e300</imageWidth></dimensions></imageSet><imageSet/></entry>`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		fs, err := ParseEMPIARXML(b, "1")
+		if err != nil {
+			return
+		}
+		if _, err := json.Marshal(fs); err != nil {
+			t.Fatalf("facts not encodable: %v", err)
+		}
+	})
+}
+
 func FuzzParseEMPIAREntry(f *testing.F) {
 	addWireSeeds(f, "empiar-api-entry-11759.json")
 	f.Add([]byte(`{"EMPIAR-1": {"imagesets": [{"image_width": 12.5, "pixel_width": -1, "num_images_or_tilt_series": "x"}]}}`))

@@ -180,8 +180,13 @@ func TestMirrorEMPIAR(t *testing.T) {
 			t.Errorf("object %+v", o)
 		}
 	}
-	if res.FactsSource != "EMPIAR REST API" || res.Facts["doi"] != "10.6019/EMPIAR-11759" || res.Facts["modality"] != "SBF-SEM" {
-		t.Errorf("facts %v", res.Facts)
+	if res.FactsSource != "EMPIAR REST API + entry XML" || res.Facts["doi"] != "10.6019/EMPIAR-11759" || res.Facts["modality"] != "SBF-SEM" {
+		t.Errorf("facts %v (%s)", res.Facts, res.FactsSource)
+	}
+	for _, n := range res.Notes {
+		if strings.Contains(n, " says ") {
+			t.Errorf("API and entry XML of the mirror disagree: %s", n)
+		}
 	}
 	for p := range m.Counters[mirror.NameEBIFTP].Paths() {
 		if strings.Contains(p, "trakem2") {
@@ -195,6 +200,59 @@ func TestMirrorEMPIAR(t *testing.T) {
 		t.Errorf("all paths %v", got)
 	}
 }
+
+// TestMirrorEMPIARXML: the entry XML states what the REST API states, and
+// carries the facts alone when the API is down.
+func TestMirrorEMPIARXML(t *testing.T) {
+	m, env := startMirrors(t)
+	ctx := context.Background()
+	api, _, err := get(ctx, env.client(), m.EMPIAR+"/empiar/api/entry/11759/", maxPageBytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	xb, _, err := get(ctx, env.client(), m.EMPIARFilesURL()+"11759.xml", maxPageBytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fa, err := ParseEMPIAREntry(api, "11759")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fx, err := ParseEMPIARXML(xb, "11759")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"title", "doi", "modality", "release_date", "deposition_date", "dataset_size", "scale", "authors", "num_images", "pixel_size_nm", "data_format"} {
+		if fx[k] == nil || !reflect.DeepEqual(fa[k], fx[k]) {
+			t.Errorf("%s: API %v, XML %v", k, fa[k], fx[k])
+		}
+	}
+	xs, as := fx["imagesets"].([]map[string]any), fa["imagesets"].([]map[string]any)
+	for _, k := range []string{"image_width", "image_height", "pixel_width_nm", "voxel_type", "num_images"} {
+		if xs[0][k] == nil || !reflect.DeepEqual(xs[0][k], as[0][k]) {
+			t.Errorf("imageset %s: API %v, XML %v", k, as[0][k], xs[0][k])
+		}
+	}
+	if _, err := ParseEMPIARXML(xb, "10001"); err == nil {
+		t.Error("an XML of EMPIAR-11759 accepted as EMPIAR-10001")
+	}
+
+	down := *env
+	down.HTTP = &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		if strings.Contains(r.URL.Path, "/empiar/api/") {
+			return &http.Response{StatusCode: http.StatusServiceUnavailable, Body: http.NoBody, Header: http.Header{}, Request: r}, nil
+		}
+		return http.DefaultTransport.RoundTrip(r)
+	})}
+	res := resolve(t, &down, manifest.Dataset{URL: m.EMPIAREntryURL(), Kind: manifest.KindEMPIAR, Take: manifest.Take{Include: []string{"*.dm3"}, Exclude: []string{"trakem2*/**"}}})
+	if res.FactsSource != "EMPIAR entry XML" || res.Facts["doi"] != "10.6019/EMPIAR-11759" || len(res.Objects) != 4 {
+		t.Errorf("API down: facts %v (%s), %d objects, notes %q", res.Facts, res.FactsSource, len(res.Objects), res.Notes)
+	}
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 func TestMirrorEPFL(t *testing.T) {
 	m, env := startMirrors(t)
