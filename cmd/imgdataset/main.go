@@ -147,6 +147,7 @@ func report(cmd *cobra.Command, rep *pipeline.Report, asJSON bool) error {
 		if rep.HTML != "" {
 			fmt.Fprintf(w, "report: %s\n", filepath.Join(rep.OutDir, rep.HTML))
 		}
+		fmt.Fprintf(w, "blocks over HTTP: imgdataset serve %s\n", rep.OutDir)
 	}
 	if rep.Failed() {
 		return exitError{exitFailed}
