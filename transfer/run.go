@@ -379,7 +379,8 @@ func newRun(ctx context.Context, jobs []Job, opt Options) (*run, error) {
 			hk := hostKey(src.StoreURL, opt.Stores)
 			h := r.hosts[hk]
 			if h == nil {
-				h = &host{name: hk, max: opt.PerHost, limit: min(initialPerHost, opt.PerHost), lastRaise: time.Now()}
+				hmax := perHostFor(src.StoreURL, opt)
+				h = &host{name: hk, max: hmax, limit: min(initialPerHost, hmax), lastRaise: time.Now()}
 				r.hosts[hk] = h
 			}
 			o.host = h
@@ -613,7 +614,7 @@ func (r *run) plan(o *object, now time.Time) {
 		// (ramp-up) or run slow finish their last part while the others take
 		// the small ones, instead of idling for a whole part time.
 		n := (g.hi - g.lo + ps - 1) / ps
-		k := max(int64(r.opt.PerHost), 1)
+		k := max(int64(o.host.max), 1)
 		if k > 1 {
 			n = (n + k - 1) / k * k
 		}
@@ -1125,6 +1126,28 @@ func hostOf(endpoint string) string {
 }
 
 // isS3 reports whether storeURL is opened with the S3 API.
+// Default per-host caps (Options.PerHost zero).
+const (
+	perHostWeb         = 16
+	perHostObjectStore = 64
+)
+
+// perHostFor is the concurrency cap of the host behind storeURL.
+func perHostFor(storeURL string, opt Options) int {
+	if opt.PerHost > 0 {
+		return opt.PerHost
+	}
+	u, err := url.Parse(storeURL)
+	if err != nil {
+		return perHostWeb
+	}
+	h := strings.ToLower(u.Hostname())
+	if u.Scheme == "gs" || h == "storage.googleapis.com" || isS3(storeURL, opt.Stores) {
+		return perHostObjectStore
+	}
+	return perHostWeb
+}
+
 func isS3(storeURL string, op *store.Opener) bool {
 	u, err := url.Parse(storeURL)
 	if err != nil {

@@ -613,3 +613,28 @@ func TestSizeHints(t *testing.T) {
 		t.Errorf("after a change: skipped %d, want 4 (under must be fetched again)", sum.Datasets[0].Skipped)
 	}
 }
+
+func TestPerHostDefaults(t *testing.T) {
+	ops := &store.Opener{}
+	mirrorS3 := &store.Opener{S3Endpoint: "http://127.0.0.1:9000"}
+	for _, c := range []struct {
+		url     string
+		op      *store.Opener
+		perHost int
+		want    int
+	}{
+		{"https://ftp.ebi.ac.uk/empiar/world_availability/11759/data/", ops, 0, perHostWeb},
+		{"http://127.0.0.1:8080/d/", ops, 0, perHostWeb},
+		{"s3://janelia-cosem-datasets/jrc_mus-nacc-2/", ops, 0, perHostObjectStore},
+		{"s3://bucket/p/", mirrorS3, 0, perHostObjectStore},
+		{"https://janelia-cosem-datasets.s3.amazonaws.com/jrc_mus-nacc-2/", ops, 0, perHostObjectStore},
+		{"gs://neuroglancer-janelia-flyem-hemibrain/emdata/", ops, 0, perHostObjectStore},
+		{"https://storage.googleapis.com/bucket/p/", ops, 0, perHostObjectStore},
+		{"s3://bucket/p/", ops, 8, 8}, // an explicit cap wins everywhere
+		{"https://example.org/", ops, 100, 100},
+	} {
+		if got := perHostFor(c.url, Options{PerHost: c.perHost, Stores: c.op}); got != c.want {
+			t.Errorf("perHostFor(%s, PerHost %d) = %d, want %d", c.url, c.perHost, got, c.want)
+		}
+	}
+}

@@ -99,7 +99,7 @@ func (f *runFlags) add(c *cobra.Command, defOut string) {
 	c.Flags().StringVar(&f.progress, "progress", "auto", "progress display: auto (bars on a terminal, JSON lines otherwise), bars, json, none")
 	c.Flags().BoolVar(&f.noConv, "no-convert", false, "do not write OME-Zarr copies of downloaded volumes")
 	c.Flags().BoolVar(&f.jsonOut, "json", false, "print the run report as JSON")
-	c.Flags().IntVar(&f.perHost, "per-host", 16, "maximum concurrent requests per host")
+	c.Flags().IntVar(&f.perHost, "per-host", 0, "maximum concurrent requests per host (0: 16 for web servers, 64 for S3/GCS)")
 }
 
 func (f *runFlags) options(cmd *cobra.Command) (pipeline.Options, func()) {
