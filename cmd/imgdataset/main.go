@@ -4,11 +4,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -159,28 +161,65 @@ func loadManifest(args []string) (*manifest.Manifest, error) {
 	if len(args) == 0 {
 		return manifest.Default()
 	}
-	if len(args) == 1 && !strings.Contains(args[0], "://") {
+	if len(args) == 1 && !strings.Contains(args[0], "://") && isManifestFile(args[0]) {
 		b, err := os.ReadFile(args[0])
 		if err != nil {
 			return nil, err
 		}
 		return manifest.Parse(b, args[0])
 	}
-	return manifest.FromURLs(args)
+	urls := make([]string, len(args))
+	for i, a := range args {
+		urls[i] = a
+		if !strings.Contains(a, "://") {
+			if abs, err := filepath.Abs(a); err == nil {
+				if _, err := os.Stat(abs); err == nil {
+					// A local file or folder: the file resolver takes file:// URLs.
+					urls[i] = (&url.URL{Scheme: "file", Path: filepath.ToSlash(abs)}).String()
+				}
+			}
+		}
+	}
+	return manifest.FromURLs(urls)
+}
+
+// isManifestFile tells a manifest from a local data file or folder given as
+// the one argument: a .yaml/.yml name, or a file whose start reads like one.
+func isManifestFile(p string) bool {
+	switch strings.ToLower(filepath.Ext(p)) {
+	case ".yaml", ".yml":
+		return true
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return true // let the manifest loader report it
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || fi.IsDir() {
+		return false
+	}
+	head := make([]byte, 4096)
+	n, _ := io.ReadFull(f, head)
+	return bytes.Contains(head[:n], []byte("datasets:"))
 }
 
 func runCmd() *cobra.Command {
 	var f runFlags
+	var dryRun bool
 	c := &cobra.Command{
 		Use:   "run [MANIFEST | URL...]",
 		Short: "Gather the datasets of a manifest (default: the five built-in datasets)",
 		Example: `  imgdataset run --out data                      # the five default datasets
   imgdataset run my-datasets.yaml --out data --only empiar-11759
-  imgdataset run https://www.ebi.ac.uk/empiar/EMPIAR-11759/ s3://bucket/x.zarr --out data`,
+  imgdataset run https://www.ebi.ac.uk/empiar/EMPIAR-11759/ s3://bucket/x.zarr --out data
+  imgdataset run --dry-run                       # what would be fetched (same as plan)`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			m, err := loadManifest(args)
 			if err != nil {
 				return err
+			}
+			if dryRun {
+				return printPlan(cmd, m, f.only, f.jsonOut, true, 50)
 			}
 			opt, stop := f.options(cmd)
 			rep, err := pipeline.Run(cmd.Context(), m, opt)
@@ -192,6 +231,7 @@ func runCmd() *cobra.Command {
 		},
 	}
 	f.add(c, "imgdataset-out")
+	c.Flags().BoolVar(&dryRun, "dry-run", false, "resolve and list what would be fetched; download nothing (as plan -v)")
 	return c
 }
 
@@ -237,22 +277,7 @@ func planCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			pr, err := pipeline.Plan(cmd.Context(), m, pipeline.Options{Only: only, Log: cmd.ErrOrStderr()})
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				return enc.Encode(pr)
-			}
-			pr.Print(cmd.OutOrStdout(), verbose, rate*1e6)
-			for _, d := range pr.Datasets {
-				if d.Error != "" {
-					return exitError{exitFailed}
-				}
-			}
-			return nil
+			return printPlan(cmd, m, only, asJSON, verbose, rate)
 		},
 	}
 	c.Flags().BoolVarP(&verbose, "verbose", "v", false, "list every object")
@@ -260,6 +285,26 @@ func planCmd() *cobra.Command {
 	c.Flags().StringSliceVar(&only, "only", nil, "plan only these datasets")
 	c.Flags().Float64Var(&rate, "rate", 50, "assumed download rate in MB/s for the estimate")
 	return c
+}
+
+// printPlan resolves m and prints the plan (rate in MB/s for the estimate).
+func printPlan(cmd *cobra.Command, m *manifest.Manifest, only []string, asJSON, verbose bool, rate float64) error {
+	pr, err := pipeline.Plan(cmd.Context(), m, pipeline.Options{Only: only, Log: cmd.ErrOrStderr()})
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		enc := json.NewEncoder(cmd.OutOrStdout())
+		enc.SetIndent("", "  ")
+		return enc.Encode(pr)
+	}
+	pr.Print(cmd.OutOrStdout(), verbose, rate*1e6)
+	for _, d := range pr.Datasets {
+		if d.Error != "" {
+			return exitError{exitFailed}
+		}
+	}
+	return nil
 }
 
 func inspectCmd() *cobra.Command {

@@ -102,3 +102,24 @@ func TestInspectCropConvertJSON(t *testing.T) {
 		t.Fatal("convert overwrote an existing output")
 	}
 }
+
+// run --dry-run resolves and lists, like plan -v, and downloads nothing.
+func TestRunDryRun(t *testing.T) {
+	dir := t.TempDir()
+	b, err := sample.ImageJTIFF(context.Background(), [3]int64{4, 5, 6}, 1, 0.02)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := filepath.Join(dir, "s.tif")
+	if err := os.WriteFile(src, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "out")
+	code, stdout, stderr := runCLI(t, "run", "--dry-run", src, "--out", out)
+	if code != 0 || !strings.Contains(stdout, "s.tif") || !strings.Contains(stdout, "total: 1 objects") {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Errorf("dry run created %s: %v", out, err)
+	}
+}
