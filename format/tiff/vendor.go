@@ -40,10 +40,10 @@ const (
 
 // vendorMeta is the vendor metadata of one page, ready for Info.Metadata.
 type vendorMeta struct {
-	fields   map[string]any // "fei", "fei_helios", "zeiss_sem", ...
-	derived  map[string]any // "microscope", "voltage_kv", "acquisition_datetime"
-	scale    *vendorScale   // the pixel size the tags state, nil when none
-	jeol     *vendorScale   // the JEOL SightX calibration, ranked by pixelSize
+	fields  map[string]any // "fei", "fei_helios", "zeiss_sem", ...
+	derived map[string]any // "microscope", "voltage_kv", "acquisition_datetime"
+	scale   *vendorScale   // the pixel size the tags state, nil when none
+	jeol    *vendorScale   // the JEOL SightX calibration, ranked by pixelSize
 	// noSpecimenScale is set when the vendor says the resolution tags are
 	// not a specimen pixel size (JEOL diffraction and STEM: detector pitch).
 	noSpecimenScale string
