@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -24,41 +23,6 @@ const catalogFile = "catalog.json"
 
 // maxCatalogBytes bounds catalog.json before it is read into memory.
 const maxCatalogBytes = 256 << 20
-
-// catalogRow holds the flattened columns of one catalog.json record that the
-// server needs. catalog.Record marshals to this flat form but has no
-// UnmarshalJSON, so the columns are named here.
-type catalogRow struct {
-	Dataset     string   `json:"dataset"`
-	Array       string   `json:"array"`
-	SourceURL   string   `json:"source_url"`
-	LocalPath   string   `json:"local_path"`
-	Format      string   `json:"format"`
-	Status      string   `json:"status"`
-	DType       string   `json:"dtype"`
-	ShapeZ      int64    `json:"shape_z"`
-	ShapeY      int64    `json:"shape_y"`
-	ShapeX      int64    `json:"shape_x"`
-	ShapeC      int64    `json:"shape_c"`
-	ShapeT      int64    `json:"shape_t"`
-	VoxelZ      *float64 `json:"voxel_size_z_nm"`
-	VoxelY      *float64 `json:"voxel_size_y_nm"`
-	VoxelX      *float64 `json:"voxel_size_x_nm"`
-	VoxelSource string   `json:"voxel_size_source"`
-	OffsetZ     *float64 `json:"offset_z_nm"`
-	OffsetY     *float64 `json:"offset_y_nm"`
-	OffsetX     *float64 `json:"offset_x_nm"`
-	SHA256      string   `json:"sha256"`
-}
-
-func (c catalogRow) record() catalog.Record {
-	return catalog.Record{
-		Dataset: c.Dataset, Array: c.Array, SourceURL: c.SourceURL, LocalPath: c.LocalPath, Format: c.Format,
-		Status: c.Status, DType: c.DType, ShapeZ: c.ShapeZ, ShapeY: c.ShapeY, ShapeX: c.ShapeX, ShapeC: c.ShapeC, ShapeT: c.ShapeT,
-		VoxelZ: c.VoxelZ, VoxelY: c.VoxelY, VoxelX: c.VoxelX, VoxelSource: c.VoxelSource,
-		OffsetZ: c.OffsetZ, OffsetY: c.OffsetY, OffsetX: c.OffsetX, SHA256: c.SHA256,
-	}
-}
 
 // Skipped is a catalog row the server does not serve, and why.
 type Skipped struct {
@@ -90,17 +54,10 @@ func load(ctx context.Context, dir string, reg *format.Registry) (*loaded, error
 		closeStore(st)
 		return nil, fmt.Errorf("serve %s: %w", dir, err)
 	}
-	var doc struct {
-		SchemaVersion int          `json:"schema_version"`
-		Records       []catalogRow `json:"records"`
-	}
-	if err := json.Unmarshal(b, &doc); err != nil {
+	doc, err := catalog.ReadDocument(b)
+	if err != nil {
 		closeStore(st)
-		return nil, fmt.Errorf("serve %s: %s: %w", dir, catalogFile, err)
-	}
-	if doc.SchemaVersion > catalog.SchemaVersion {
-		closeStore(st)
-		return nil, fmt.Errorf("serve %s: %s has schema version %d; this imgdataset reads up to %d", dir, catalogFile, doc.SchemaVersion, catalog.SchemaVersion)
+		return nil, fmt.Errorf("serve %s: %w", dir, err)
 	}
 	l := &loaded{closers: []*store.Store{st}, stamp: statStamp(filepath.Join(dir, catalogFile))}
 	// Rows of one file or store share a unit: open it once.
@@ -109,8 +66,7 @@ func load(ctx context.Context, dir string, reg *format.Registry) (*loaded, error
 		err  error
 	}
 	units := map[string]*unit{}
-	for _, row := range doc.Records {
-		rec := row.record()
+	for _, rec := range doc.Records {
 		key := catalog.VolumeKey(rec)
 		if rec.Status != "ok" {
 			l.skipped = append(l.skipped, Skipped{Key: key, Reason: "catalog status: " + rec.Status})
