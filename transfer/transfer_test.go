@@ -178,10 +178,13 @@ func TestChangedDuringDownload(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newTestServer(t)
 			s.put("big", randBytes(1, 1<<20))
+			// Made before the run: generating 1 MiB inside the hook took long
+			// enough for the other ranges to finish before the change landed.
+			changed := randBytes(2, tc.newSize)
 			var chunks atomic.Int64
 			s.setAfterChunk(func(name string) {
 				if name == "big" && chunks.Add(1) == 20 {
-					s.put("big", randBytes(2, tc.newSize))
+					s.put("big", changed)
 				}
 			})
 			out := t.TempDir()
