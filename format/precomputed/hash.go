@@ -8,146 +8,49 @@ import (
 // murmurHash3x86_128 hashes data with MurmurHash3 x86_128 and the given seed,
 // returning the four 32-bit output words h1..h4. Common Go packages only ship
 // the x64_128 variant, which gives different values, hence this own copy.
+// The four lanes differ only in their constants, so they are one loop.
 func murmurHash3x86_128(data []byte, seed uint32) (h1, h2, h3, h4 uint32) {
-	const (
-		c1 = 0x239b961b
-		c2 = 0xab0e9789
-		c3 = 0x38b34ae5
-		c4 = 0xa1e38b93
-	)
-	h1, h2, h3, h4 = seed, seed, seed, seed
+	c := [4]uint32{0x239b961b, 0xab0e9789, 0x38b34ae5, 0xa1e38b93}
+	kRot := [4]int{15, 16, 17, 18}
+	hRot := [4]int{19, 17, 15, 13}
+	add := [4]uint32{0x561ccd1b, 0x0bcaa747, 0x96cd1c35, 0x32ac3b17}
+	h := [4]uint32{seed, seed, seed, seed}
+	mix := func(i int, k uint32) uint32 {
+		return bits.RotateLeft32(k*c[i], kRot[i]) * c[(i+1)%4]
+	}
 	n := len(data)
-	nblocks := n / 16
-	for i := 0; i < nblocks; i++ {
-		b := data[i*16:]
-		k1 := binary.LittleEndian.Uint32(b[0:])
-		k2 := binary.LittleEndian.Uint32(b[4:])
-		k3 := binary.LittleEndian.Uint32(b[8:])
-		k4 := binary.LittleEndian.Uint32(b[12:])
-
-		k1 *= c1
-		k1 = bits.RotateLeft32(k1, 15)
-		k1 *= c2
-		h1 ^= k1
-		h1 = bits.RotateLeft32(h1, 19)
-		h1 += h2
-		h1 = h1*5 + 0x561ccd1b
-
-		k2 *= c2
-		k2 = bits.RotateLeft32(k2, 16)
-		k2 *= c3
-		h2 ^= k2
-		h2 = bits.RotateLeft32(h2, 17)
-		h2 += h3
-		h2 = h2*5 + 0x0bcaa747
-
-		k3 *= c3
-		k3 = bits.RotateLeft32(k3, 17)
-		k3 *= c4
-		h3 ^= k3
-		h3 = bits.RotateLeft32(h3, 15)
-		h3 += h4
-		h3 = h3*5 + 0x96cd1c35
-
-		k4 *= c4
-		k4 = bits.RotateLeft32(k4, 18)
-		k4 *= c1
-		h4 ^= k4
-		h4 = bits.RotateLeft32(h4, 13)
-		h4 += h1
-		h4 = h4*5 + 0x32ac3b17
+	for b := data; len(b) >= 16; b = b[16:] {
+		// h[i+1] is still the previous block's when lane i reads it; lane 3
+		// reads lane 0's new value, as the reference does.
+		for i := range 4 {
+			h[i] ^= mix(i, binary.LittleEndian.Uint32(b[4*i:]))
+			h[i] = bits.RotateLeft32(h[i], hRot[i])
+			h[i] += h[(i+1)%4]
+			h[i] = h[i]*5 + add[i]
+		}
 	}
-
-	tail := data[nblocks*16:]
-	var k1, k2, k3, k4 uint32
-	switch len(tail) & 15 {
-	case 15:
-		k4 ^= uint32(tail[14]) << 16
-		fallthrough
-	case 14:
-		k4 ^= uint32(tail[13]) << 8
-		fallthrough
-	case 13:
-		k4 ^= uint32(tail[12])
-		k4 *= c4
-		k4 = bits.RotateLeft32(k4, 18)
-		k4 *= c1
-		h4 ^= k4
-		fallthrough
-	case 12:
-		k3 ^= uint32(tail[11]) << 24
-		fallthrough
-	case 11:
-		k3 ^= uint32(tail[10]) << 16
-		fallthrough
-	case 10:
-		k3 ^= uint32(tail[9]) << 8
-		fallthrough
-	case 9:
-		k3 ^= uint32(tail[8])
-		k3 *= c3
-		k3 = bits.RotateLeft32(k3, 17)
-		k3 *= c4
-		h3 ^= k3
-		fallthrough
-	case 8:
-		k2 ^= uint32(tail[7]) << 24
-		fallthrough
-	case 7:
-		k2 ^= uint32(tail[6]) << 16
-		fallthrough
-	case 6:
-		k2 ^= uint32(tail[5]) << 8
-		fallthrough
-	case 5:
-		k2 ^= uint32(tail[4])
-		k2 *= c2
-		k2 = bits.RotateLeft32(k2, 16)
-		k2 *= c3
-		h2 ^= k2
-		fallthrough
-	case 4:
-		k1 ^= uint32(tail[3]) << 24
-		fallthrough
-	case 3:
-		k1 ^= uint32(tail[2]) << 16
-		fallthrough
-	case 2:
-		k1 ^= uint32(tail[1]) << 8
-		fallthrough
-	case 1:
-		k1 ^= uint32(tail[0])
-		k1 *= c1
-		k1 = bits.RotateLeft32(k1, 15)
-		k1 *= c2
-		h1 ^= k1
+	var tail [16]byte
+	t := copy(tail[:], data[n/16*16:])
+	for i := range 4 {
+		if t > 4*i {
+			h[i] ^= mix(i, binary.LittleEndian.Uint32(tail[4*i:]))
+		}
 	}
-
-	l := uint32(n)
-	h1 ^= l
-	h2 ^= l
-	h3 ^= l
-	h4 ^= l
-
-	h1 += h2
-	h1 += h3
-	h1 += h4
-	h2 += h1
-	h3 += h1
-	h4 += h1
-
-	h1 = fmix32(h1)
-	h2 = fmix32(h2)
-	h3 = fmix32(h3)
-	h4 = fmix32(h4)
-
-	h1 += h2
-	h1 += h3
-	h1 += h4
-	h2 += h1
-	h3 += h1
-	h4 += h1
-	return h1, h2, h3, h4
+	for i := range h {
+		h[i] ^= uint32(n)
+	}
+	combine := func() {
+		h[0] += h[1] + h[2] + h[3]
+		h[1] += h[0]
+		h[2] += h[0]
+		h[3] += h[0]
+	}
+	combine()
+	for i := range h {
+		h[i] = fmix32(h[i])
+	}
+	combine()
+	return h[0], h[1], h[2], h[3]
 }
 
 func fmix32(h uint32) uint32 {
