@@ -90,8 +90,7 @@ func Grid(shape, cell []int64, box Box, fn func(idx []int64, region Box) error) 
 	if n == 0 {
 		return fn(nil, Box{})
 	}
-	lo := make([]int64, n)
-	hi := make([]int64, n)
+	cells := Box{Start: make([]int64, n), Stop: make([]int64, n)}
 	for i := 0; i < n; i++ {
 		if cell[i] <= 0 {
 			return fmt.Errorf("grid: cell size %d on axis %d", cell[i], i)
@@ -99,27 +98,43 @@ func Grid(shape, cell []int64, box Box, fn func(idx []int64, region Box) error) 
 		if box.Stop[i] <= box.Start[i] {
 			return nil
 		}
-		lo[i] = box.Start[i] / cell[i]
-		hi[i] = (box.Stop[i] - 1) / cell[i]
+		cells.Start[i] = box.Start[i] / cell[i]
+		cells.Stop[i] = (box.Stop[i]-1)/cell[i] + 1
 	}
-	idx := append([]int64(nil), lo...)
-	for {
+	return Each(cells, func(idx []int64) error {
 		r := Box{Start: make([]int64, n), Stop: make([]int64, n)}
 		for i := 0; i < n; i++ {
 			r.Start[i] = max(idx[i]*cell[i], box.Start[i])
 			r.Stop[i] = min((idx[i]+1)*cell[i], box.Stop[i], shape[i])
 		}
-		if err := fn(append([]int64(nil), idx...), r); err != nil {
+		return fn(append([]int64(nil), idx...), r)
+	})
+}
+
+// Each calls fn with every index of box in C order (a Grid of unit cells).
+// A zero-rank box has one index, the empty one. fn must not keep idx.
+func Each(box Box, fn func(idx []int64) error) error {
+	n := len(box.Start)
+	if n == 0 {
+		return fn(nil)
+	}
+	for i := range n {
+		if box.Stop[i] <= box.Start[i] {
+			return nil
+		}
+	}
+	idx := append([]int64(nil), box.Start...)
+	for {
+		if err := fn(idx); err != nil {
 			return err
 		}
 		d := n - 1
-		for d >= 0 {
+		for ; d >= 0; d-- {
 			idx[d]++
-			if idx[d] <= hi[d] {
+			if idx[d] < box.Stop[d] {
 				break
 			}
-			idx[d] = lo[d]
-			d--
+			idx[d] = box.Start[d]
 		}
 		if d < 0 {
 			return nil

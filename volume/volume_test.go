@@ -2,7 +2,9 @@ package volume_test
 
 import (
 	"context"
+	"errors"
 	"math/rand/v2"
+	"reflect"
 	"testing"
 
 	"github.com/imgdataset/imgdataset/volume"
@@ -177,5 +179,32 @@ func TestChecksumSlabsFollowChunks(t *testing.T) {
 		if b.Start[0]%8 != 0 || (b.Stop[0]%8 != 0 && b.Stop[0] != 40) {
 			t.Errorf("slab %v splits a chunk of 8", b)
 		}
+	}
+}
+
+func TestEach(t *testing.T) {
+	var got [][]int64
+	collect := func(idx []int64) error { got = append(got, append([]int64(nil), idx...)); return nil }
+	if err := volume.Each(volume.Box{Start: []int64{1, 5}, Stop: []int64{3, 7}}, collect); err != nil {
+		t.Fatal(err)
+	}
+	want := [][]int64{{1, 5}, {1, 6}, {2, 5}, {2, 6}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("C order: got %v, want %v", got, want)
+	}
+	got = nil
+	volume.Each(volume.Box{Start: []int64{0, 2}, Stop: []int64{4, 2}}, collect)
+	if len(got) != 0 {
+		t.Errorf("empty box visited %v", got)
+	}
+	got = nil
+	volume.Each(volume.Box{}, collect)
+	if len(got) != 1 || len(got[0]) != 0 {
+		t.Errorf("zero rank: %v, want one empty index", got)
+	}
+	stop := errors.New("stop")
+	n := 0
+	if err := volume.Each(volume.NewBox([]int64{0, 0}, []int64{3, 3}), func([]int64) error { n++; return stop }); err != stop || n != 1 {
+		t.Errorf("error not returned at once: %v after %d calls", err, n)
 	}
 }

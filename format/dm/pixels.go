@@ -112,9 +112,9 @@ func (v *dmVolume) readStored(ctx context.Context, box volume.Box, dst []byte) e
 	var (
 		win    *window
 		dstOff int64
-		idx    = append([]int64(nil), box.Start[:k]...)
 	)
-	for {
+	// One run per index of the axes slower than k, in C order.
+	err := volume.Each(volume.Box{Start: box.Start[:k], Stop: box.Stop[:k]}, func(idx []int64) error {
 		start := box.Start[k] * stride[k]
 		for j := 0; j < k; j++ {
 			start += idx[j] * stride[j]
@@ -130,19 +130,10 @@ func (v *dmVolume) readStored(ctx context.Context, box volume.Box, dst []byte) e
 		}
 		win.runs = append(win.runs, run{src: start, dst: dstOff, n: runLen})
 		dstOff += runLen
-		// Advance idx over axes 0..k-1 in C order.
-		d := k - 1
-		for d >= 0 {
-			idx[d]++
-			if idx[d] < box.Stop[d] {
-				break
-			}
-			idx[d] = box.Start[d]
-			d--
-		}
-		if d < 0 {
-			break
-		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	if err := v.readWindow(ctx, win, dst); err != nil {
 		return err

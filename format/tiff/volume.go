@@ -202,22 +202,10 @@ func (v *tiffVolume) ReadRegion(ctx context.Context, box volume.Box, dst []byte)
 	// Planes the box touches, in C order of the leading axes.
 	leadShape := v.info.Shape[:nl]
 	var planes [][]int64
-	idx := append([]int64(nil), box.Start[:nl]...)
-	for {
+	volume.Each(volume.Box{Start: box.Start[:nl], Stop: box.Stop[:nl]}, func(idx []int64) error {
 		planes = append(planes, append([]int64(nil), idx...))
-		d := nl - 1
-		for d >= 0 {
-			idx[d]++
-			if idx[d] < box.Stop[d] {
-				break
-			}
-			idx[d] = box.Start[d]
-			d--
-		}
-		if d < 0 {
-			break
-		}
-	}
+		return nil
+	})
 
 	// Read the chunk tables the box needs, concurrently.
 	tables := make([]*table, len(planes))

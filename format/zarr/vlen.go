@@ -178,8 +178,7 @@ func copyStrings(out []string, box volume.Box, cell []string, idx, grid []int64,
 			acc *= grid[i]
 		}
 	}
-	p := append([]int64(nil), region.Start...)
-	for {
+	volume.Each(region, func(p []int64) error {
 		var o, c int64
 		for i := 0; i < n; i++ {
 			o += (p[i] - box.Start[i]) * ostr[i]
@@ -190,18 +189,8 @@ func copyStrings(out []string, box volume.Box, cell []string, idx, grid []int64,
 		} else {
 			out[o] = fill
 		}
-		d := n - 1
-		for ; d >= 0; d-- {
-			p[d]++
-			if p[d] < region.Stop[d] {
-				break
-			}
-			p[d] = region.Start[d]
-		}
-		if d < 0 {
-			return
-		}
-	}
+		return nil
+	})
 }
 
 // decodeVLen decodes the numcodecs VLenUTF8 / VLenBytes layout: a uint32
