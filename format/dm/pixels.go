@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/imgdataset/imgdataset/codec"
 	"github.com/imgdataset/imgdataset/store"
 	"github.com/imgdataset/imgdataset/volume"
 )
@@ -243,9 +244,5 @@ func (v *dmVolume) toNative(b []byte) {
 	if v.info.DType == volume.Complex64 || v.info.DType == volume.Complex128 {
 		word /= 2 // each part separately
 	}
-	for i := 0; i+word <= len(b); i += word {
-		for a, z := i, i+word-1; a < z; a, z = a+1, z-1 {
-			b[a], b[z] = b[z], b[a]
-		}
-	}
+	codec.SwapBytes(b, word)
 }

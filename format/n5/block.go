@@ -136,21 +136,3 @@ func decompress(cs *codec.Codecs, c compression, payload []byte, want int, out [
 	}
 	return data, nil
 }
-
-// swapToLittle converts big-endian elements of size elem to little-endian in place.
-func swapToLittle(b []byte, elem int) {
-	switch elem {
-	case 2:
-		for i := 0; i+1 < len(b); i += 2 {
-			b[i], b[i+1] = b[i+1], b[i]
-		}
-	case 4:
-		for i := 0; i+3 < len(b); i += 4 {
-			binary.LittleEndian.PutUint32(b[i:], binary.BigEndian.Uint32(b[i:]))
-		}
-	case 8:
-		for i := 0; i+7 < len(b); i += 8 {
-			binary.LittleEndian.PutUint64(b[i:], binary.BigEndian.Uint64(b[i:]))
-		}
-	}
-}

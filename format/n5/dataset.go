@@ -179,7 +179,7 @@ func decodeBlockInto(cs *codec.Codecs, meta *datasetAttrs, need []int64, raw, ou
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", meta.comp.Type, err)
 	}
-	swapToLittle(data, elem)
+	codec.SwapBytes(data, elem)
 	return data, h.dims, nil
 }
 

@@ -110,7 +110,7 @@ func Write(ctx context.Context, st *store.Store, prefix string, src volume.Volum
 			if err := src.ReadRegion(gctx, region, buf); err != nil {
 				return fmt.Errorf("n5 write %q: read %v: %w", prefix, region, err)
 			}
-			swapToLittle(buf, elem) // the swap is its own inverse: little → big
+			codec.SwapBytes(buf, elem) // the swap is its own inverse: little → big
 			payload := buf
 			if comp["type"] == "gzip" {
 				var err error

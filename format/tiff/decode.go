@@ -13,6 +13,8 @@ import (
 	"github.com/klauspost/compress/zlib"
 	"github.com/klauspost/compress/zstd"
 	"golang.org/x/image/tiff/lzw"
+
+	"github.com/imgdataset/imgdataset/codec"
 )
 
 func codecSupported(c int) bool {
@@ -142,22 +144,7 @@ func swapToLE(b []byte, bo binary.ByteOrder, elem int) {
 	if bo == binary.LittleEndian || elem == 1 {
 		return
 	}
-	switch elem {
-	case 2:
-		for i := 0; i+1 < len(b); i += 2 {
-			b[i], b[i+1] = b[i+1], b[i]
-		}
-	case 4:
-		for i := 0; i+3 < len(b); i += 4 {
-			b[i], b[i+1], b[i+2], b[i+3] = b[i+3], b[i+2], b[i+1], b[i]
-		}
-	case 8:
-		for i := 0; i+7 < len(b); i += 8 {
-			for k := 0; k < 4; k++ {
-				b[i+k], b[i+7-k] = b[i+7-k], b[i+k]
-			}
-		}
-	}
+	codec.SwapBytes(b, elem)
 }
 
 // accumulate undoes horizontal differencing on one little-endian row.

@@ -411,7 +411,7 @@ func openV2(st *store.Store, cs *codec.Codecs, prefix string, meta []byte) (*arr
 			return nil, err
 		}
 		if d.big {
-			swap(out, d.swapLen)
+			codec.SwapBytes(out, d.swapLen)
 		}
 		if fOrder {
 			out = transpose(out, reverseShape(elemShape), reversed(n), elemSize)

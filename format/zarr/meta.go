@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/imgdataset/imgdataset/codec"
 	"github.com/imgdataset/imgdataset/format"
 	"github.com/imgdataset/imgdataset/volume"
 )
@@ -176,7 +177,7 @@ func parseFill(raw json.RawMessage, d dtype) ([]byte, error) {
 		}
 		copy(out, b)
 		if d.big {
-			swap(out, d.swapLen)
+			codec.SwapBytes(out, d.swapLen)
 		}
 		return out, nil
 	case '[':
@@ -270,25 +271,6 @@ func float16Bits(f float64) uint16 {
 		return sign
 	}
 	return sign | uint16(exp)<<10 | uint16(mant>>13)
-}
-
-// swap reverses every unit-byte group of b in place (endianness conversion).
-func swap(b []byte, unit int) {
-	switch unit {
-	case 0, 1:
-	case 2:
-		for i := 0; i+1 < len(b); i += 2 {
-			b[i], b[i+1] = b[i+1], b[i]
-		}
-	case 4:
-		for i := 0; i+3 < len(b); i += 4 {
-			binary.LittleEndian.PutUint32(b[i:], binary.BigEndian.Uint32(b[i:]))
-		}
-	case 8:
-		for i := 0; i+7 < len(b); i += 8 {
-			binary.LittleEndian.PutUint64(b[i:], binary.BigEndian.Uint64(b[i:]))
-		}
-	}
 }
 
 // zarray is the v2 array metadata (.zarray).

@@ -268,7 +268,7 @@ func (p *pipeline) decode(cs *codec.Codecs, key string, raw []byte, chunk []int6
 		b = append(out[:0], b...)
 	}
 	if p.bigEndian {
-		swap(b, d.swapLen)
+		codec.SwapBytes(b, d.swapLen)
 	}
 	// Shapes after each transpose, forward; undo them backwards.
 	shapes := [][]int64{chunk}

@@ -107,7 +107,7 @@ func writeV2(t *testing.T, root string, s v2Spec, data []byte) []byte {
 			if strings.Contains(s.zdtype, "c") {
 				unit /= 2
 			}
-			swap(buf, unit)
+			codec.SwapBytes(buf, unit)
 		}
 		if s.wrongLen && first {
 			buf = buf[:len(buf)-elem]
@@ -401,7 +401,7 @@ func TestReadV3(t *testing.T) {
 				return nil
 			}
 			buf := transpose(chunkOf(data, shape, ch, idx, 2, 9), ch, []int{1, 0}, 2)
-			swap(buf, 2)
+			codec.SwapBytes(buf, 2)
 			enc, _ := cs.Encode("zstd", 1, buf)
 			enc = binary.LittleEndian.AppendUint32(enc, crc32.Checksum(enc, castagnoli))
 			return st.WriteAll(ctx, fmt.Sprintf("a/c/%d/%d", idx[0], idx[1]), enc)
