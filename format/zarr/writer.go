@@ -213,47 +213,50 @@ func (w *arrayWriter) Info() volume.Info { return w.info }
 // WriteRegion implements volume.Writer. box must start on a chunk boundary and
 // end on one or at the array edge on every axis.
 func (w *arrayWriter) WriteRegion(ctx context.Context, box volume.Box, src []byte) error {
-	if err := volume.CheckRead(w.info, box, src); err != nil {
+	elem := w.info.DType.Size()
+	ch := w.info.Chunks
+	return writeAligned(ctx, w.key, w.info, box, src, func(ctx context.Context, idx []int64, region volume.Box) error {
+		// Edge chunks are stored full-size, padded with the fill value 0.
+		buf := make([]byte, cellBytes(ch, elem))
+		volume.CopyBox(buf, cellBox(idx, ch), src, box, region, elem)
+		enc, err := w.comp.encode(w.cs, buf)
+		if err != nil {
+			return fmt.Errorf("zarr write %q: %w", w.key, err)
+		}
+		key := join(w.key, chunkName(idx, w.sep))
+		if err := w.st.WriteAll(ctx, key, enc); err != nil {
+			return fmt.Errorf("zarr write chunk %q: %w", key, err)
+		}
+		return nil
+	})
+}
+
+// writeAligned checks the arguments of a WriteRegion whose box must start on
+// a boundary of info.Chunks and end on one or at the array edge, then calls
+// put for every chunk the box covers, GOMAXPROCS at a time.
+func writeAligned(ctx context.Context, key string, info volume.Info, box volume.Box, src []byte, put func(ctx context.Context, idx []int64, region volume.Box) error) error {
+	if err := volume.CheckRead(info, box, src); err != nil {
 		return err
 	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	ch := w.info.Chunks
+	ch := info.Chunks
 	for i := range box.Start {
-		if box.Start[i]%ch[i] != 0 || (box.Stop[i]%ch[i] != 0 && box.Stop[i] != w.info.Shape[i]) {
-			return fmt.Errorf("zarr write %q: box %v is not aligned to chunks %v", w.key, box, ch)
+		if box.Start[i]%ch[i] != 0 || (box.Stop[i]%ch[i] != 0 && box.Stop[i] != info.Shape[i]) {
+			return fmt.Errorf("zarr write %q: box %v is not aligned to chunks %v", key, box, ch)
 		}
 	}
 	if box.Empty() && len(box.Start) > 0 {
 		return nil
 	}
-	elem := w.info.DType.Size()
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(runtime.GOMAXPROCS(0))
-	err := volume.Grid(w.info.Shape, ch, box, func(idx []int64, region volume.Box) error {
+	err := volume.Grid(info.Shape, ch, box, func(idx []int64, region volume.Box) error {
 		if err := gctx.Err(); err != nil {
 			return err
 		}
-		g.Go(func() error {
-			cell := volume.Box{Start: make([]int64, len(idx)), Stop: make([]int64, len(idx))}
-			for i := range idx {
-				cell.Start[i] = idx[i] * ch[i]
-				cell.Stop[i] = cell.Start[i] + ch[i]
-			}
-			// Edge chunks are stored full-size, padded with the fill value 0.
-			buf := make([]byte, cellBytes(ch, elem))
-			volume.CopyBox(buf, cell, src, box, region, elem)
-			enc, err := w.comp.encode(w.cs, buf)
-			if err != nil {
-				return fmt.Errorf("zarr write %q: %w", w.key, err)
-			}
-			key := join(w.key, chunkName(idx, w.sep))
-			if err := w.st.WriteAll(gctx, key, enc); err != nil {
-				return fmt.Errorf("zarr write chunk %q: %w", key, err)
-			}
-			return nil
-		})
+		g.Go(func() error { return put(gctx, idx, region) })
 		return nil
 	})
 	// The group's first error explains a cancellation seen by Grid.
@@ -266,11 +269,17 @@ func (w *arrayWriter) WriteRegion(ctx context.Context, box volume.Box, src []byt
 // Close implements volume.Writer: it writes .zarray, which makes the array
 // visible to readers.
 func (w *arrayWriter) Close(ctx context.Context) error {
+	return commitMeta(ctx, w.st, w.key, ".zarray", w.meta)
+}
+
+// commitMeta writes an array's metadata document last, which makes the
+// array visible to readers.
+func commitMeta(ctx context.Context, st *store.Store, key, name string, meta []byte) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := w.st.WriteAll(ctx, join(w.key, ".zarray"), w.meta); err != nil {
-		return fmt.Errorf("zarr write %q: %w", w.key, err)
+	if err := st.WriteAll(ctx, join(key, name), meta); err != nil {
+		return fmt.Errorf("zarr write %q: %w", key, err)
 	}
 	return nil
 }

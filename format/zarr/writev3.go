@@ -171,46 +171,20 @@ func (w *arrayWriterV3) chunkKey(idx []int64) string {
 // WriteRegion implements volume.Writer. box must start on a boundary of
 // Info().Chunks (the shard, when sharded) and end on one or at the array edge.
 func (w *arrayWriterV3) WriteRegion(ctx context.Context, box volume.Box, src []byte) error {
-	if err := volume.CheckRead(w.info, box, src); err != nil {
-		return err
-	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	ch := w.info.Chunks
-	for i := range box.Start {
-		if box.Start[i]%ch[i] != 0 || (box.Stop[i]%ch[i] != 0 && box.Stop[i] != w.info.Shape[i]) {
-			return fmt.Errorf("zarr write %q: box %v is not aligned to chunks %v", w.key, box, ch)
-		}
-	}
-	if box.Empty() && len(box.Start) > 0 {
-		return nil
-	}
 	elem := w.info.DType.Size()
+	ch := w.info.Chunks
 	fromSrc := func(_ context.Context, region volume.Box, dst []byte) error {
 		volume.CopyBox(dst, region, src, box, region, elem)
 		return nil
 	}
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(runtime.GOMAXPROCS(0))
-	err := volume.Grid(w.info.Shape, ch, box, func(idx []int64, region volume.Box) error {
-		if err := gctx.Err(); err != nil {
-			return err
+	return writeAligned(ctx, w.key, w.info, box, src, func(ctx context.Context, idx []int64, region volume.Box) error {
+		if w.shard {
+			return w.writeShard(ctx, idx, fromSrc)
 		}
-		g.Go(func() error {
-			if w.shard {
-				return w.writeShard(gctx, idx, fromSrc)
-			}
-			buf := make([]byte, cellBytes(ch, elem))
-			volume.CopyBox(buf, cellBox(idx, ch), src, box, region, elem)
-			return w.writeChunk(gctx, idx, buf)
-		})
-		return nil
+		buf := make([]byte, cellBytes(ch, elem))
+		volume.CopyBox(buf, cellBox(idx, ch), src, box, region, elem)
+		return w.writeChunk(ctx, idx, buf)
 	})
-	if werr := g.Wait(); werr != nil {
-		return werr
-	}
-	return err
 }
 
 // cellBox is the full (unclipped) box of grid cell idx.
@@ -401,13 +375,7 @@ func (w *arrayWriterV3) writeFrom(ctx context.Context, src volume.Volume) error 
 // Close implements volume.Writer: it writes zarr.json, which makes the array
 // visible to readers.
 func (w *arrayWriterV3) Close(ctx context.Context) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	if err := w.st.WriteAll(ctx, join(w.key, "zarr.json"), w.meta); err != nil {
-		return fmt.Errorf("zarr write %q: %w", w.key, err)
-	}
-	return nil
+	return commitMeta(ctx, w.st, w.key, "zarr.json", w.meta)
 }
 
 // reader opens the written array for reading (after Close).
