@@ -336,13 +336,13 @@ func openRange(ctx context.Context, rr rangeRequest) (io.ReadCloser, error) {
 	}
 	switch resp.StatusCode {
 	case http.StatusOK:
-		return withInfo(bodyFromFull(u, resp, off, n, ranged))
+		return bodyFromFull(u, resp, off, n, ranged)
 	case http.StatusPartialContent:
 		if !ranged {
 			resp.Body.Close()
 			return nil, fmt.Errorf("GET %s: unrequested 206 answer", u)
 		}
-		return withInfo(bodyFromPartial(u, resp, off, n))
+		return bodyFromPartial(u, resp, off, n)
 	case http.StatusRequestedRangeNotSatisfiable:
 		return rangeNotSatisfiable(ctx, u, rr, resp)
 	}
@@ -373,32 +373,14 @@ func bodyFromFull(u string, resp *http.Response, off, n int64, ranged bool) (io.
 		}
 		if n >= 0 {
 			// The rest of the object follows; it is not an error, just unwanted.
-			return &exactBody{rc: resp.Body, resp: resp, url: u, left: n, tailOK: true}, nil
+			return &exactBody{resp: resp, url: u, left: n, tailOK: true}, nil
 		}
 		if total >= 0 {
-			return &exactBody{rc: resp.Body, resp: resp, url: u, left: total - off}, nil
+			return &exactBody{resp: resp, url: u, left: total - off}, nil
 		}
-		return &exactBody{rc: resp.Body, resp: resp, url: u, left: -1}, nil
+		return &exactBody{resp: resp, url: u, left: -1}, nil
 	}
-	return &exactBody{rc: resp.Body, resp: resp, url: u, left: total}, nil
-}
-
-// withInfo attaches the object metadata of the response to an exactBody, so
-// that it satisfies InfoReader.
-func withInfo(rc io.ReadCloser, err error) (io.ReadCloser, error) {
-	b, ok := rc.(*exactBody)
-	if err != nil || !ok {
-		return rc, err
-	}
-	oi := headerInfo("", b.resp)
-	if b.resp.StatusCode == http.StatusPartialContent {
-		oi.Size = -1
-		if cr, err := parseContentRange(b.resp.Header.Get("Content-Range")); err == nil && cr.Total >= 0 {
-			oi.Size = cr.Total
-		}
-	}
-	b.info = oi
-	return b, nil
+	return &exactBody{resp: resp, url: u, left: total}, nil
 }
 
 // transcoded reports GCS's decompressive transcoding (stored gzip, served plain).
@@ -434,7 +416,7 @@ func bodyFromPartial(u string, resp *http.Response, off, n int64) (io.ReadCloser
 		resp.Body.Close()
 		return nil, fmt.Errorf("GET %s: Content-Length %d disagrees with Content-Range %q", u, resp.ContentLength, resp.Header.Get("Content-Range"))
 	}
-	return &exactBody{rc: resp.Body, resp: resp, url: u, left: got}, nil
+	return &exactBody{resp: resp, url: u, left: got}, nil
 }
 
 // rangeNotSatisfiable turns a 416 into either an empty body (reading from
@@ -478,24 +460,32 @@ func noEOF(err error) error {
 // that ends early fails with io.ErrUnexpectedEOF; one that goes on fails too,
 // unless tailOK (a Range-ignoring server whose tail we do not want).
 type exactBody struct {
-	rc     io.ReadCloser
+	resp   *http.Response // the answer: its Body, and its headers for ObjectInfo
 	url    string
 	left   int64
 	tailOK bool
 	err    error
-	resp   *http.Response // the answer, for withInfo
-	info   ObjectInfo
 }
 
-// ObjectInfo implements InfoReader.
-func (b *exactBody) ObjectInfo() ObjectInfo { return b.info }
+// ObjectInfo implements InfoReader. The headers are parsed only when asked:
+// most range reads never need them.
+func (b *exactBody) ObjectInfo() ObjectInfo {
+	oi := headerInfo("", b.resp)
+	if b.resp.StatusCode == http.StatusPartialContent {
+		oi.Size = -1
+		if cr, err := parseContentRange(b.resp.Header.Get("Content-Range")); err == nil && cr.Total >= 0 {
+			oi.Size = cr.Total
+		}
+	}
+	return oi
+}
 
 func (b *exactBody) Read(p []byte) (int, error) {
 	if b.err != nil {
 		return 0, b.err
 	}
 	if b.left < 0 {
-		n, err := b.rc.Read(p)
+		n, err := b.resp.Body.Read(p)
 		if err != nil && err != io.EOF {
 			err = fmt.Errorf("GET %s: %w", b.url, err)
 			b.err = err
@@ -505,7 +495,7 @@ func (b *exactBody) Read(p []byte) (int, error) {
 	if b.left == 0 {
 		if !b.tailOK {
 			var one [1]byte
-			if k, _ := io.ReadFull(b.rc, one[:]); k > 0 {
+			if k, _ := io.ReadFull(b.resp.Body, one[:]); k > 0 {
 				b.err = fmt.Errorf("GET %s: body longer than announced", b.url)
 				return 0, b.err
 			}
@@ -516,7 +506,7 @@ func (b *exactBody) Read(p []byte) (int, error) {
 	if int64(len(p)) > b.left {
 		p = p[:b.left]
 	}
-	n, err := b.rc.Read(p)
+	n, err := b.resp.Body.Read(p)
 	b.left -= int64(n)
 	if err == io.EOF {
 		if b.left > 0 {
@@ -531,7 +521,7 @@ func (b *exactBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func (b *exactBody) Close() error { return b.rc.Close() }
+func (b *exactBody) Close() error { return b.resp.Body.Close() }
 
 // escapeKey percent-escapes each slash-separated segment of key.
 func escapeKey(key string) string {
