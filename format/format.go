@@ -20,6 +20,12 @@ import (
 // but cannot be read yet; the catalog reports it as "not yet supported".
 var ErrNotSupported = errors.New("not yet supported")
 
+// ErrCorrupt is wrapped by every format when an object's bytes contradict its
+// format: a truncated file, an offset or chunk past the end, a malformed header.
+// It is store.ErrCorrupt, so every retry layer classifies it as permanent and the
+// catalog reports the array as corrupt rather than as a transport failure.
+var ErrCorrupt = store.ErrCorrupt
+
 // ErrUnknown is wrapped when no format recognises an object.
 var ErrUnknown = errors.New("unknown format")
 

@@ -31,6 +31,11 @@ var ErrNotSupported = errors.New("operation not supported by this store")
 // ErrTooLarge is returned by ReadAll when an object exceeds the caller's limit.
 var ErrTooLarge = errors.New("object larger than allowed")
 
+// ErrCorrupt is wrapped when bytes contradict what they claim to be: a checksum
+// mismatch, an object shorter than its header says, a structure that points past
+// the end. It is permanent: a retry would read the same bytes.
+var ErrCorrupt = errors.New("corrupt data")
+
 // ObjectInfo describes one object. Zero values mean "the server did not say".
 type ObjectInfo struct {
 	Key     string    // relative to the store root
