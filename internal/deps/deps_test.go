@@ -73,14 +73,7 @@ type graph struct {
 // the module cache, never the network, since every dependency is in go.sum.
 func loadGraph(t *testing.T) *graph {
 	t.Helper()
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		t.Skipf("the go command is not on PATH (%v); cannot list the import graph", err)
-	}
-	var mod struct{ Path, Dir string }
-	if err := json.Unmarshal(run(t, goBin, "", "list", "-m", "-json"), &mod); err != nil || mod.Path == "" || mod.Dir == "" {
-		t.Fatalf("go list -m -json: no main module (%v)", err)
-	}
+	goBin, mod := mainModule(t)
 	out := run(t, goBin, mod.Dir, "list", "-deps", "-json", "./...")
 	g := &graph{module: mod.Path, imports: map[string][]string{}}
 	dec := json.NewDecoder(bytes.NewReader(out))
@@ -107,6 +100,23 @@ func loadGraph(t *testing.T) *graph {
 		t.Fatalf("go list found only %d packages of module %s: %v", len(g.own), g.module, g.own)
 	}
 	return g
+}
+
+// module is the main module: its path and root directory.
+type module struct{ Path, Dir string }
+
+// mainModule finds the go command (go test puts GOROOT/bin on PATH) and the
+// module under test.
+func mainModule(t *testing.T) (goBin string, mod module) {
+	t.Helper()
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skipf("the go command is not on PATH (%v); cannot inspect the module", err)
+	}
+	if err := json.Unmarshal(run(t, goBin, "", "list", "-m", "-json"), &mod); err != nil || mod.Path == "" || mod.Dir == "" {
+		t.Fatalf("go list -m -json: no main module (%v)", err)
+	}
+	return goBin, mod
 }
 
 // run runs the go command in dir and returns its standard output.
