@@ -81,8 +81,8 @@ func newBuckets(objs map[string][]byte, what string, empty ...string) (buckets, 
 	return bs, nil
 }
 
-// listEntry is one line of a listing: an object, or (dir) a common prefix
-// standing for every key below it.
+// listEntry is one line of a listing: an object, or (obj nil) a common
+// prefix standing for every key below it.
 type listEntry struct {
 	name string
 	obj  *bucketObject // nil for a common prefix

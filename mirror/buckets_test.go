@@ -133,6 +133,7 @@ func TestBucketBadRequests(t *testing.T) {
 	objs := map[string][]byte{"bkt/root/hello.txt": []byte("hello, world\n"), "bkt/root/empty.bin": {}}
 	const hello = "/bkt/root/hello.txt"
 	const helloJSON = "/storage/v1/b/bkt/o/root%2Fhello.txt"
+	gen := strconv.FormatInt(bucketTime.UnixMicro(), 10)
 	cases := []struct {
 		kind, method, path string
 		rng                string // Range header
@@ -174,6 +175,9 @@ func TestBucketBadRequests(t *testing.T) {
 		{"gcs", "GET", hello, "bytes=20-", 416, []string{"<Code>InvalidRange</Code>", "<Details>bytes=20-</Details>"}, nil},
 		{"gcs", "GET", hello, "bytes=a-b", 416, []string{"InvalidRange"}, nil},
 		{"gcs", "GET", helloJSON + "?alt=media", "bytes=7-", 206, []string{"world\n"}, map[string]string{"Content-Range": "bytes 7-12/13", "X-Goog-Stored-Content-Length": "13"}},
+		{"gcs", "GET", "/download/storage/v1/b/bkt/o/root%2Fhello.txt?generation=" + gen + "&alt=media", "", 200, []string{"hello, world\n"}, map[string]string{"X-Goog-Generation": gen}},
+		{"gcs", "GET", "/download/storage/v1/b/bkt/o/root%2Fhello.txt?generation=7&alt=media", "", 404, []string{"No such object: bkt/root/hello.txt"}, nil},
+		{"gcs", "GET", hello + "?generation=7", "", 404, []string{"NoSuchKey"}, nil},
 		{"gcs", "GET", "/storage/v1/b/bkt/o?pageToken=garbage", "", 400, []string{"pageToken"}, nil},
 		{"gcs", "GET", "/storage/v1/b/bkt/o?pageToken=Cg%3D%3D", "", 400, []string{"pageToken"}, nil},
 		{"gcs", "GET", "/storage/v1/b/bkt/o?maxResults=x", "", 400, []string{"maxResults"}, nil},

@@ -81,14 +81,14 @@ func (g gcsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	o := b.objs[obj]
-	if o == nil {
+	if o == nil || !gcsGenerationMatches(r) {
 		gcsJSONError(w, r, http.StatusNotFound, "notFound", "No such object: "+name+"/"+obj)
 		return
 	}
 	switch alt := r.URL.Query().Get("alt"); {
 	case alt == "media":
 		w.Header().Set("ETag", `"`+gcsETag()+`"`)
-		g.download(w, r, o, func(w http.ResponseWriter, r *http.Request) {
+		gcsDownload(w, r, o, func(w http.ResponseWriter, r *http.Request) {
 			gcsJSONError(w, r, http.StatusRequestedRangeNotSatisfiable, "requestedRangeNotSatisfiable", "Request range not satisfiable: "+r.Header.Get("Range"))
 		})
 	case media:
@@ -114,19 +114,27 @@ func (g gcsHandler) xmlRead(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	o := b.objs[obj]
-	if o == nil {
+	if o == nil || !gcsGenerationMatches(r) {
 		gcsXMLError(w, r, http.StatusNotFound, "NoSuchKey", "The specified key does not exist.", "No such object: "+name+"/"+obj)
 		return
 	}
 	w.Header().Set("ETag", `"`+o.md5Hex()+`"`)
-	g.download(w, r, o, func(w http.ResponseWriter, r *http.Request) {
+	gcsDownload(w, r, o, func(w http.ResponseWriter, r *http.Request) {
 		gcsXMLError(w, r, http.StatusRequestedRangeNotSatisfiable, "InvalidRange", "The requested range cannot be satisfied.", r.Header.Get("Range"))
 	})
 }
 
-// download sends an object with the headers every GCS read carries (see
+// gcsGenerationMatches reports whether the request asks for no particular
+// generation or for the one every mirror object has (mediaLink names it); a
+// request for another generation names an object version that does not exist.
+func gcsGenerationMatches(r *http.Request) bool {
+	gen := r.URL.Query().Get("generation")
+	return gen == "" || gen == strconv.FormatInt(bucketTime.UnixMicro(), 10)
+}
+
+// gcsDownload sends an object with the headers every GCS read carries (see
 // wire-samples/gcs-exchanges.http.txt); the caller set the ETag.
-func (g gcsHandler) download(w http.ResponseWriter, r *http.Request, o *bucketObject, badRange func(http.ResponseWriter, *http.Request)) {
+func gcsDownload(w http.ResponseWriter, r *http.Request, o *bucketObject, badRange func(http.ResponseWriter, *http.Request)) {
 	h := w.Header()
 	h.Set("Content-Type", contentType(o.key))
 	h.Set("Last-Modified", bucketTime.Format(http.TimeFormat))
