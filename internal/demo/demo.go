@@ -51,7 +51,7 @@ func Run(ctx context.Context, opt pipeline.Options) (*pipeline.Report, error) {
 	}
 	scratch, err := os.MkdirTemp("", "imgdataset-demo-content-")
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("demo: scratch directory for the sample data: %w", err)
 	}
 	defer os.RemoveAll(scratch)
 	fmt.Fprintln(opt.Log, "generating sample data in the real formats")
