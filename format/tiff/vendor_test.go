@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -329,4 +330,89 @@ func FuzzVendor(f *testing.F) {
 			t.Errorf("metadata does not marshal: %v", err)
 		}
 	})
+}
+
+// vendorValue is one private tag of a synthetic vendor TIFF.
+type vendorValue struct {
+	tag, typ uint16
+	b        []byte // ASCII text with its NUL, or one little-endian double
+}
+
+func asciiTag(tag uint16, s string) vendorValue {
+	return vendorValue{tag, typeASCII, []byte(s + "\x00")}
+}
+
+func doubleTag(tag uint16, f float64) vendorValue {
+	return vendorValue{tag, typeDouble, binary.LittleEndian.AppendUint64(nil, math.Float64bits(f))}
+}
+
+// vendorsTIFF builds a 4x4 uint8 classic TIFF carrying every vv (tags in
+// ascending order, values of more than 4 bytes after the IFD).
+func vendorsTIFF(vv ...vendorValue) []byte {
+	entries := []rawEntry{
+		{tagImageWidth, typeShort, 1, 4},
+		{tagImageLength, typeShort, 1, 4},
+		{tagBitsPerSample, typeShort, 1, 8},
+		{tagStripOffsets, typeLong, 1, 0}, // set below
+		{tagStripByteCounts, typeLong, 1, 16},
+	}
+	slices.SortFunc(vv, func(a, b vendorValue) int { return int(a.tag) - int(b.tag) })
+	off := uint32(8 + 2 + 12*(len(entries)+len(vv)) + 4)
+	var tail []byte
+	for _, v := range vv {
+		count := uint32(len(v.b))
+		if v.typ == typeDouble {
+			count = 1
+		}
+		if len(v.b) <= 4 { // fits the entry: stored in place
+			var in [4]byte
+			copy(in[:], v.b)
+			entries = append(entries, rawEntry{v.tag, v.typ, count, binary.LittleEndian.Uint32(in[:])})
+			continue
+		}
+		entries = append(entries, rawEntry{v.tag, v.typ, count, off + uint32(len(tail))})
+		tail = append(tail, v.b...)
+		if len(tail)%2 == 1 {
+			tail = append(tail, 0)
+		}
+	}
+	entries[3].value = off + uint32(len(tail))
+	return classic(entries, 0, append(tail, make([]byte, 16)...))
+}
+
+// TestVendorRank puts two vendors' calibrations into one file: the one
+// rosettasciio trusts first gives the pixel size. The acquisition facts
+// both state come from the one read last.
+func TestVendorRank(t *testing.T) {
+	fei := asciiTag(tagFEISFEG, "[System]\r\nSystemType=Quanta\r\n[Scan]\r\nPixelWidth=4e-09\r\n")
+	zeiss := asciiTag(tagCZSEM, "AP_PIXEL_SIZE\r\nPixel Size = 9 nm\r\nSV_INSTRUMENT_ID\r\nInstrument = Sigma\r\n")
+	dm := []vendorValue{asciiTag(65003, "nm"), asciiTag(65004, "nm"), doubleTag(65009, 7), doubleTag(65010, 7)}
+	cases := []struct {
+		name       string
+		tags       []vendorValue
+		scale      float64 // nm
+		source     string  // prefix of voxel_size_source
+		microscope any
+	}{
+		{"fei alone", []vendorValue{fei}, 4, "FEI tag", "Quanta"},
+		{"dm alone", dm, 7, "DigitalMicrograph", nil},
+		{"fei over zeiss", []vendorValue{fei, zeiss}, 4, "FEI tag", "Sigma"},
+		{"zeiss over dm", append([]vendorValue{zeiss}, dm...), 9, "Zeiss tag", "Sigma"},
+		{"fei over dm", append([]vendorValue{fei}, dm...), 4, "FEI tag", "Quanta"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			in := openBytes(t, vendorsTIFF(c.tags...))[0].Info()
+			x := in.Axes[1]
+			if nm, ok := nmOf(x.Scale, x.Unit); !ok || !x.ScaleKnown || math.Abs(nm-c.scale) > 1e-9 {
+				t.Errorf("x axis %+v, want %g nm", x, c.scale)
+			}
+			if src, _ := in.Metadata["voxel_size_source"].(string); !strings.HasPrefix(src, c.source) {
+				t.Errorf("voxel_size_source %q, want %q…", src, c.source)
+			}
+			if got := in.Metadata["microscope"]; got != c.microscope {
+				t.Errorf("microscope %v, want %v", got, c.microscope)
+			}
+		})
+	}
 }
