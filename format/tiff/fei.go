@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"strings"
+
+	"github.com/imgdataset/imgdataset/volume"
 )
 
 // Private tags of Thermo Fisher (FEI) microscopes.
@@ -20,7 +22,7 @@ func (r *reader) readFEI(ctx context.Context, d *ifd, vm *vendorMeta) *vendorSca
 	if s, ok := r.vendorText(ctx, d, tagFEISFEG, vm); ok {
 		ini = parseINI(s)
 		vm.fields["fei"] = ini
-		feiDerived(ini, vm.derived)
+		feiDerived(ini, &vm.acq)
 	}
 	if s, ok := r.vendorText(ctx, d, tagFEIHelios, vm); ok {
 		leaves, err := parseXMLLeaves(s)
@@ -29,7 +31,7 @@ func (r *reader) readFEI(ctx context.Context, d *ifd, vm *vendorMeta) *vendorSca
 		}
 		if len(leaves) > 0 {
 			vm.fields["fei_helios"] = leaves
-			heliosDerived(leaves, vm.derived)
+			heliosDerived(leaves, &vm.acq)
 		}
 	}
 	w, okW := iniGet(ini, "Scan", "PixelWidth")
@@ -45,18 +47,18 @@ func (r *reader) readFEI(ctx context.Context, d *ifd, vm *vendorMeta) *vendorSca
 	return metres(y, x, fmt.Sprintf("FEI tag %d [Scan] PixelWidth/PixelHeight", tagFEISFEG))
 }
 
-// feiDerived fills the catalog's common keys from FEI INI metadata.
-func feiDerived(ini map[string]any, out map[string]any) {
+// feiDerived fills the acquisition facts FEI INI metadata states.
+func feiDerived(ini map[string]any, a *volume.Acquisition) {
 	for _, k := range []string{"SystemType", "Type"} {
 		if s, ok := iniString(ini, "System", k); ok {
-			out["microscope"] = s
+			a.Microscope = s
 			break
 		}
 	}
 	for _, sec := range []string{"EBeam", "Beam"} {
 		if v, ok := iniGet(ini, sec, "HV"); ok {
 			if f, ok := v.(float64); ok {
-				out["voltage_kv"] = f / 1000
+				a.VoltageKV = f / 1000
 				break
 			}
 		}
@@ -64,23 +66,23 @@ func feiDerived(ini map[string]any, out map[string]any) {
 	date, _ := iniString(ini, "User", "Date")
 	clock, _ := iniString(ini, "User", "Time")
 	if t, ok := parseFirst(date+" "+clock, "01/02/2006 03:04:05 PM", "01/02/2006 15:04:05"); ok {
-		out["acquisition_datetime"] = t.Format("2006-01-02T15:04:05")
+		a.DateTime = t.Format("2006-01-02T15:04:05")
 	} else if s, ok := iniString(ini, "PrivateFei", "TimeOfCreation"); ok {
 		if t, ok := parseFirst(s, "02.01.2006 15:04:05"); ok {
-			out["acquisition_datetime"] = t.Format("2006-01-02T15:04:05")
+			a.DateTime = t.Format("2006-01-02T15:04:05")
 		}
 	}
 }
 
-// heliosDerived fills the common keys from FEI Helios XML leaves.
-func heliosDerived(leaves map[string]any, out map[string]any) {
+// heliosDerived fills the acquisition facts FEI Helios XML leaves state.
+func heliosDerived(leaves map[string]any, a *volume.Acquisition) {
 	for p, v := range leaves {
 		s, ok := v.(string)
 		if !ok || !strings.HasSuffix(p, "/AcquisitionDatetime") && p != "AcquisitionDatetime" {
 			continue
 		}
 		if d, ok := isoDateTime(s); ok {
-			out["acquisition_datetime"] = d
+			a.DateTime = d
 		}
 		return
 	}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"math"
 	"strings"
+
+	"github.com/imgdataset/imgdataset/volume"
 )
 
 // jeolRoot is the root element of the XML JEOL SightX writes as the
@@ -15,7 +17,7 @@ const jeolRoot = "TemReporter"
 // readJEOL reads the TemReporter XML of a JEOL SightX TIFF: a file whose
 // Make (SightX writes "JEOL Ltd.") or Software names JEOL and whose
 // ImageDescription is that XML. Its leaves go under "jeol_sightx", the
-// common keys into derived; a TEM image's calibration is returned.
+// acquisition facts into vm.acq; a TEM image's calibration is returned.
 // Only a synthetic file built from rosettasciio's reader has been seen.
 func (r *reader) readJEOL(ctx context.Context, d *ifd, vm *vendorMeta) *vendorScale {
 	isJEOL := func(tag uint16) bool {
@@ -45,7 +47,7 @@ func (r *reader) readJEOL(ctx context.Context, d *ifd, vm *vendorMeta) *vendorSc
 		return nil
 	}
 	vm.fields["jeol_sightx"] = leaves
-	jeolDerived(leaves, vm.derived)
+	jeolDerived(leaves, &vm.acq, vm.fields)
 	xn, xd, okX, errX := r.rational(ctx, d, tagXResolution)
 	yn, yd, okY, errY := r.rational(ctx, d, tagYResolution)
 	unit, errU := r.uint1(ctx, d, tagResolutionUnit, 2)
@@ -82,28 +84,29 @@ func jeolLeaf(leaves map[string]any, path string) any {
 	return leaves[jeolRoot+"/"+path]
 }
 
-// jeolDerived fills the common keys from TemReporter leaves, mapped as
-// rosettasciio maps them: Instruments is the microscope, the electron
+// jeolDerived fills the acquisition facts TemReporter leaves state, mapped
+// as rosettasciio maps them: Instruments is the microscope, the electron
 // gun's AccelerationVoltage is in volts, and the imaging system's
 // SelectorValue is the magnification, or in diffraction (ModeString DIFF)
-// the camera length in SelectorUnitString.
-func jeolDerived(leaves map[string]any, out map[string]any) {
+// the camera length in SelectorUnitString, which goes into fields as
+// camera_length and camera_length_unit.
+func jeolDerived(leaves map[string]any, a *volume.Acquisition, fields map[string]any) {
 	if s, ok := jeolLeaf(leaves, "Instruments").(string); ok && s != "" {
-		out["microscope"] = s
+		a.Microscope = s
 	}
 	if v, ok := jeolLeaf(leaves, "ElectronGun/AccelerationVoltage").(float64); ok && v > 0 {
-		out["voltage_kv"] = v / 1000
+		a.VoltageKV = v / 1000
 	}
 	if s, ok := jeolLeaf(leaves, "DateTime").(string); ok {
 		if d, ok := isoDateTime(s); ok {
-			out["acquisition_datetime"] = d
+			a.DateTime = d
 		}
 	}
 	if s, ok := jeolLeaf(leaves, "Eos/EosMode").(string); ok && s != "" {
 		// STEM is "modeASID" in rosettasciio's scale code, "eosASID" in its mapping.
-		out["acquisition_mode"] = "TEM"
+		a.Mode = "TEM"
 		if strings.HasSuffix(s, "ASID") {
-			out["acquisition_mode"] = "STEM"
+			a.Mode = "STEM"
 		}
 	}
 	v, ok := jeolLeaf(leaves, "ImageFormingSystem/SelectorValue").(float64)
@@ -111,13 +114,13 @@ func jeolDerived(leaves map[string]any, out map[string]any) {
 		return
 	}
 	if jeolLeaf(leaves, "ImageFormingSystem/ModeString") == "DIFF" {
-		out["camera_length"] = v
+		fields["camera_length"] = v
 		if u, ok := jeolLeaf(leaves, "ImageFormingSystem/SelectorUnitString").(string); ok && u != "" {
-			out["camera_length_unit"] = u
+			fields["camera_length_unit"] = u
 		}
 		return
 	}
-	out["magnification"] = v
+	a.Magnification = v
 }
 
 // jeolScale is the specimen pixel size of a SightX TEM image in

@@ -37,7 +37,7 @@ func (r *reader) readOlympus(ctx context.Context, d *ifd, vm *vendorMeta) *vendo
 	}
 	vm.fields["olympus_sis"] = sis
 	if m, ok := sis["magnification"].(float64); ok && m > 0 {
-		vm.derived["magnification"] = m
+		vm.acq.Magnification = m
 	}
 	x, okX := positive(sis["pixel_size_x_m"])
 	y, okY := positive(sis["pixel_size_y_m"])

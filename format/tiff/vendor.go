@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/imgdataset/imgdataset/volume"
 )
 
 // Bounds on what vendor metadata may cost.
@@ -20,11 +22,13 @@ const (
 	maxNumberText = 32      // longer INI values stay strings (hex dumps of zeros would parse as 0)
 )
 
-// vendorMeta is the vendor metadata of one page, ready for Info.Metadata.
+// vendorMeta is the vendor metadata of one page.
 type vendorMeta struct {
-	fields  map[string]any // "fei", "fei_helios", "zeiss_sem", ...
-	derived map[string]any // "microscope", "voltage_kv", "acquisition_datetime"
-	scale   *vendorScale   // the pixel size the tags state, nil when none
+	// fields are the free-form facts for Info.Metadata: each vendor's tag
+	// tree ("fei", "zeiss_sem", ...) and facts no typed field holds.
+	fields map[string]any
+	acq    volume.Acquisition // what the vendors state about the acquisition
+	scale  *vendorScale       // the pixel size the tags state, nil when none
 	// noSpecimenScale is set when the vendor says the resolution tags are
 	// not a specimen pixel size (JEOL diffraction and STEM: detector pitch).
 	noSpecimenScale string
@@ -56,7 +60,7 @@ func vendors() []vendorReader {
 // readVendor reads the vendor tags of d. Bad or unreadable vendor data never
 // fails Open: it becomes a warning. Only a cancelled context is returned.
 func (r *reader) readVendor(ctx context.Context, d *ifd) (*vendorMeta, error) {
-	vm := &vendorMeta{fields: map[string]any{}, derived: map[string]any{}}
+	vm := &vendorMeta{fields: map[string]any{}}
 	for _, read := range vendors() {
 		if s := read(r, ctx, d, vm); s != nil && vm.scale == nil {
 			vm.scale = s
@@ -244,8 +248,8 @@ func isoDateTime(s string) (string, bool) {
 	return "", false
 }
 
-// addTo copies the vendor metadata into md. Derived keys never replace
-// ones already set.
+// addTo copies the vendor metadata into md, the acquisition facts as
+// Acquisition.AddTo shows them.
 func (vm *vendorMeta) addTo(md map[string]any) {
 	if vm == nil {
 		return
@@ -253,11 +257,7 @@ func (vm *vendorMeta) addTo(md map[string]any) {
 	for k, v := range vm.fields {
 		md[k] = v
 	}
-	for k, v := range vm.derived {
-		if _, ok := md[k]; !ok {
-			md[k] = v
-		}
-	}
+	vm.acq.AddTo(md)
 	if len(vm.warnings) > 0 {
 		md["vendor_warnings"] = vm.warnings
 	}
@@ -284,4 +284,12 @@ func metres(y, x float64, source string) *vendorScale {
 		}
 	}
 	return s
+}
+
+// acquisition returns what the vendor tags state about the acquisition.
+func (vm *vendorMeta) acquisition() volume.Acquisition {
+	if vm == nil {
+		return volume.Acquisition{}
+	}
+	return vm.acq
 }

@@ -24,7 +24,7 @@ func (r *reader) readZeiss(ctx context.Context, d *ifd, vm *vendorMeta) *vendorS
 		return nil
 	}
 	vm.fields["zeiss_sem"] = kv
-	czsemDerived(kv, vm.derived)
+	czsemDerived(kv, &vm.acq)
 	for _, k := range []string{"ap_image_pixel_size", "ap_pixel_size"} {
 		m, _ := kv[k].(map[string]any)
 		f, ok := positive(m["value"])
@@ -86,8 +86,8 @@ func czsemName(s string) bool {
 	return true
 }
 
-// czsemDerived fills the common keys from Zeiss SEM metadata.
-func czsemDerived(kv map[string]any, out map[string]any) {
+// czsemDerived fills the acquisition facts Zeiss SEM metadata states.
+func czsemDerived(kv map[string]any, a *volume.Acquisition) {
 	get := func(k string) (map[string]any, bool) {
 		m, ok := kv[k].(map[string]any)
 		return m, ok
@@ -99,16 +99,16 @@ func czsemDerived(kv map[string]any, out map[string]any) {
 			continue
 		}
 		if u := m["unit"]; u == "kV" || u == nil {
-			out["voltage_kv"] = f
+			a.VoltageKV = f
 			break
 		} else if u == "V" {
-			out["voltage_kv"] = f / 1000
+			a.VoltageKV = f / 1000
 			break
 		}
 	}
 	if m, ok := get("sv_instrument_id"); ok {
 		if s, ok := m["value"].(string); ok && s != "" {
-			out["microscope"] = s
+			a.Microscope = s
 		}
 	}
 	dm, ok1 := get("ap_date")
@@ -120,9 +120,9 @@ func czsemDerived(kv map[string]any, out map[string]any) {
 			clock, _ = tm["value"].(string)
 		}
 		if t, ok := parseFirst(date+" "+clock, "2 Jan 2006 15:04:05", "02 Jan 2006 15:04:05"); ok {
-			out["acquisition_datetime"] = t.Format("2006-01-02T15:04:05")
+			a.DateTime = t.Format("2006-01-02T15:04:05")
 		} else if t, ok := parseFirst(date, "2 Jan 2006", "02 Jan 2006"); ok {
-			out["acquisition_datetime"] = t.Format("2006-01-02")
+			a.DateTime = t.Format("2006-01-02")
 		}
 	}
 }
