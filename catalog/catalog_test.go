@@ -5,6 +5,7 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"math"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -65,15 +66,60 @@ func TestMissingIsEmptyAndHintFillsGap(t *testing.T) {
 	}
 }
 
-func TestZSpacingFromMetadata(t *testing.T) {
+func TestZSpacingFromAcquisition(t *testing.T) {
 	in := volume.Info{Name: "dm", Shape: []int64{4, 4}, DType: volume.Uint8,
-		Axes:     []volume.Axis{{Name: "y", Size: 4, Scale: 0.008, Unit: "µm", ScaleKnown: true}, {Name: "x", Size: 4, Scale: 0.008, Unit: "µm", ScaleKnown: true}},
-		Metadata: map[string]any{"z_spacing": map[string]any{"value": 50.0, "unit": "nm", "source": "ImageTags.Meta Data.Dimension info.2"}}}
+		Axes:        []volume.Axis{{Name: "y", Size: 4, Scale: 0.008, Unit: "µm", ScaleKnown: true}, {Name: "x", Size: 4, Scale: 0.008, Unit: "µm", ScaleKnown: true}},
+		Acquisition: volume.Acquisition{ZSpacing: volume.Spacing{Value: 0.05, Unit: "µm", Source: "ImageTags.Meta Data.Dimension info.2"}}}
 	m, _ := volume.NewMem(in, make([]byte, 16))
 	var r Record
 	FromVolume(context.Background(), &r, m, Hints{}, 1<<20)
-	if r.VoxelZ == nil || *r.VoxelZ != 50 || *r.VoxelX != 8 {
+	if r.VoxelZ == nil || math.Abs(*r.VoxelZ-50) > 1e-9 || *r.VoxelX != 8 {
 		t.Fatalf("z/x voxel = %v/%v, want 50/8", r.VoxelZ, r.VoxelX)
+	}
+	if len(r.Notes) != 1 || r.Notes[0] != "z spacing from ImageTags.Meta Data.Dimension info.2" {
+		t.Errorf("notes %q", r.Notes)
+	}
+}
+
+// TestAcquisitionColumns: the acquisition columns come from Info.Acquisition,
+// a zero field is a missing cell, and the same facts as Metadata keys alone
+// fill nothing (they are a JSON view).
+func TestAcquisitionColumns(t *testing.T) {
+	f := func(v float64) *float64 { return &v }
+	cases := []struct {
+		name string
+		acq  volume.Acquisition
+		md   map[string]any
+		want Record
+	}{
+		{"all", volume.Acquisition{Microscope: " Quanta 250 ", VoltageKV: 30, Magnification: 5e4, DateTime: "2019-12-31T23:59:59", Mode: "SEM"}, nil,
+			Record{Microscope: "Quanta 250", VoltageKV: f(30), Magnification: f(5e4), AcquisitionDate: "2019-12-31T23:59:59"}},
+		{"date only", volume.Acquisition{DateTime: "2015-01-25"}, nil, Record{AcquisitionDate: "2015-01-25"}},
+		{"nothing", volume.Acquisition{}, nil, Record{}},
+		{"metadata keys are not read", volume.Acquisition{},
+			map[string]any{"microscope": "X", "voltage_kv": 1.0, "magnification": 2.0, "acquisition_datetime": "2020-01-01",
+				"z_spacing": map[string]any{"value": 50.0, "unit": "nm", "source": "s"}},
+			Record{}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			in := volume.Info{Name: "a", Shape: []int64{2, 2}, DType: volume.Uint8,
+				Axes:        []volume.Axis{{Name: "y", Size: 2, Scale: 1}, {Name: "x", Size: 2, Scale: 1}},
+				Acquisition: c.acq, Metadata: c.md}
+			m, err := volume.NewMem(in, make([]byte, 4))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var r Record
+			FromVolume(context.Background(), &r, m, Hints{}, 1<<20)
+			got := Record{Microscope: r.Microscope, VoltageKV: r.VoltageKV, Magnification: r.Magnification, AcquisitionDate: r.AcquisitionDate}
+			if !reflect.DeepEqual(got, c.want) {
+				t.Errorf("got %+v, want %+v", got, c.want)
+			}
+			if r.VoxelZ != nil {
+				t.Errorf("voxel z %v from metadata keys", *r.VoxelZ)
+			}
+		})
 	}
 }
 

@@ -41,31 +41,13 @@ func (k colKind) goType() reflect.Type {
 // numeric reports whether the column sorts as a number.
 func (k colKind) numeric() bool { return k == kindInt64 || k == kindFloat64 }
 
-// columnKind is the fixed type table of every column in Columns. A name that is
-// not listed is reported as unknown rather than defaulted to string, so a
-// column added to Columns without a type fails Parquet output (and its test)
-// instead of silently becoming text.
+// columnKind returns the kind of the named column, and false for a name that
+// is not a column.
 func columnKind(name string) (colKind, bool) {
-	switch name {
-	case "schema_version", "ndim",
-		"shape_z", "shape_y", "shape_x", "shape_c", "shape_t",
-		"chunk_z", "chunk_y", "chunk_x",
-		"scale_level", "crop_origin_z", "crop_origin_y", "crop_origin_x", "crop_seed",
-		"file_bytes", "uncompressed_bytes":
-		return kindInt64, true
-	case "voxel_size_z_nm", "voxel_size_y_nm", "voxel_size_x_nm",
-		"offset_z_nm", "offset_y_nm", "offset_x_nm",
-		"extent_z_nm", "extent_y_nm", "extent_x_nm",
-		"value_min", "value_max", "value_mean",
-		"voltage_kv", "magnification":
-		return kindFloat64, true
-	case "isotropic":
-		return kindBool, true
-	case "dataset", "array", "source_url", "local_path", "format", "status",
-		"dtype", "compression", "voxel_size_source", "downsampling", "sha256",
-		"value_sample", "microscope", "acquisition_date", "modality", "specimen",
-		"doi", "license", "title", "metadata_source", "conflicts", "notes":
-		return kindString, true
+	for _, c := range columns() {
+		if c.name == name {
+			return c.kind, true
+		}
 	}
 	return kindString, false
 }
@@ -74,33 +56,27 @@ func columnKind(name string) (colKind, bool) {
 // OPTIONAL so a missing value stays null. It goes through a generated struct
 // type because parquet.Group sorts its fields by name, which would lose the
 // column order the CSV and JSONL files share.
-func parquetSchema() (*parquet.Schema, []colKind, error) {
-	kinds := make([]colKind, len(Columns))
-	fields := make([]reflect.StructField, len(Columns))
-	for i, c := range Columns {
-		k, ok := columnKind(c)
-		if !ok {
-			return nil, nil, fmt.Errorf("catalog: parquet: column %q has no type", c)
-		}
-		kinds[i] = k
+func parquetSchema() (*parquet.Schema, []colKind) {
+	cs := columns()
+	kinds := make([]colKind, len(cs))
+	fields := make([]reflect.StructField, len(cs))
+	for i, c := range cs {
+		kinds[i] = c.kind
 		fields[i] = reflect.StructField{
 			Name: "F" + strconv.Itoa(i),
-			Type: reflect.PointerTo(k.goType()), // pointer: OPTIONAL
-			Tag:  reflect.StructTag(`parquet:` + strconv.Quote(c)),
+			Type: reflect.PointerTo(c.kind.goType()), // pointer: OPTIONAL
+			Tag:  reflect.StructTag(`parquet:` + strconv.Quote(c.name)),
 		}
 	}
 	model := reflect.New(reflect.StructOf(fields)).Interface()
-	return parquet.NewSchema("imgdataset", parquet.SchemaOf(model)), kinds, nil
+	return parquet.NewSchema("imgdataset", parquet.SchemaOf(model)), kinds
 }
 
 // Parquet renders the table as a Parquet file (zstd-compressed, one row group)
 // with the columns of Columns in order, typed int64, double, boolean or UTF-8
 // string, all nullable, and SchemaVersion under ParquetSchemaVersionKey.
 func Parquet(rs []Record) ([]byte, error) {
-	schema, kinds, err := parquetSchema()
-	if err != nil {
-		return nil, err
-	}
+	schema, kinds := parquetSchema()
 	var b bytes.Buffer
 	w := parquet.NewWriter(&b, schema,
 		parquet.Compression(&zstd.Codec{}),
@@ -125,7 +101,7 @@ func Parquet(rs []Record) ([]byte, error) {
 }
 
 // parquetRow converts one record; a value whose Go type does not match the
-// column's kind is an error (it means Fields and columnKind disagree).
+// column's kind is an error (a column whose get disagrees with its kind).
 func parquetRow(r Record, kinds []colKind) (parquet.Row, error) {
 	fs := r.Fields()
 	if len(fs) != len(kinds) {

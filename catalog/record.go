@@ -134,16 +134,10 @@ func FromVolume(ctx context.Context, r *Record, v volume.Volume, h Hints, sample
 		}
 	}
 	// z spacing stored outside the axes (e.g. DM3 serial-section metadata).
-	if fileVox[0] == nil && r.ShapeZ <= 1 {
-		if zs, ok := in.Metadata["z_spacing"].(map[string]any); ok {
-			if val, ok := toFloat(zs["value"]); ok {
-				if unit, _ := zs["unit"].(string); unit != "" {
-					if nm, ok := volume.ToNanometres(val, unit); ok {
-						fileVox[0] = ptr(nm)
-						r.Notes = append(r.Notes, fmt.Sprintf("z spacing from %v", zs["source"]))
-					}
-				}
-			}
+	if zs := in.Acquisition.ZSpacing; fileVox[0] == nil && r.ShapeZ <= 1 && zs.Value != 0 && zs.Unit != "" {
+		if nm, ok := volume.ToNanometres(zs.Value, zs.Unit); ok {
+			fileVox[0] = ptr(nm)
+			r.Notes = append(r.Notes, fmt.Sprintf("z spacing from %s", zs.Source))
 		}
 	}
 	r.Uncompressed = ptr(in.NumBytes())
@@ -157,11 +151,29 @@ func FromVolume(ctx context.Context, r *Record, v volume.Volume, h Hints, sample
 	if d, ok := in.Metadata["downsampling"]; ok {
 		r.Downsampling = fmt.Sprint(d)
 	}
+	fromAcquisition(r, in.Acquisition)
 	compareShape(r, h)
 	if h.DType != "" && r.DType != "" && !strings.EqualFold(h.DType, r.DType) {
 		r.Conflicts = append(r.Conflicts, fmt.Sprintf("dtype: file %s, %s %s", r.DType, h.VoxelSourceOr(), h.DType))
 	}
 	sampleValues(ctx, r, v, sampleBudget)
+}
+
+// fromAcquisition fills the acquisition columns the file states; the
+// caller fills the rest from its other sources.
+func fromAcquisition(r *Record, a volume.Acquisition) {
+	if s := strings.TrimSpace(a.Microscope); s != "" {
+		r.Microscope = s
+	}
+	if a.VoltageKV != 0 {
+		r.VoltageKV = ptr(a.VoltageKV)
+	}
+	if a.Magnification != 0 {
+		r.Magnification = ptr(a.Magnification)
+	}
+	if a.DateTime != "" {
+		r.AcquisitionDate = a.DateTime
+	}
 }
 
 // VoxelSourceOr names the hint source for messages.

@@ -20,91 +20,202 @@ type Field struct {
 }
 
 // Columns is the table's column order (CSV header, JSONL keys, Parquet schema).
-var Columns = []string{
-	"schema_version", "dataset", "array", "source_url", "local_path", "format", "status",
-	"dtype", "ndim", "shape_z", "shape_y", "shape_x", "shape_c", "shape_t",
-	"chunk_z", "chunk_y", "chunk_x", "compression",
-	"voxel_size_z_nm", "voxel_size_y_nm", "voxel_size_x_nm", "voxel_size_source", "isotropic",
-	"offset_z_nm", "offset_y_nm", "offset_x_nm",
-	"extent_z_nm", "extent_y_nm", "extent_x_nm",
-	"scale_level", "downsampling", "crop_origin_z", "crop_origin_y", "crop_origin_x", "crop_seed",
-	"file_bytes", "uncompressed_bytes", "sha256",
-	"value_min", "value_max", "value_mean", "value_sample",
-	"microscope", "voltage_kv", "magnification", "acquisition_date", "modality", "specimen",
-	"doi", "license", "title", "metadata_source", "conflicts", "notes",
+var Columns = columnNames()
+
+// column is one column of the table, the single place that states its name,
+// its type, how a record gives its value and how catalog.json's value is
+// read back; CSV, JSON Lines, Parquet, catalog.json and the report all walk
+// this one list, so a column is added by adding one line to columns.
+type column struct {
+	name string
+	kind colKind
+	// get returns the cell: a Go value of kind's type, or nil when missing.
+	get func(*Record) any
+	// set stores catalog.json's value of the column in the record; nil for a
+	// column derived from others (the extents), which is recomputed instead.
+	set func(*Record, json.RawMessage) error
+	// doc, when set, gives the value catalog.json holds instead of get's:
+	// lists stay lists there, where the flat tables join them.
+	doc func(*Record) any
 }
 
-// Fields flattens a record in Columns order.
-func (r Record) Fields() []Field {
-	i64 := func(v int64) any {
-		if v == 0 {
-			return nil
-		}
-		return v
+// columns is the table in column order.
+func columns() []column {
+	return []column{
+		{name: "schema_version", kind: kindInt64, get: func(*Record) any { return int64(SchemaVersion) }, set: into(func(r *Record) *int { return &r.SchemaVersion })},
+		{name: "dataset", kind: kindString, get: func(r *Record) any { return r.Dataset }, set: into(func(r *Record) *string { return &r.Dataset })},
+		text("array", func(r *Record) *string { return &r.Array }),
+		text("source_url", func(r *Record) *string { return &r.SourceURL }),
+		text("local_path", func(r *Record) *string { return &r.LocalPath }),
+		text("format", func(r *Record) *string { return &r.Format }),
+		text("status", func(r *Record) *string { return &r.Status }),
+		text("dtype", func(r *Record) *string { return &r.DType }),
+		count("ndim", func(r *Record) *int { return &r.NDim }),
+		count("shape_z", func(r *Record) *int64 { return &r.ShapeZ }),
+		count("shape_y", func(r *Record) *int64 { return &r.ShapeY }),
+		count("shape_x", func(r *Record) *int64 { return &r.ShapeX }),
+		count("shape_c", func(r *Record) *int64 { return &r.ShapeC }),
+		count("shape_t", func(r *Record) *int64 { return &r.ShapeT }),
+		count("chunk_z", func(r *Record) *int64 { return &r.ChunkZ }),
+		count("chunk_y", func(r *Record) *int64 { return &r.ChunkY }),
+		count("chunk_x", func(r *Record) *int64 { return &r.ChunkX }),
+		text("compression", func(r *Record) *string { return &r.Compression }),
+		optional("voxel_size_z_nm", func(r *Record) **float64 { return &r.VoxelZ }),
+		optional("voxel_size_y_nm", func(r *Record) **float64 { return &r.VoxelY }),
+		optional("voxel_size_x_nm", func(r *Record) **float64 { return &r.VoxelX }),
+		text("voxel_size_source", func(r *Record) *string { return &r.VoxelSource }),
+		optional("isotropic", func(r *Record) **bool { return &r.Isotropic }),
+		optional("offset_z_nm", func(r *Record) **float64 { return &r.OffsetZ }),
+		optional("offset_y_nm", func(r *Record) **float64 { return &r.OffsetY }),
+		optional("offset_x_nm", func(r *Record) **float64 { return &r.OffsetX }),
+		extent("extent_z_nm", func(r *Record) (int64, *float64) { return r.ShapeZ, r.VoxelZ }),
+		extent("extent_y_nm", func(r *Record) (int64, *float64) { return r.ShapeY, r.VoxelY }),
+		extent("extent_x_nm", func(r *Record) (int64, *float64) { return r.ShapeX, r.VoxelX }),
+		optional("scale_level", func(r *Record) **int { return &r.ScaleLevel }),
+		text("downsampling", func(r *Record) *string { return &r.Downsampling }),
+		cropAxis(0), cropAxis(1), cropAxis(2),
+		optional("crop_seed", func(r *Record) **int64 { return &r.CropSeed }),
+		optional("file_bytes", func(r *Record) **int64 { return &r.FileBytes }),
+		optional("uncompressed_bytes", func(r *Record) **int64 { return &r.Uncompressed }),
+		text("sha256", func(r *Record) *string { return &r.SHA256 }),
+		optional("value_min", func(r *Record) **float64 { return &r.ValueMin }),
+		optional("value_max", func(r *Record) **float64 { return &r.ValueMax }),
+		optional("value_mean", func(r *Record) **float64 { return &r.ValueMean }),
+		text("value_sample", func(r *Record) *string { return &r.ValueSample }),
+		text("microscope", func(r *Record) *string { return &r.Microscope }),
+		optional("voltage_kv", func(r *Record) **float64 { return &r.VoltageKV }),
+		optional("magnification", func(r *Record) **float64 { return &r.Magnification }),
+		text("acquisition_date", func(r *Record) *string { return &r.AcquisitionDate }),
+		text("modality", func(r *Record) *string { return &r.Modality }),
+		text("specimen", func(r *Record) *string { return &r.Specimen }),
+		text("doi", func(r *Record) *string { return &r.DOI }),
+		text("license", func(r *Record) *string { return &r.License }),
+		text("title", func(r *Record) *string { return &r.Title }),
+		text("metadata_source", func(r *Record) *string { return &r.MetadataSource }),
+		list("conflicts", func(r *Record) *[]string { return &r.Conflicts }),
+		list("notes", func(r *Record) *[]string { return &r.Notes }),
 	}
-	f := func(p *float64) any {
-		if p == nil {
-			return nil
-		}
-		return *p
-	}
-	ext := func(n int64, vox *float64) any {
-		if n == 0 || vox == nil {
-			return nil
-		}
-		return float64(n) * *vox
-	}
-	str := func(s string) any {
-		if s == "" {
-			return nil
-		}
-		return s
-	}
-	var crop [3]any
-	if len(r.CropOrigin) == 3 {
-		for i := range crop {
-			crop[i] = r.CropOrigin[i]
-		}
-	}
-	vals := []any{
-		int64(SchemaVersion), r.Dataset, str(r.Array), str(r.SourceURL), str(r.LocalPath), str(r.Format), str(r.Status),
-		str(r.DType), i64(int64(r.NDim)), i64(r.ShapeZ), i64(r.ShapeY), i64(r.ShapeX), i64(r.ShapeC), i64(r.ShapeT),
-		i64(r.ChunkZ), i64(r.ChunkY), i64(r.ChunkX), str(r.Compression),
-		f(r.VoxelZ), f(r.VoxelY), f(r.VoxelX), str(r.VoxelSource), boolp(r.Isotropic),
-		f(r.OffsetZ), f(r.OffsetY), f(r.OffsetX),
-		ext(r.ShapeZ, r.VoxelZ), ext(r.ShapeY, r.VoxelY), ext(r.ShapeX, r.VoxelX),
-		intp(r.ScaleLevel), str(r.Downsampling), crop[0], crop[1], crop[2], int64p(r.CropSeed),
-		int64p(r.FileBytes), int64p(r.Uncompressed), str(r.SHA256),
-		f(r.ValueMin), f(r.ValueMax), f(r.ValueMean), str(r.ValueSample),
-		str(r.Microscope), f(r.VoltageKV), f(r.Magnification), str(r.AcquisitionDate), str(r.Modality), str(r.Specimen),
-		str(r.DOI), str(r.License), str(r.Title), str(r.MetadataSource), str(strings.Join(r.Conflicts, "; ")), str(strings.Join(r.Notes, "; ")),
-	}
-	out := make([]Field, len(Columns))
-	for i, c := range Columns {
-		out[i] = Field{Name: c, Value: vals[i]}
+}
+
+func columnNames() []string {
+	cs := columns()
+	out := make([]string, len(cs))
+	for i, c := range cs {
+		out[i] = c.name
 	}
 	return out
 }
 
-func boolp(p *bool) any {
-	if p == nil {
-		return nil
-	}
-	return *p
+// into reads a column's JSON value straight into the field p points at.
+func into[T any](p func(*Record) *T) func(*Record, json.RawMessage) error {
+	return func(r *Record, b json.RawMessage) error { return json.Unmarshal(b, p(r)) }
 }
 
-func intp(p *int) any {
-	if p == nil {
+// orNil returns v, or nil when v is its type's zero value.
+func orNil[T comparable](v T) any {
+	var zero T
+	if v == zero {
 		return nil
 	}
-	return int64(*p)
+	return v
 }
 
-func int64p(p *int64) any {
-	if p == nil {
-		return nil
+// text is a string column; "" is missing.
+func text(name string, p func(*Record) *string) column {
+	return column{name: name, kind: kindString, get: func(r *Record) any { return orNil(*p(r)) }, set: into(p)}
+}
+
+// count is an integer column whose 0 means missing (sizes and ranks are
+// never 0 when known).
+func count[T int | int64](name string, p func(*Record) *T) column {
+	return column{name: name, kind: kindInt64, get: func(r *Record) any { return orNil(int64(*p(r))) }, set: into(p)}
+}
+
+// optional is a column held in a pointer field; nil is missing, so a known 0
+// or false is kept.
+func optional[T int | int64 | float64 | bool](name string, p func(*Record) **T) column {
+	var kind colKind
+	switch any(*new(T)).(type) {
+	case int, int64:
+		kind = kindInt64
+	case float64:
+		kind = kindFloat64
+	case bool:
+		kind = kindBool
 	}
-	return *p
+	get := func(r *Record) any {
+		v := *p(r)
+		if v == nil {
+			return nil
+		}
+		if i, ok := any(*v).(int); ok {
+			return int64(i)
+		}
+		return *v
+	}
+	return column{name: name, kind: kind, get: get, set: into(p)}
+}
+
+// extent is the physical size along an axis, derived from its length and
+// voxel size; it is not read back.
+func extent(name string, of func(*Record) (int64, *float64)) column {
+	return column{name: name, kind: kindFloat64, get: func(r *Record) any {
+		n, vox := of(r)
+		if n == 0 || vox == nil {
+			return nil
+		}
+		return float64(n) * *vox
+	}}
+}
+
+// cropColumn names the crop origin's column for axis i of z, y, x.
+func cropColumn(i int) string { return "crop_origin_" + "zyx"[i:i+1] }
+
+// cropAxis is axis i of the crop origin, one value spread over three
+// columns; UnmarshalJSON keeps it only when all three are read.
+func cropAxis(i int) column {
+	return column{name: cropColumn(i), kind: kindInt64,
+		get: func(r *Record) any {
+			if len(r.CropOrigin) != 3 {
+				return nil
+			}
+			return r.CropOrigin[i]
+		},
+		set: func(r *Record, b json.RawMessage) error {
+			var v *int64
+			if err := json.Unmarshal(b, &v); err != nil || v == nil {
+				return err
+			}
+			if len(r.CropOrigin) != 3 {
+				r.CropOrigin = make([]int64, 3)
+			}
+			r.CropOrigin[i] = *v
+			return nil
+		}}
+}
+
+// list is a list of remarks: joined with "; " in the flat tables, a JSON
+// list in catalog.json.
+func list(name string, p func(*Record) *[]string) column {
+	return column{name: name, kind: kindString,
+		get: func(r *Record) any { return orNil(strings.Join(*p(r), "; ")) },
+		set: into(p),
+		doc: func(r *Record) any {
+			if len(*p(r)) == 0 {
+				return nil
+			}
+			return *p(r)
+		}}
+}
+
+// Fields flattens a record in Columns order.
+func (r Record) Fields() []Field {
+	cs := columns()
+	out := make([]Field, len(cs))
+	for i, c := range cs {
+		out[i] = Field{Name: c.name, Value: c.get(&r)}
+	}
+	return out
 }
 
 func cell(v any) string {
@@ -181,19 +292,17 @@ type Document struct {
 // MarshalJSON includes the flattened columns alongside the nested metadata.
 func (r Record) MarshalJSON() ([]byte, error) {
 	m := map[string]any{}
-	for _, f := range r.Fields() {
-		if x, ok := f.Value.(float64); ok && (math.IsNaN(x) || math.IsInf(x, 0)) {
+	for _, c := range columns() {
+		v := c.get(&r)
+		if c.doc != nil {
+			v = c.doc(&r)
+		}
+		if x, ok := v.(float64); ok && (math.IsNaN(x) || math.IsInf(x, 0)) {
 			continue
 		}
-		if f.Value != nil {
-			m[f.Name] = f.Value
+		if v != nil {
+			m[c.name] = v
 		}
-	}
-	if len(r.Conflicts) > 0 {
-		m["conflicts"] = r.Conflicts
-	}
-	if len(r.Notes) > 0 {
-		m["notes"] = r.Notes
 	}
 	if r.Metadata != nil {
 		m["metadata"] = r.Metadata

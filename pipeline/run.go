@@ -377,20 +377,8 @@ func applyFacts(rec *catalog.Record, r *source.Resolved, u unit) {
 		rec.Modality = get("modality")
 	}
 	rec.Specimen = get("specimen")
-	if md := rec.Metadata; md != nil {
-		if s, ok := md["microscope"].(string); ok {
-			rec.Microscope = strings.TrimSpace(s)
-		}
-		if f, ok := md["voltage_kv"].(float64); ok {
-			rec.VoltageKV = &f
-		}
-		if f, ok := md["magnification"].(float64); ok {
-			rec.Magnification = &f
-		}
-		if s, ok := md["acquisition_datetime"].(string); ok {
-			rec.AcquisitionDate = s
-		}
-	}
+	// catalog.FromVolume filled the acquisition columns the file states;
+	// the resolver's facts only fill a gap.
 	if rec.Microscope == "" {
 		rec.Microscope = get("microscope")
 	}

@@ -82,8 +82,12 @@ type Info struct {
 	Axes        []Axis  // same length as Shape
 	Chunks      []int64 // storage chunk (or strip/tile-derived block) shape; nil when unchunked
 	Compression string  // e.g. "none", "zstd", "deflate", "jpeg"
-	// Metadata holds format-specific facts worth surfacing (vendor tags,
-	// acquisition parameters); values must be JSON-encodable.
+	// Acquisition is what the file states about how the image was
+	// recorded, typed; its zero value states nothing.
+	Acquisition Acquisition
+	// Metadata holds format-specific facts worth surfacing as JSON (vendor
+	// tag trees, provenance notes); values must be JSON-encodable. The
+	// acquisition facts it shows are copies: code reads Acquisition.
 	Metadata map[string]any
 }
 

@@ -313,6 +313,7 @@ func newVolume(st *store.Store, key string, h header, im *Tag, index int, multi 
 		DType:       dt,
 		Axes:        finalAxes,
 		Compression: "none",
+		Acquisition: acquisition(im, shape),
 		Metadata:    metadata(im, shape),
 	}
 	md := v.info.Metadata

@@ -5,26 +5,63 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/imgdataset/imgdataset/volume"
 )
 
-// metadata gathers the acquisition facts of one ImageList entry (formats.md
-// §3.4). Keys are stable snake_case names; every value is JSON-encodable.
-func metadata(im *Tag, shape []int64) map[string]any {
-	m := map[string]any{}
-	tags := im.Lookup("ImageTags")
-	if tags == nil {
-		tags = &Tag{Group: true}
+// imageTags returns the ImageTags group of one ImageList entry, an empty
+// group when it has none.
+func imageTags(im *Tag) *Tag {
+	if tags := im.Lookup("ImageTags"); tags != nil {
+		return tags
 	}
+	return &Tag{Group: true}
+}
+
+// acquisition returns what one ImageList entry states about its acquisition.
+func acquisition(im *Tag, shape []int64) volume.Acquisition {
+	return readAcquisition(imageTags(im), len(shape), map[string]any{})
+}
+
+// readAcquisition reads the acquisition facts of an image of the given rank
+// from its ImageTags; notes gets where they were read and the raw values
+// they were read from (microscope_source, acquisition_date_raw, ...).
+func readAcquisition(tags *Tag, rank int, notes map[string]any) volume.Acquisition {
+	var a volume.Acquisition
 	for _, p := range []string{"Session Info.Microscope", "Microscope Info.Name", "Microscope Info.Microscope"} {
 		if s, ok := tags.String(p); ok && strings.TrimSpace(s) != "" && s != "[]" {
-			m["microscope"] = strings.TrimSpace(s)
-			m["microscope_source"] = "ImageTags." + p
+			a.Microscope = strings.TrimSpace(s)
+			notes["microscope_source"] = "ImageTags." + p
 			break
 		}
 	}
 	if v, ok := tags.Float("Microscope Info.Voltage"); ok && v > 0 {
-		m["voltage_kv"] = v / 1000
+		a.VoltageKV = v / 1000
 	}
+	if s, ok := tags.String("Microscope Info.Illumination Mode"); ok && s != "" {
+		// The rsciio mapping: anything mentioning STEM or SEM is that, else TEM.
+		switch {
+		case strings.Contains(s, "STEM"):
+			a.Mode = "STEM"
+		case strings.Contains(s, "SEM"):
+			a.Mode = "SEM"
+		default:
+			a.Mode = "TEM"
+		}
+	}
+	a.ZSpacing = zSpacing(tags, rank)
+	a.DateTime = acquisitionTime(tags, notes)
+	return a
+}
+
+// metadata gathers the facts of one ImageList entry for Info.Metadata
+// (formats.md §3.4): the acquisition facts as Acquisition.AddTo shows them
+// and the free-form facts around them. Keys are stable snake_case names;
+// every value is JSON-encodable.
+func metadata(im *Tag, shape []int64) map[string]any {
+	m := map[string]any{}
+	tags := imageTags(im)
+	readAcquisition(tags, len(shape), m).AddTo(m)
 	// In diffraction the "magnification" fields hold the camera length (mm),
 	// as rsciio maps them.
 	// STEM reports Imaging Mode DIFFRACTION while scanning, so there only the
@@ -65,17 +102,6 @@ func metadata(im *Tag, shape []int64) map[string]any {
 			m[k] = s
 		}
 	}
-	if s, ok := m["illumination_mode"].(string); ok {
-		// The rsciio mapping: anything mentioning STEM or SEM is that, else TEM.
-		switch {
-		case strings.Contains(s, "STEM"):
-			m["acquisition_mode"] = "STEM"
-		case strings.Contains(s, "SEM"):
-			m["acquisition_mode"] = "SEM"
-		default:
-			m["acquisition_mode"] = "TEM"
-		}
-	}
 	if v, ok := tags.Float("DataBar.Exposure Time (s)"); ok {
 		m["exposure_time_s"] = v
 	}
@@ -100,35 +126,34 @@ func metadata(im *Tag, shape []int64) map[string]any {
 	if v, ok := im.Float("ImageData.PixelDepth"); ok {
 		m["pixel_depth"] = int(v)
 	}
-	zSpacing(tags, len(shape), m)
-	acquisitionTime(tags, m)
 	return m
 }
 
-// zSpacing records the section spacing of a 2-D slice of a serial-section
+// zSpacing returns the section spacing of a 2-D slice of a serial-section
 // stack, which 3View files keep in "Meta Data.Dimension info.<rank>".
-func zSpacing(tags *Tag, rank int, m map[string]any) {
+func zSpacing(tags *Tag, rank int) volume.Spacing {
 	if rank != 2 {
-		return
+		return volume.Spacing{}
 	}
 	p := "Meta Data.Dimension info." + strconv.Itoa(rank)
 	d := tags.Lookup(p)
 	if d == nil {
-		return
+		return volume.Spacing{}
 	}
 	scale, ok := d.Float("Scale")
 	unit, _ := d.String("Units")
 	if !ok || unit == "" || scale <= 0 {
-		return
+		return volume.Spacing{}
 	}
-	m["z_spacing"] = map[string]any{"value": scale, "unit": unit, "source": "ImageTags." + p}
+	return volume.Spacing{Value: scale, Unit: unit, Source: "ImageTags." + p}
 }
 
-// acquisitionTime normalises the locale-formatted DataBar date and time to
-// ISO 8601. A slash date with both fields ≤ 12 is ambiguous; an unambiguous
+// acquisitionTime returns the locale-formatted DataBar date and time in
+// ISO 8601, "" when the tags hold none, and notes in m what it was read
+// from and how. A slash date with both fields ≤ 12 is ambiguous; an unambiguous
 // reference settles it: a ctime-style timestamp elsewhere in the tags
 // (DigiScan writes one) or the Windows FILETIME "Acquisition Time (OS)".
-func acquisitionTime(tags *Tag, m map[string]any) {
+func acquisitionTime(tags *Tag, m map[string]any) string {
 	// EELS spectra written without a DataBar keep the date in the EELS group.
 	var dateRaw, timeRaw, datePath string
 	for _, p := range [][2]string{{"DataBar.Acquisition Date", "DataBar.Acquisition Time"}, {"EELS.Acquisition.Date", "EELS.Acquisition.Start time"}} {
@@ -182,7 +207,7 @@ func acquisitionTime(tags *Tag, m map[string]any) {
 		d, source = refs[0].t, refs[0].path
 		clock, clockOK = refs[0].t, true
 	default:
-		return
+		return ""
 	}
 	for _, r := range refs {
 		if !nearDay(d, r.t) {
@@ -194,13 +219,12 @@ func acquisitionTime(tags *Tag, m map[string]any) {
 	date := d.Format("2006-01-02")
 	m["acquisition_date"] = date
 	m["acquisition_datetime_source"] = source
-	if clockOK {
-		t := clock.Format("15:04:05")
-		m["acquisition_time"] = t
-		m["acquisition_datetime"] = date + "T" + t
-	} else {
-		m["acquisition_datetime"] = date
+	if !clockOK {
+		return date
 	}
+	t := clock.Format("15:04:05")
+	m["acquisition_time"] = t
+	return date + "T" + t
 }
 
 type reference struct {

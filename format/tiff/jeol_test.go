@@ -12,6 +12,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/imgdataset/imgdataset/volume"
 )
 
 // No JEOL SightX file is public in the corpus: these files are synthetic,
@@ -224,6 +226,17 @@ func TestJEOLSightX(t *testing.T) {
 			if !reflect.DeepEqual(got, c.derived) {
 				t.Errorf("derived %v, want %v", got, c.derived)
 			}
+			// The typed facts are what the metadata shows.
+			typed := map[string]any{}
+			in.Acquisition.AddTo(typed)
+			for _, k := range []string{"camera_length", "camera_length_unit"} {
+				if v, ok := md[k]; ok {
+					typed[k] = v
+				}
+			}
+			if !reflect.DeepEqual(typed, c.derived) {
+				t.Errorf("Info.Acquisition %+v, want %v", in.Acquisition, c.derived)
+			}
 			if _, ok := md["vendor_warnings"]; ok != c.warnings {
 				t.Errorf("vendor_warnings %v, want present=%v", md["vendor_warnings"], c.warnings)
 			}
@@ -405,7 +418,7 @@ func FuzzJEOL(f *testing.F) {
 	f.Add("JEOL", "\x01<TemReporter>\x00\n<Eos><EosMode>eosTEM</EosMode></Eos><ImageFormingSystem><ModeString>MAG</ModeString><SelectorValue>1e-300</SelectorValue></ImageFormingSystem></TemReporter>", uint32(1), uint32(4294967295), uint16(2))
 	f.Fuzz(func(t *testing.T, mk, desc string, num, den uint32, unit uint16) {
 		leaves, _ := parseXMLLeaves(jeolXML(desc))
-		jeolDerived(leaves, map[string]any{})
+		jeolDerived(leaves, &volume.Acquisition{}, map[string]any{})
 		if s := jeolScale(leaves, [2]uint32{num, den}, [2]uint32{num, den}, uint64(unit)); s != nil {
 			if !(s.x > 0) || !(s.y > 0) || math.IsInf(s.x, 0) || math.IsInf(s.y, 0) {
 				t.Errorf("jeolScale gave %+v", s)

@@ -434,6 +434,9 @@ func (r *reader) newVolume(pages []*page, meta *pageMeta, lead []volume.Axis) *t
 	}
 	v.info = volume.Info{Shape: shape, DType: p0.dtype, Axes: axes, Chunks: chunks,
 		Compression: compressionName(p0.compression), Metadata: md}
+	if meta != nil {
+		v.info.Acquisition = meta.vendor.acquisition()
+	}
 	return v
 }
 

@@ -9,10 +9,12 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/imgdataset/imgdataset/internal/corpus"
+	"github.com/imgdataset/imgdataset/volume"
 )
 
 // vendorTIFF builds a 4x4 uint8 classic TIFF carrying value in tag (type typ).
@@ -144,6 +146,38 @@ func TestVendorCorpus(t *testing.T) {
 	}
 }
 
+// TestVendorAcquisitionCorpus checks the typed acquisition facts of the
+// corpus' vendor files: [System] SystemType, [Beam] HV (V) and the
+// [User] date of the FEI INI text, and the Olympus SIS block's
+// magnification (rosettasciio's test suite asserts the same numbers).
+func TestVendorAcquisitionCorpus(t *testing.T) {
+	dir := corpus.Dir(t)
+	cases := []struct {
+		file   string
+		series int
+		want   volume.Acquisition
+	}{
+		{"tiff/rosettasciio/FEI-Helios-Ebeam-8bits.tif", 0,
+			volume.Acquisition{Microscope: `Helios NanoLab" 660`, VoltageKV: 5, DateTime: "2016-06-13T17:06:40"}},
+		// HV=notafloat: no voltage rather than a wrong one.
+		{"tiff/rosettasciio/FEI-Helios-navcam-with-no-IRBeam-bad-floats.tif", 0,
+			volume.Acquisition{Microscope: `Helios NanoLab" 660`, DateTime: "2022-05-17T09:07:08"}},
+		{"tiff/rosettasciio/olympus_SIS.tif", 1, volume.Acquisition{Magnification: 600000}},
+		{"tiff/rosettasciio/test_loading_image_saved_with_DM.tif", 0, volume.Acquisition{}},
+	}
+	for _, c := range cases {
+		t.Run(filepath.Base(c.file), func(t *testing.T) {
+			vs, err := openFile(context.Background(), filepath.Join(dir, c.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := vs[c.series].Info().Acquisition; got != c.want {
+				t.Errorf("acquisition %+v, want %+v", got, c.want)
+			}
+		})
+	}
+}
+
 func TestParseINI(t *testing.T) {
 	got := parseINI("top=1\r\n[A]\r\nx=1e-005\r\ny = text \r\nz=\r\nnan=NaN\r\ninf=Inf\r\n; comment\r\n[B]\nk=v=w\n[A]\nx=2\nnoequals\n")
 	want := map[string]any{
@@ -159,21 +193,21 @@ func TestParseINI(t *testing.T) {
 func TestFEIDerived(t *testing.T) {
 	cases := []struct {
 		ini  string
-		want map[string]any
+		want volume.Acquisition
 	}{
 		{"[System]\nType=DualBeam\nSystemType=Quanta 250\n[EBeam]\nHV=30000\n[Beam]\nHV=2000\n[User]\nDate=12/31/2019\nTime=11:59:59 PM\n",
-			map[string]any{"microscope": "Quanta 250", "voltage_kv": 30.0, "acquisition_datetime": "2019-12-31T23:59:59"}},
+			volume.Acquisition{Microscope: "Quanta 250", VoltageKV: 30, DateTime: "2019-12-31T23:59:59"}},
 		{"[System]\nType=SEM\n[Beam]\nHV=2000\n[User]\nDate=01/02/2020\nTime=13:04:05\n",
-			map[string]any{"microscope": "SEM", "voltage_kv": 2.0, "acquisition_datetime": "2020-01-02T13:04:05"}},
+			volume.Acquisition{Microscope: "SEM", VoltageKV: 2, DateTime: "2020-01-02T13:04:05"}},
 		{"[User]\nDate=garbage\n[PrivateFei]\nTimeOfCreation=13.06.2016 17:06:40\n[EBeam]\nHV=\n",
-			map[string]any{"acquisition_datetime": "2016-06-13T17:06:40"}},
-		{"", map[string]any{}},
+			volume.Acquisition{DateTime: "2016-06-13T17:06:40"}},
+		{"", volume.Acquisition{}},
 	}
 	for _, c := range cases {
-		got := map[string]any{}
-		feiDerived(parseINI(c.ini), got)
-		if !reflect.DeepEqual(got, c.want) {
-			t.Errorf("%q: got %v, want %v", c.ini, got, c.want)
+		var got volume.Acquisition
+		feiDerived(parseINI(c.ini), &got)
+		if got != c.want {
+			t.Errorf("%q: got %+v, want %+v", c.ini, got, c.want)
 		}
 	}
 }
@@ -200,10 +234,10 @@ func TestParseXMLLeaves(t *testing.T) {
 	if got, err := parseXMLLeaves(many); err == nil || len(got) != maxXMLLeaves {
 		t.Errorf("%d leaves, error %v; want %d and an error", len(got), err, maxXMLLeaves)
 	}
-	d := map[string]any{}
-	heliosDerived(map[string]any{"Metadata/Acquisition/AcquisitionDatetime": "2021-03-04T05:06:07.5+01:00"}, d)
-	if d["acquisition_datetime"] != "2021-03-04T05:06:07+01:00" {
-		t.Errorf("helios datetime %v", d)
+	var a volume.Acquisition
+	heliosDerived(map[string]any{"Metadata/Acquisition/AcquisitionDatetime": "2021-03-04T05:06:07.5+01:00"}, &a)
+	if a.DateTime != "2021-03-04T05:06:07+01:00" {
+		t.Errorf("helios datetime %+v", a)
 	}
 }
 
@@ -222,11 +256,10 @@ func TestParseCZSEM(t *testing.T) {
 	if !reflect.DeepEqual(kv, want) {
 		t.Fatalf("got %#v", kv)
 	}
-	d := map[string]any{}
-	czsemDerived(kv, d)
-	wantD := map[string]any{"voltage_kv": 15.0, "microscope": "1234-56", "acquisition_datetime": "2015-01-25T14:23:01"}
-	if !reflect.DeepEqual(d, wantD) {
-		t.Errorf("derived %v, want %v", d, wantD)
+	var a volume.Acquisition
+	czsemDerived(kv, &a)
+	if want := (volume.Acquisition{VoltageKV: 15, Microscope: "1234-56", DateTime: "2015-01-25T14:23:01"}); a != want {
+		t.Errorf("derived %+v, want %+v", a, want)
 	}
 }
 
@@ -312,10 +345,11 @@ func FuzzVendor(f *testing.F) {
 	tags := []uint16{tagFEISFEG, tagFEIHelios, tagCZSEM, tagMicroManager, tagOlympusSISINI, tagOlympusSIS}
 	f.Fuzz(func(t *testing.T, which uint8, s string) {
 		ini := parseINI(s)
-		feiDerived(ini, map[string]any{})
+		var a volume.Acquisition
+		feiDerived(ini, &a)
 		leaves, _ := parseXMLLeaves(s)
-		heliosDerived(leaves, map[string]any{})
-		czsemDerived(parseCZSEM(s), map[string]any{})
+		heliosDerived(leaves, &a)
+		czsemDerived(parseCZSEM(s), &a)
 		tag := tags[int(which)%len(tags)]
 		typ := uint16(typeASCII)
 		if tag == tagOlympusSIS {
@@ -329,4 +363,89 @@ func FuzzVendor(f *testing.F) {
 			t.Errorf("metadata does not marshal: %v", err)
 		}
 	})
+}
+
+// vendorValue is one private tag of a synthetic vendor TIFF.
+type vendorValue struct {
+	tag, typ uint16
+	b        []byte // ASCII text with its NUL, or one little-endian double
+}
+
+func asciiTag(tag uint16, s string) vendorValue {
+	return vendorValue{tag, typeASCII, []byte(s + "\x00")}
+}
+
+func doubleTag(tag uint16, f float64) vendorValue {
+	return vendorValue{tag, typeDouble, binary.LittleEndian.AppendUint64(nil, math.Float64bits(f))}
+}
+
+// vendorsTIFF builds a 4x4 uint8 classic TIFF carrying every vv (tags in
+// ascending order, values of more than 4 bytes after the IFD).
+func vendorsTIFF(vv ...vendorValue) []byte {
+	entries := []rawEntry{
+		{tagImageWidth, typeShort, 1, 4},
+		{tagImageLength, typeShort, 1, 4},
+		{tagBitsPerSample, typeShort, 1, 8},
+		{tagStripOffsets, typeLong, 1, 0}, // set below
+		{tagStripByteCounts, typeLong, 1, 16},
+	}
+	slices.SortFunc(vv, func(a, b vendorValue) int { return int(a.tag) - int(b.tag) })
+	off := uint32(8 + 2 + 12*(len(entries)+len(vv)) + 4)
+	var tail []byte
+	for _, v := range vv {
+		count := uint32(len(v.b))
+		if v.typ == typeDouble {
+			count = 1
+		}
+		if len(v.b) <= 4 { // fits the entry: stored in place
+			var in [4]byte
+			copy(in[:], v.b)
+			entries = append(entries, rawEntry{v.tag, v.typ, count, binary.LittleEndian.Uint32(in[:])})
+			continue
+		}
+		entries = append(entries, rawEntry{v.tag, v.typ, count, off + uint32(len(tail))})
+		tail = append(tail, v.b...)
+		if len(tail)%2 == 1 {
+			tail = append(tail, 0)
+		}
+	}
+	entries[3].value = off + uint32(len(tail))
+	return classic(entries, 0, append(tail, make([]byte, 16)...))
+}
+
+// TestVendorRank puts two vendors' calibrations into one file: the one
+// rosettasciio trusts first gives the pixel size. The acquisition facts
+// both state come from the one read last.
+func TestVendorRank(t *testing.T) {
+	fei := asciiTag(tagFEISFEG, "[System]\r\nSystemType=Quanta\r\n[Scan]\r\nPixelWidth=4e-09\r\n")
+	zeiss := asciiTag(tagCZSEM, "AP_PIXEL_SIZE\r\nPixel Size = 9 nm\r\nSV_INSTRUMENT_ID\r\nInstrument = Sigma\r\n")
+	dm := []vendorValue{asciiTag(65003, "nm"), asciiTag(65004, "nm"), doubleTag(65009, 7), doubleTag(65010, 7)}
+	cases := []struct {
+		name       string
+		tags       []vendorValue
+		scale      float64 // nm
+		source     string  // prefix of voxel_size_source
+		microscope string
+	}{
+		{"fei alone", []vendorValue{fei}, 4, "FEI tag", "Quanta"},
+		{"dm alone", dm, 7, "DigitalMicrograph", ""},
+		{"fei over zeiss", []vendorValue{fei, zeiss}, 4, "FEI tag", "Sigma"},
+		{"zeiss over dm", append([]vendorValue{zeiss}, dm...), 9, "Zeiss tag", "Sigma"},
+		{"fei over dm", append([]vendorValue{fei}, dm...), 4, "FEI tag", "Quanta"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			in := openBytes(t, vendorsTIFF(c.tags...))[0].Info()
+			x := in.Axes[1]
+			if nm, ok := nmOf(x.Scale, x.Unit); !ok || !x.ScaleKnown || math.Abs(nm-c.scale) > 1e-9 {
+				t.Errorf("x axis %+v, want %g nm", x, c.scale)
+			}
+			if src, _ := in.Metadata["voxel_size_source"].(string); !strings.HasPrefix(src, c.source) {
+				t.Errorf("voxel_size_source %q, want %q…", src, c.source)
+			}
+			if got := in.Acquisition.Microscope; got != c.microscope {
+				t.Errorf("microscope %q, want %q", got, c.microscope)
+			}
+		})
+	}
 }
