@@ -110,7 +110,8 @@ func planOutput(out string, o OutputOptions, defChunk int64) (*outputPlan, error
 	if p.chunk <= 0 {
 		p.chunk = defChunk
 	}
-	l := strings.ToLower(strings.TrimRight(out, `/\`))
+	// The name, not the directory, must say the kind, and say more than it.
+	l := strings.ToLower(filepath.Base(strings.TrimRight(out, `/\`)))
 	found := false
 	var exts []string
 	for _, n := range outputNames() {
