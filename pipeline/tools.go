@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/imgdataset/imgdataset/catalog"
 	"github.com/imgdataset/imgdataset/manifest"
 	"github.com/imgdataset/imgdataset/volume"
 )
@@ -37,7 +36,8 @@ func openVolumes(ctx context.Context, target string, opt *Options) ([]volume.Vol
 
 // Crop reads a region of any volume the tool reads (local or remote) and writes
 // it to OUT in the format its name asks for (see OutputNames), placed where
-// it came from: the translation is the origin × the resolved voxel size. The
+// it came from: the translation is the origin × the resolved voxel size (see
+// Convert for where that comes from). The
 // name and options are checked before anything is read. Only the chunks the
 // region touches are read, and the copy streams through a bounded window.
 func Crop(ctx context.Context, src string, c manifest.Crop, out string, opt Options) (*CropResult, error) {
@@ -54,7 +54,7 @@ func Crop(ctx context.Context, src string, c manifest.Crop, out string, opt Opti
 	if err != nil {
 		return nil, fmt.Errorf("crop %s: %w", src, err)
 	}
-	fr := resolveFrame(ctx, vols[c.Scale], catalog.Hints{})
+	fr := sourceFrame(ctx, &opt, src, vols[c.Scale])
 	res := &CropResult{Source: src, Array: in.Name, Scale: c.Scale, Origin: origin, Size: c.Size, Seed: c.Seed, Note: note, Output: out}
 	if err := plan.write(ctx, volume.Reframe(win, fr), fr, map[string]any{"imgdataset_crop": res}); err != nil {
 		return nil, err
@@ -63,8 +63,11 @@ func Crop(ctx context.Context, src string, c manifest.Crop, out string, opt Opti
 }
 
 // Convert writes one array of SRC (by name or the first) to OUT in the
-// format its name asks for (see OutputNames), in the frame the table would
-// give it. The name and options are checked before anything is read.
+// format its name asks for (see OutputNames). A local SRC inside the output
+// of a run (a catalog.json above it) is placed in the frame of its table row,
+// so a voxel size from the page, API or manifest reaches the output; any
+// other SRC in the frame its file gives. The name and options are checked
+// before anything is read.
 func Convert(ctx context.Context, src, array, out string, opt Options) error {
 	opt.Defaults()
 	plan, err := planOutput(out, opt.Output, opt.ConvertChunk)
@@ -92,6 +95,6 @@ func Convert(ctx context.Context, src, array, out string, opt Options) error {
 			return fmt.Errorf("convert %s: no array %q (it has %s)", src, array, strings.Join(names, ", "))
 		}
 	}
-	fr := resolveFrame(ctx, v, catalog.Hints{})
+	fr := sourceFrame(ctx, &opt, src, v)
 	return plan.write(ctx, volume.Reframe(v, fr), fr, map[string]any{"imgdataset_source": map[string]any{"url": src, "array": v.Info().Name}})
 }

@@ -434,8 +434,9 @@ format OUT's name asks for:
 
 ` + pipeline.OutputNames() + `
 Any other name is refused (exit status 2) before anything is read. The crop
-sits where it came from: its translation is the origin × the voxel size, in
-one unit for all spatial axes (nm, or µm when the source is in µm or coarser).
+sits where it came from: its translation is the origin × the voxel size (from
+the run's catalog.json for a file inside a run's output, else from the file),
+in one unit for all spatial axes (nm, or µm when the source is in µm or coarser).
 The origin, seed, source and scale, and where the voxel size came from, are
 recorded in the output's attributes where the format has room.
 
@@ -522,9 +523,11 @@ func convertCmd() *cobra.Command {
 
 ` + pipeline.OutputNames() + `
 Any other name is refused (exit status 2) before anything is read. The output
-has the voxel size the metadata table gives the array, in one unit for all
-spatial axes (nm, or µm when the source is in µm or coarser), and says where
-that size came from in its attributes where the format has room.`,
+has the voxel size the metadata table gives the array (a file inside a run's
+output takes its row of catalog.json, so a size from the web page, API or
+manifest is kept; any other source the size its file states), in one unit for
+all spatial axes (nm, or µm when the source is in µm or coarser), and says
+where that size came from in its attributes where the format has room.`,
 		Example: `  imgdataset convert volumedata.tif -o volumedata.zarr --levels 4
   imgdataset convert stack.zarr -o stack.tif                 # classic TIFF that ImageJ opens
   imgdataset convert volumedata.tif -o volumedata.ome.zarr   # NGFF 0.5, sharded
