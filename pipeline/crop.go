@@ -67,10 +67,15 @@ func cropVolume(ctx context.Context, opt *Options, out *store.Store, r *source.R
 	}
 	key := path.Join(r.Dataset.Name, name)
 	opt.logf("  %s: cropping %v at origin %v (scale %d) of %s → %s", r.Dataset.Name, c.Size, origin, c.Scale, ref.StoreURL, key)
+	// The crop sits in the source's frame as its row reports it: a voxel
+	// size from the page or API places it too.
+	h := hints(r, unit{})
+	fr := resolveFrame(ctx, vols[c.Scale], h)
 	attrs := map[string]any{"imgdataset_crop": map[string]any{
 		"source_url": ref.StoreURL, "source_format": fname, "scale": c.Scale, "scale_name": in.Name,
 		"origin_zyx": origin, "size_zyx": c.Size, "seed": c.Seed, "aligned_to_chunks": c.AlignToChunks, "note": note,
-	}}
+	}, "imgdataset": frameAttrs(fr)}
+	win = volume.Reframe(win, fr)
 	if err := zarr.WriteNGFF(ctx, out, key, win, zarr.WriteOptions{Chunks: cube(opt.ConvertChunk, len(win.Info().Shape)), Name: name, Attributes: attrs}); err != nil {
 		return nil, fmt.Errorf("%s: write crop: %w", r.Dataset.Name, err)
 	}
@@ -84,7 +89,7 @@ func cropVolume(ctx context.Context, opt *Options, out *store.Store, r *source.R
 	for _, v := range cvols[:1] {
 		rec := catalog.Record{Dataset: r.Dataset.Name, LocalPath: key, SourceURL: ref.StoreURL, Format: f.Name(), Status: "ok",
 			MetadataSource: r.FactsSource, CropOrigin: origin, CropSeed: c.Seed}
-		catalog.FromVolume(ctx, &rec, v, hints(r, unit{}), opt.SampleBudget)
+		catalogOutput(ctx, &rec, v, h, fr, opt.SampleBudget)
 		rec.Array = in.Name
 		rec.ScaleLevel = ptr(c.Scale)
 		if note != "" {

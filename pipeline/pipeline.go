@@ -42,6 +42,8 @@ type Options struct {
 	Log io.Writer
 	// SampleBudget bounds the bytes read per array for value statistics.
 	SampleBudget int64
+	// Output says how Crop and Convert write.
+	Output OutputOptions
 }
 
 // NewHTTPClient returns the shared client: keep-alive pools sized for many

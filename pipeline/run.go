@@ -197,7 +197,7 @@ func storeRoot(p string) string {
 
 func processDataset(ctx context.Context, opt *Options, out *store.Store, r *source.Resolved, results map[string]transfer.Result, dr *DatasetReport, rep *Report) ([]catalog.Record, error) {
 	var recs []catalog.Record
-	var readable []volume.Volume
+	var readable []framed
 	for _, u := range groupUnits(r.Dataset.Name, r.Objects) {
 		// Skip units whose download failed.
 		failed := false
@@ -248,7 +248,7 @@ func processDataset(ctx context.Context, opt *Options, out *store.Store, r *sour
 			pageShapeConflict(&rec, r)
 			recs = append(recs, rec)
 			rep.keep(rec, v)
-			readable = append(readable, v)
+			readable = append(readable, framed{v, frameOf(rec)})
 		}
 	}
 	// Crops of remote volumes.

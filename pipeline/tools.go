@@ -3,14 +3,9 @@ package pipeline
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 
-	"github.com/imgdataset/imgdataset/format/tiff"
-	"github.com/imgdataset/imgdataset/format/zarr"
 	"github.com/imgdataset/imgdataset/manifest"
-	"github.com/imgdataset/imgdataset/store"
 	"github.com/imgdataset/imgdataset/volume"
 )
 
@@ -39,43 +34,46 @@ func openVolumes(ctx context.Context, target string, opt *Options) ([]volume.Vol
 	return vols, nil
 }
 
-// outputStore splits an output path into a writable local store and a key.
-func outputStore(out string) (*store.Store, string, error) {
-	abs, err := filepath.Abs(out)
-	if err != nil {
-		return nil, "", err
-	}
-	if _, err := os.Stat(abs); err == nil {
-		return nil, "", fmt.Errorf("output %s already exists; choose a new name", out)
-	}
-	return store.New(store.NewFile(filepath.Dir(abs))), filepath.Base(abs), nil
-}
-
 // Crop reads a region of any volume the tool reads (local or remote) and writes
-// it to OUT: OME-Zarr (NGFF 0.4, translation = origin × voxel size) unless OUT
-// ends in .tif/.tiff (BigTIFF). Only the chunks the region touches are read,
-// and the copy streams through a bounded window.
+// it to OUT in the format its name asks for (see OutputNames), placed where
+// it came from: the translation is the origin × the resolved voxel size (see
+// Convert for where that comes from). The
+// name and options are checked before anything is read. Only the chunks the
+// region touches are read, and the copy streams through a bounded window.
 func Crop(ctx context.Context, src string, c manifest.Crop, out string, opt Options) (*CropResult, error) {
 	opt.Defaults()
+	plan, err := planOutput(out, opt.Output, opt.ConvertChunk)
+	if err != nil {
+		return nil, err
+	}
 	vols, err := openVolumes(ctx, src, &opt)
 	if err != nil {
 		return nil, err
 	}
-	win, in, origin, note, err := cropWindow(ctx, &c, vols, opt.ConvertChunk)
+	win, in, origin, note, err := cropWindow(ctx, &c, vols, plan.chunk)
 	if err != nil {
 		return nil, fmt.Errorf("crop %s: %w", src, err)
 	}
+	fr := sourceFrame(ctx, &opt, src, vols[c.Scale])
 	res := &CropResult{Source: src, Array: in.Name, Scale: c.Scale, Origin: origin, Size: c.Size, Seed: c.Seed, Note: note, Output: out}
-	if err := writeVolume(ctx, win, out, opt.ConvertChunk, 1, map[string]any{"imgdataset_crop": res}); err != nil {
+	if err := plan.write(ctx, volume.Reframe(win, fr), fr, map[string]any{"imgdataset_crop": res}); err != nil {
 		return nil, err
 	}
 	return res, nil
 }
 
-// Convert writes one array of SRC (by name or the first) to OUT as OME-Zarr
-// with a multiscale pyramid of levels levels, or as BigTIFF for .tif outputs.
-func Convert(ctx context.Context, src, array, out string, chunk int64, levels int, opt Options) error {
+// Convert writes one array of SRC (by name or the first) to OUT in the
+// format its name asks for (see OutputNames). A local SRC inside the output
+// of a run (a catalog.json above it) is placed in the frame of its table row,
+// so a voxel size from the page, API or manifest reaches the output; any
+// other SRC in the frame its file gives. The name and options are checked
+// before anything is read.
+func Convert(ctx context.Context, src, array, out string, opt Options) error {
 	opt.Defaults()
+	plan, err := planOutput(out, opt.Output, opt.ConvertChunk)
+	if err != nil {
+		return err
+	}
 	vols, err := openVolumes(ctx, src, &opt)
 	if err != nil {
 		return err
@@ -97,50 +95,6 @@ func Convert(ctx context.Context, src, array, out string, chunk int64, levels in
 			return fmt.Errorf("convert %s: no array %q (it has %s)", src, array, strings.Join(names, ", "))
 		}
 	}
-	if chunk <= 0 {
-		chunk = opt.ConvertChunk
-	}
-	return writeVolume(ctx, v, out, chunk, levels, map[string]any{"imgdataset_source": map[string]any{"url": src, "array": v.Info().Name}})
-}
-
-func writeVolume(ctx context.Context, v volume.Volume, out string, chunk int64, levels int, attrs map[string]any) error {
-	st, key, err := outputStore(out)
-	if err != nil {
-		return err
-	}
-	l := strings.ToLower(out)
-	if strings.HasSuffix(l, ".tif") || strings.HasSuffix(l, ".tiff") {
-		w, err := st.NewWriter(ctx, key)
-		if err != nil {
-			return err
-		}
-		defer w.Abort()
-		if err := tiff.Write(ctx, w, v, tiffOptions(v.Info())); err != nil {
-			return fmt.Errorf("write %s: %w", out, err)
-		}
-		return w.Close()
-	}
-	in := v.Info()
-	if err := zarr.WriteNGFF(ctx, st, key, v, zarr.WriteOptions{Chunks: cube(chunk, len(in.Shape)), Levels: levels, Name: in.Name, Attributes: attrs}); err != nil {
-		return fmt.Errorf("write %s: %w", out, err)
-	}
-	return nil
-}
-
-// tiffOptions writes the voxel size as ImageJ calibration when the axes carry one.
-func tiffOptions(in volume.Info) tiff.WriteOptions {
-	o := tiff.WriteOptions{BigTIFF: true}
-	n := len(in.Axes)
-	if n < 2 {
-		return o
-	}
-	x, y := in.Axes[n-1], in.Axes[n-2]
-	if !x.ScaleKnown || !y.ScaleKnown {
-		return o
-	}
-	o.ImageJ, o.Unit, o.PixelWidth, o.PixelHeight = true, x.Unit, x.Scale, y.Scale
-	if n >= 3 && in.Axes[n-3].ScaleKnown {
-		o.Spacing = in.Axes[n-3].Scale
-	}
-	return o
+	fr := sourceFrame(ctx, &opt, src, v)
+	return plan.write(ctx, volume.Reframe(v, fr), fr, map[string]any{"imgdataset_source": map[string]any{"url": src, "array": v.Info().Name}})
 }

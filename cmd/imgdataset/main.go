@@ -52,11 +52,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
 	var ee exitError
+	var ue *pipeline.UsageError
 	switch {
 	case err == nil:
 		return exitOK
 	case errors.As(err, &ee):
 		return ee.code
+	case errors.As(err, &ue):
+		fmt.Fprintln(stderr, "imgdataset:", err)
+		return exitUsage
 	case ctx.Err() != nil:
 		fmt.Fprintln(stderr, "imgdataset: interrupted; run again to resume")
 		return exitAborted
@@ -421,13 +425,20 @@ func cropCmd() *cobra.Command {
 	var seed int64
 	var scale int
 	var align, asJSON bool
+	var of outputFlags
 	c := &cobra.Command{
 		Use:   "crop SRC --size Z,Y,X (--origin Z,Y,X | --seed N) -o OUT",
-		Short: "Copy a region of any volume (local or remote) to OME-Zarr or BigTIFF",
-		Long: `crop reads only the chunks a region touches and streams them to OUT: OME-Zarr
-(NGFF 0.4, with a translation equal to origin × voxel size, so the crop sits
-where it came from) or BigTIFF when OUT ends in .tif. The origin, seed, source
-and scale are recorded in the output's attributes.
+		Short: "Copy a region of any volume (local or remote) to OME-Zarr, N5, TIFF, DM3 or precomputed",
+		Long: `crop reads only the chunks a region touches and streams them to OUT, in the
+format OUT's name asks for:
+
+` + pipeline.OutputNames() + `
+Any other name is refused (exit status 2) before anything is read. The crop
+sits where it came from: its translation is the origin × the voxel size (from
+the run's catalog.json for a file inside a run's output, else from the file),
+in one unit for all spatial axes (nm, or µm when the source is in µm or coarser).
+The origin, seed, source and scale, and where the voxel size came from, are
+recorded in the output's attributes where the format has room.
 
 With --seed the origin is random but reproducible, and it is chosen inside the
 tissue: origins are drawn from a PCG stream seeded by N (snapped to the chunk
@@ -444,7 +455,7 @@ and of missing chunks). After 32 draws the best one is used and the note says so
 				return err
 			}
 			if sz == nil {
-				return errors.New("--size is required")
+				return &pipeline.UsageError{Err: errors.New("--size is required")}
 			}
 			o, err := parseZYX("origin", origin)
 			if err != nil {
@@ -455,9 +466,9 @@ and of missing chunks). After 32 draws the best one is used and the note says so
 				spec.Seed = &seed
 			}
 			if out == "" {
-				return errors.New("-o OUT is required")
+				return &pipeline.UsageError{Err: errors.New("-o OUT is required")}
 			}
-			res, err := pipeline.Crop(cmd.Context(), args[0], spec, out, pipeline.Options{Log: cmd.ErrOrStderr()})
+			res, err := pipeline.Crop(cmd.Context(), args[0], spec, out, pipeline.Options{Log: cmd.ErrOrStderr(), Output: of.options()})
 			if err != nil {
 				return err
 			}
@@ -475,35 +486,66 @@ and of missing chunks). After 32 draws the best one is used and the note says so
 	c.Flags().Int64Var(&seed, "seed", 0, "draw a reproducible random origin inside the tissue")
 	c.Flags().IntVar(&scale, "scale", 0, "scale level (0 = full resolution)")
 	c.Flags().BoolVar(&align, "align", false, "snap a random origin to the chunk grid (fewer chunks touched)")
-	c.Flags().StringVarP(&out, "output", "o", "", "output .zarr directory or .tif file")
+	c.Flags().StringVarP(&out, "output", "o", "", "output: .zarr, .ome.zarr, .n5, .tif, .tiff, .dm3 or .precomputed")
 	c.Flags().BoolVar(&asJSON, "json", false, "print what was cropped as JSON")
+	of.add(c, false)
 	return c
+}
+
+// outputFlags are the flags of crop and convert that say how to write.
+type outputFlags struct {
+	chunks      int64
+	levels      int
+	zarrVersion int
+	bigTIFF     bool
+}
+
+func (f *outputFlags) add(c *cobra.Command, levels bool) {
+	c.Flags().Int64Var(&f.chunks, "chunks", 128, "chunk (block) edge in voxels of .zarr, .n5 and .precomputed outputs")
+	if levels {
+		c.Flags().IntVar(&f.levels, "levels", 1, "multiscale levels of .zarr and .precomputed outputs (each halves the spatial axes)")
+	}
+	c.Flags().IntVar(&f.zarrVersion, "zarr-version", 0, "2 (NGFF 0.4) or 3 (NGFF 0.5, sharded) for .zarr outputs (default: 3 for .ome.zarr, 2 for .zarr)")
+	c.Flags().BoolVar(&f.bigTIFF, "bigtiff", false, "write .tif outputs as BigTIFF even when classic TIFF would do (ImageJ 1 cannot open BigTIFF)")
+}
+
+func (f *outputFlags) options() pipeline.OutputOptions {
+	return pipeline.OutputOptions{Chunk: f.chunks, Levels: f.levels, ZarrVersion: f.zarrVersion, BigTIFF: f.bigTIFF}
 }
 
 func convertCmd() *cobra.Command {
 	var out, array string
-	var chunks int64
-	var levels int
+	var of outputFlags
 	c := &cobra.Command{
-		Use:   "convert SRC -o OUT.zarr",
-		Short: "Convert any volume the tool reads to OME-Zarr (or BigTIFF)",
+		Use:   "convert SRC -o OUT",
+		Short: "Convert any volume the tool reads to OME-Zarr, N5, TIFF, DM3 or precomputed",
+		Long: `convert writes one array of SRC to OUT, in the format OUT's name asks for:
+
+` + pipeline.OutputNames() + `
+Any other name is refused (exit status 2) before anything is read. The output
+has the voxel size the metadata table gives the array (a file inside a run's
+output takes its row of catalog.json, so a size from the web page, API or
+manifest is kept; any other source the size its file states), in one unit for
+all spatial axes (nm, or µm when the source is in µm or coarser), and says
+where that size came from in its attributes where the format has room.`,
 		Example: `  imgdataset convert volumedata.tif -o volumedata.zarr --levels 4
-  imgdataset convert s3://janelia-cosem-datasets/jrc_mus-nacc-2/jrc_mus-nacc-2.zarr --array recon-2/em/fibsem-int16/s5 -o s5.zarr`,
+  imgdataset convert stack.zarr -o stack.tif                 # classic TIFF that ImageJ opens
+  imgdataset convert volumedata.tif -o volumedata.ome.zarr   # NGFF 0.5, sharded
+  imgdataset convert s3://janelia-cosem-datasets/jrc_mus-nacc-2/jrc_mus-nacc-2.zarr --array recon-2/em/fibsem-int16/s5 -o s5.n5`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if out == "" {
-				return errors.New("-o OUT is required")
+				return &pipeline.UsageError{Err: errors.New("-o OUT is required")}
 			}
-			if err := pipeline.Convert(cmd.Context(), args[0], array, out, chunks, levels, pipeline.Options{Log: cmd.ErrOrStderr()}); err != nil {
+			if err := pipeline.Convert(cmd.Context(), args[0], array, out, pipeline.Options{Log: cmd.ErrOrStderr(), Output: of.options()}); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s → %s\n", args[0], out)
 			return nil
 		},
 	}
-	c.Flags().StringVarP(&out, "output", "o", "", "output .zarr directory or .tif file")
+	c.Flags().StringVarP(&out, "output", "o", "", "output: .zarr, .ome.zarr, .n5, .tif, .tiff, .dm3 or .precomputed")
 	c.Flags().StringVar(&array, "array", "", "which array of SRC (default: the first)")
-	c.Flags().Int64Var(&chunks, "chunks", 128, "chunk edge in voxels")
-	c.Flags().IntVar(&levels, "levels", 1, "multiscale levels (each halves the spatial axes)")
+	of.add(c, true)
 	return c
 }

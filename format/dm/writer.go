@@ -50,6 +50,8 @@ type writeConfig struct {
 	version   int
 	// packedWidth, when positive, is the image width of packed FFT data.
 	packedWidth int64
+	// bare leaves out the default acquisition tags.
+	bare bool
 }
 
 // BigEndian writes the tag data and pixels big-endian (byte order word 0),
@@ -58,6 +60,11 @@ func BigEndian() Option { return func(c *writeConfig) { c.order = binary.BigEndi
 
 // NoThumbnail leaves out the RGBA thumbnail, so the image is ImageList.0.
 func NoThumbnail() Option { return func(c *writeConfig) { c.thumbnail = false } }
+
+// NoDefaultTags leaves out the default acquisition tags (DataBar date and
+// time, FEI Quanta at 1.9 kV): a file converted from other data must not
+// claim a microscope it never saw.
+func NoDefaultTags() Option { return func(c *writeConfig) { c.bare = true } }
 
 // AsDM4 writes the DM4 layout (64-bit structure words and per-tag sizes).
 func AsDM4() Option { return func(c *writeConfig) { c.version = 4 } }
@@ -232,7 +239,7 @@ func (e *encoder) document(img Image, cfg writeConfig) (*node, error) {
 		rank != 2 || img.Shape[1] != cfg.packedWidth/2+1) {
 		return nil, fmt.Errorf("%w %q: %s%v is not the packed half plane of a %d-wide image", ErrWrite, img.Name, img.DType, img.Shape, cfg.packedWidth)
 	}
-	tags, err := e.imageTags(img)
+	tags, err := e.imageTags(img, !cfg.bare)
 	if err != nil {
 		return nil, err
 	}
@@ -289,14 +296,18 @@ func (e *encoder) document(img Image, cfg writeConfig) (*node, error) {
 	return root, nil
 }
 
-// imageTags merges the defaults, the z spacing and img.Tags into a tree.
-func (e *encoder) imageTags(img Image) (*node, error) {
+// imageTags merges the defaults (when asked for), the z spacing and img.Tags
+// into a tree.
+func (e *encoder) imageTags(img Image, defaults bool) (*node, error) {
 	flat := map[string]any{
 		"DataBar.Acquisition Date":                "11.06.2018",
 		"DataBar.Acquisition Time":                "22:27:16",
 		"Microscope Info.Voltage":                 1900.0,
 		"Microscope Info.Indicated Magnification": 2159.0,
 		"Microscope Info.Microscope":              "FEI Quanta",
+	}
+	if !defaults {
+		clear(flat)
 	}
 	if img.ZSpacing > 0 {
 		unit := img.ZUnit

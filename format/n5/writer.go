@@ -25,6 +25,10 @@ type WriteOptions struct {
 	BlockSize []int64
 	// Compression is "gzip" (the default when empty) or "raw".
 	Compression string
+	// Attributes are extra keys of the dataset's attributes.json
+	// (provenance such as the voxel size's source); they may not replace
+	// the N5 keys Write sets.
+	Attributes map[string]any
 }
 
 // Write stores src as an N5 dataset at prefix: attributes.json (with the
@@ -84,6 +88,12 @@ func Write(ctx context.Context, st *store.Store, prefix string, src volume.Volum
 		"compression": comp,
 	}
 	addCalibration(attrs, in.Axes)
+	for k, v := range opt.Attributes {
+		if _, ok := attrs[k]; ok {
+			return fmt.Errorf("n5 write %q: attribute %q is written by N5 itself", prefix, k)
+		}
+		attrs[k] = v
+	}
 	if prefix == "" {
 		attrs["n5"] = Version
 	} else if _, err := st.Stat(ctx, attrsName); errors.Is(err, store.ErrNotExist) {
@@ -140,8 +150,11 @@ func Write(ctx context.Context, st *store.Store, prefix string, src volume.Volum
 	return err
 }
 
-// addCalibration records known axis scales in both conventions readers use.
+// addCalibration records known axis scales in both conventions readers use,
+// the spatial ones in one unit (volume.OneUnit): N5 Viewer has one unit for
+// all axes.
 func addCalibration(attrs map[string]any, axes []volume.Axis) {
+	axes = volume.OneUnit(axes)
 	n := len(axes)
 	if n == 0 {
 		return

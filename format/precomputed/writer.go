@@ -40,6 +40,10 @@ type WriteOptions struct {
 	Type string
 	// CSBlockSize is the compressed_segmentation block; default 8³.
 	CSBlockSize [3]int64
+	// Attributes are extra top-level keys of the info file (provenance such
+	// as the voxel size's source; Neuroglancer ignores keys it does not
+	// know). They may not replace the keys of the format.
+	Attributes map[string]any
 }
 
 // Write stores src (C order z, y, x, or c, z, y, x) as a precomputed volume
@@ -51,6 +55,9 @@ type WriteOptions struct {
 func Write(ctx context.Context, st *store.Store, prefix string, src volume.Volume, opt WriteOptions) error {
 	si := src.Info()
 	in, err := writeInfo(si, &opt)
+	if err == nil {
+		err = checkAttributes(opt.Attributes)
+	}
 	if err != nil {
 		return fmt.Errorf("precomputed write %q: %w", prefix, err)
 	}
@@ -83,6 +90,9 @@ func Write(ctx context.Context, st *store.Store, prefix string, src volume.Volum
 	b, err := json.MarshalIndent(in, "", "  ")
 	if err != nil {
 		return err
+	}
+	if b, err = withAttributes(b, opt.Attributes); err != nil {
+		return fmt.Errorf("precomputed write %q: %w", prefix, err)
 	}
 	infoKey := "info"
 	if dir != "" {

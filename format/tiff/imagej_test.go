@@ -6,18 +6,14 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
+	"github.com/imgdataset/imgdataset/internal/imagej"
 	"github.com/imgdataset/imgdataset/volume"
 )
-
-// imagejJar is where Debian's imagej package (libij-java) puts ImageJ 1.
-const imagejJar = "/usr/share/java/ij.jar"
 
 // imagejMacro opens every file named in the list file given as its argument
 // and prints one tab-separated line per file: what ImageJ sees (dimensions,
@@ -124,18 +120,8 @@ func voxelSums(m *volume.Mem) (sum, wsum float64) {
 // ImageJ 1.53t reads neither BigTIFF ("Unsupported format"), tiled TIFF
 // nor zstd, so only classic TIFFs with strips, uncompressed or deflate, are
 // cross-checked here; Fiji opens the others through Bio-Formats, which is
-// not packaged. All files go through one JVM run. ImageJ must run with
-// java.awt.headless=false: in headless mode its open() builds the menu bar
-// and throws HeadlessException. In batch mode it opens no window, so no
-// display is needed; DISPLAY is removed so none is ever contacted.
+// not packaged. All files go through one JVM run.
 func TestImageJReadsWriterOutput(t *testing.T) {
-	java, err := exec.LookPath("java")
-	if err != nil {
-		t.Skipf("ImageJ oracle unavailable: no java on PATH (%v); install Debian's imagej package", err)
-	}
-	if _, err := os.Stat(imagejJar); err != nil {
-		t.Skipf("ImageJ oracle unavailable: %v; install Debian's imagej package", err)
-	}
 	cases := []struct {
 		name  string
 		dt    volume.DType
@@ -161,31 +147,10 @@ func TestImageJReadsWriterOutput(t *testing.T) {
 		}
 		paths = append(paths, p)
 	}
-	list, macro := filepath.Join(dir, "files.txt"), filepath.Join(dir, "check.ijm")
-	if err := os.WriteFile(list, []byte(strings.Join(paths, "\n")), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(macro, []byte(imagejMacro), 0o644); err != nil {
-		t.Fatal(err)
-	}
-
-	// A guard against a JVM that never returns, not a performance check.
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, java, "-Djava.awt.headless=false", "-Duser.home="+dir, "-Xmx256m",
-		"-jar", imagejJar, "-batch", macro, list)
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "DISPLAY=") && !strings.HasPrefix(kv, "WAYLAND_DISPLAY=") {
-			cmd.Env = append(cmd.Env, kv)
-		}
-	}
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("ImageJ: %v\n%s", err, out)
-	}
+	out := imagej.Run(t, imagejMacro, paths)
 	seen := map[int]imagejSeen{}
 	version := ""
-	for line := range strings.Lines(string(out)) {
+	for line := range strings.Lines(out) {
 		f := strings.Split(strings.TrimRight(line, "\r\n"), "\t")
 		switch f[0] {
 		case "VERSION":

@@ -605,6 +605,7 @@ func (r *reader) imagejSeries(ctx context.Context, g group, ij map[string]string
 		a := volume.Axis{Name: "z", Size: z, Scale: 1}
 		if f, err := strconv.ParseFloat(ij["spacing"], 64); err == nil && f > 0 && unit != "" {
 			a.Scale, a.Unit, a.ScaleKnown = f, unit, true
+			a.Offset = imagejOffset(ij, "zorigin", f)
 		}
 		lead = append(lead, a)
 	}
@@ -631,7 +632,7 @@ func (r *reader) imagejSeries(ctx context.Context, g group, ij map[string]string
 			}
 			if has && res[0] > 0 && res[1] > 0 {
 				a.Scale, a.Unit, a.ScaleKnown = float64(res[1])/float64(res[0]), unit, true
-				a.Offset = 0
+				a.Offset = imagejOffset(ij, []string{"yorigin", "xorigin"}[i], a.Scale)
 			} else {
 				a.Scale, a.Unit, a.ScaleKnown = 1, "", false
 			}

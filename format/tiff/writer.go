@@ -19,7 +19,9 @@ import (
 
 // WriteOptions controls Write.
 type WriteOptions struct {
-	// BigTIFF forces BigTIFF; it is chosen anyway when the file could pass 4 GB.
+	// BigTIFF forces BigTIFF; it is chosen anyway when the file could pass
+	// 4 GiB. Otherwise the file is a classic TIFF, the only kind ImageJ 1
+	// opens.
 	BigTIFF bool
 	// ImageJ writes an ImageJ hyperstack description (images, slices, unit,
 	// spacing, min, max) so ImageJ and tifffile see the calibration.
@@ -33,6 +35,15 @@ type WriteOptions struct {
 	// PixelWidth and PixelHeight, when positive, are stored as
 	// X/YResolution = 1/size (ResolutionUnit none; the unit is Unit).
 	PixelWidth, PixelHeight float64
+	// XOrigin, YOrigin and ZOrigin are ImageJ's origins (ImageJ only): in
+	// pixels, the physical position of index 0 being -origin × size, so a
+	// crop keeps its place. Zero ones are not written.
+	XOrigin, YOrigin, ZOrigin float64
+	// Properties are further key=value lines of the ImageJ description
+	// (provenance such as the voxel size's source); ImageJ ignores keys it
+	// does not know and tifffile returns them. Keys are lower-case ASCII
+	// letters, digits and '_'; values are escaped as ImageJ escapes units.
+	Properties map[string]string
 	// Compression is "none" (or ""), "deflate" or "zstd".
 	Compression string
 	// Tile, when positive, writes square tiles of that size (a multiple of
@@ -84,6 +95,11 @@ func Write(ctx context.Context, w io.Writer, v volume.Volume, opt WriteOptions) 
 	if opt.ImageJ && opt.Description != "" {
 		return fmt.Errorf("tiff write %q: Description and ImageJ are exclusive", name)
 	}
+	for k := range opt.Properties {
+		if !propertyKey(k) {
+			return fmt.Errorf("tiff write %q: ImageJ property key %q (want lower-case letters, digits and _)", name, k)
+		}
+	}
 	comp := 1
 	switch opt.Compression {
 	case "", "none":
@@ -114,9 +130,13 @@ func Write(ctx context.Context, w io.Writer, v volume.Volume, opt WriteOptions) 
 		}
 		tw.rps = min(tw.rps, h)
 	}
-	// Compressed data can exceed the raw size slightly; leave room for it
-	// and for the IFDs before deciding that classic offsets suffice.
-	if est := nz*pageBytes + nz*pageBytes/64 + nz*(1<<12) + 1<<20; est >= math.MaxUint32 {
+	// Classic offsets suffice unless the pixels and the IFDs could pass
+	// 4 GiB. Compressed data can exceed the raw size slightly: leave room.
+	slack := int64(0)
+	if comp != 1 {
+		slack = nz * pageBytes / 64
+	}
+	if est := nz*pageBytes + slack + nz*(1<<12) + 1<<20; est >= math.MaxUint32 {
 		tw.big = true
 	}
 
@@ -301,11 +321,78 @@ func imagejDesc(nz int64, opt WriteOptions, lo, hi float64) string {
 	if opt.Spacing > 0 && nz > 1 {
 		b.WriteString("spacing=" + javaDouble(opt.Spacing) + "\n")
 	}
+	for _, o := range []struct {
+		key string
+		v   float64
+	}{{"xorigin", opt.XOrigin}, {"yorigin", opt.YOrigin}, {"zorigin", opt.ZOrigin}} {
+		if o.v != 0 && (o.key != "zorigin" || nz > 1) {
+			b.WriteString(o.key + "=" + javaDouble(o.v) + "\n")
+		}
+	}
 	if nz > 1 {
 		b.WriteString("loop=false\n")
 	}
 	b.WriteString("min=" + javaDouble(lo) + "\nmax=" + javaDouble(hi) + "\n")
+	keys := make([]string, 0, len(opt.Properties))
+	for k := range opt.Properties {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		b.WriteString(k + "=" + escapeUnit(opt.Properties[k]) + "\n")
+	}
 	return b.String()
+}
+
+// imagejOffset reads back an origin Calibrate writes: the physical position
+// of index 0 of an axis of the given pixel size, from an ImageJ origin in
+// pixels (index 0 sits at -origin × size); 0 when absent or not finite.
+func imagejOffset(ij map[string]string, key string, size float64) float64 {
+	f, err := strconv.ParseFloat(ij[key], 64)
+	if err != nil || f == 0 || math.IsNaN(f) || math.IsInf(f, 0) {
+		return 0
+	}
+	return -f * size
+}
+
+// propertyKey reports whether k can be an ImageJ description key that no
+// parser (Java Properties, tifffile) splits or unescapes.
+func propertyKey(k string) bool {
+	if k == "" {
+		return false
+	}
+	for _, r := range k {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// Calibrate sets o to write in's spatial calibration as an ImageJ
+// hyperstack in one unit (volume.OneUnit): pixel width and height from the x
+// and y axes, spacing from z, and the origins from their offsets. ImageJ has
+// one unit for all three, so a z in nm next to x and y in µm must be
+// converted, not written as is. It reports false, changing nothing, when x
+// and y do not share a calibrated length unit.
+func (o *WriteOptions) Calibrate(in volume.Info) bool {
+	n := len(in.Axes)
+	if n < 2 {
+		return false
+	}
+	axes := volume.OneUnit(in.Axes)
+	x, y := axes[n-1], axes[n-2]
+	if _, ok := volume.NanometresPer(x.Unit); !ok || !x.ScaleKnown || !y.ScaleKnown || x.Unit != y.Unit || x.Scale <= 0 || y.Scale <= 0 {
+		return false
+	}
+	o.ImageJ, o.Unit, o.PixelWidth, o.PixelHeight = true, x.Unit, x.Scale, y.Scale
+	o.XOrigin, o.YOrigin = -x.Offset/x.Scale, -y.Offset/y.Scale
+	if n >= 3 {
+		if z := axes[n-3]; z.ScaleKnown && z.Unit == x.Unit && z.Scale > 0 {
+			o.Spacing, o.ZOrigin = z.Scale, -z.Offset/z.Scale
+		}
+	}
+	return true
 }
 
 // rationalFor approximates x as num/den with both fitting in 32 bits: the

@@ -44,7 +44,8 @@ type WriteOptions struct {
 	// Labels selects mode (most frequent value) instead of mean downsampling,
 	// so label ids are never averaged into ids that do not exist.
 	Labels bool
-	// Axes overrides the source's axes (names, units, scale, offset).
+	// Axes overrides the source's axes (names, units, scale, offset). Either
+	// way the calibrated spatial axes are written in one unit (volume.OneUnit).
 	Axes []volume.Axis
 	// Name is the multiscale name; default the source's name.
 	Name string
@@ -371,6 +372,8 @@ func WriteNGFF(ctx context.Context, st *store.Store, prefix string, src volume.V
 	if opt.Axes != nil {
 		axes = opt.Axes
 	}
+	// Viewers assume one unit for every spatial axis.
+	axes = volume.OneUnit(axes)
 	if len(axes) != len(in.Shape) {
 		return fmt.Errorf("zarr write %q: %d axes for rank %d", prefix, len(axes), len(in.Shape))
 	}

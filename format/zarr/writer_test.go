@@ -108,13 +108,15 @@ func TestWriteNGFF(t *testing.T) {
 				}
 				f := float64(int(1) << k)
 				for i, ax := range in.Axes {
-					wantScale := axes[i].Scale * f
-					wantOff := axes[i].Offset + (f-1)/2*axes[i].Scale
+					// x is given in µm next to z and y in nm: written in nm.
+					per, _ := volume.NanometresPer(axes[i].Unit)
+					wantScale := axes[i].Scale * f * per
+					wantOff := (axes[i].Offset + (f-1)/2*axes[i].Scale) * per
 					if !ax.ScaleKnown || math.Abs(ax.Scale-wantScale) > 1e-9 || math.Abs(ax.Offset-wantOff) > 1e-9 {
 						t.Errorf("level %d axis %s: %+v, want scale %v offset %v", k, ax.Name, ax, wantScale, wantOff)
 					}
 				}
-				if in.Axes[0].Unit != "nanometer" || in.Axes[2].Unit != "micrometer" {
+				if in.Axes[0].Unit != "nanometer" || in.Axes[2].Unit != "nanometer" {
 					t.Errorf("units %q %q", in.Axes[0].Unit, in.Axes[2].Unit)
 				}
 			}

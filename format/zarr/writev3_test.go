@@ -100,7 +100,8 @@ func TestWriteNGFF05(t *testing.T) {
 			}
 			volumetest.Run(t, vs[0], src.Bytes(), 0)
 			in := vs[1].Info()
-			if in.Metadata["ngff_version"] != "0.5" || in.Axes[2].Unit != "micrometer" || math.Abs(in.Axes[1].Offset-102) > 1e-9 {
+			// emAxes give x in µm next to z and y in nm: all are written in nm.
+			if in.Metadata["ngff_version"] != "0.5" || in.Axes[2].Unit != "nanometer" || in.Axes[2].Scale != 8000 || math.Abs(in.Axes[1].Offset-102) > 1e-9 {
 				t.Errorf("level 1 info: %+v %v", in.Axes, in.Metadata)
 			}
 			if c.shard != nil && fmt.Sprint(in.Metadata["shard_shape"]) == "<nil>" {

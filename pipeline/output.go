@@ -1,0 +1,230 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/imgdataset/imgdataset/format/dm"
+	"github.com/imgdataset/imgdataset/format/n5"
+	"github.com/imgdataset/imgdataset/format/precomputed"
+	"github.com/imgdataset/imgdataset/format/tiff"
+	"github.com/imgdataset/imgdataset/format/zarr"
+	"github.com/imgdataset/imgdataset/store"
+	"github.com/imgdataset/imgdataset/volume"
+)
+
+// UsageError is a request that cannot be carried out as asked (an output
+// name no writer takes, options that do not fit the format). It is found
+// before any work is done; the command line exits with status 2.
+type UsageError struct{ Err error }
+
+// Error says what was asked that cannot be done.
+func (e *UsageError) Error() string { return e.Err.Error() }
+
+// Unwrap returns the underlying error.
+func (e *UsageError) Unwrap() error { return e.Err }
+
+func usagef(format string, args ...any) error {
+	return &UsageError{Err: fmt.Errorf(format, args...)}
+}
+
+// OutputOptions say how Crop and Convert write; the format comes from the
+// output's name.
+type OutputOptions struct {
+	// Chunk is the chunk or block edge in voxels; 0 means ConvertChunk.
+	Chunk int64
+	// Levels is the number of multiscale levels (Zarr, precomputed), each
+	// halving the spatial axes; 0 means 1.
+	Levels int
+	// ZarrVersion is 2 (NGFF 0.4) or 3 (NGFF 0.5, sharded) for Zarr
+	// outputs; 0 goes by the name: .ome.zarr is 3, .zarr is 2.
+	ZarrVersion int
+	// BigTIFF forces BigTIFF for TIFF outputs; otherwise they are classic
+	// TIFF (what ImageJ opens) unless the data passes 4 GiB.
+	BigTIFF bool
+}
+
+type outputKind int
+
+const (
+	outZarr outputKind = iota
+	outN5
+	outTIFF
+	outDM3
+	outPrecomputed
+)
+
+// outputName is an output name ending and the writer it selects.
+type outputName struct {
+	ext  string
+	kind outputKind
+	what string
+}
+
+// outputNames lists the output name endings, longest first.
+func outputNames() []outputName {
+	return []outputName{
+		{".ome.zarr", outZarr, "OME-Zarr: NGFF 0.5 (Zarr v3, sharded)"},
+		{".zarr", outZarr, "OME-Zarr: NGFF 0.4 (Zarr v2), or 0.5 with --zarr-version 3"},
+		{".n5", outN5, "N5 (gzip)"},
+		{".tif", outTIFF, "TIFF with ImageJ calibration (classic unless > 4 GiB or --bigtiff)"},
+		{".tiff", outTIFF, "TIFF, as .tif"},
+		{".dm3", outDM3, "Gatan DM3 (arrays up to 1 GiB)"},
+		{".precomputed", outPrecomputed, "Neuroglancer precomputed (raw chunks)"},
+	}
+}
+
+// OutputNames describes the output name endings Crop and Convert accept,
+// one per line, for help texts.
+func OutputNames() string {
+	var b strings.Builder
+	for _, n := range outputNames() {
+		fmt.Fprintf(&b, "  %-13s %s\n", n.ext, n.what)
+	}
+	return b.String()
+}
+
+// outputPlan is a checked output: where and how to write.
+type outputPlan struct {
+	name  string // as given
+	kind  outputKind
+	v3    bool
+	chunk int64
+	o     OutputOptions
+	st    *store.Store
+	key   string
+	dir   string // the output's absolute path, removed again if writing fails
+}
+
+// planOutput checks an output name and the options against the format it
+// names, before any work is done.
+func planOutput(out string, o OutputOptions, defChunk int64) (*outputPlan, error) {
+	if out == "" {
+		return nil, usagef("no output given")
+	}
+	p := &outputPlan{name: out, o: o, chunk: o.Chunk}
+	if p.chunk <= 0 {
+		p.chunk = defChunk
+	}
+	// The name, not the directory, must say the kind, and say more than it.
+	l := strings.ToLower(filepath.Base(strings.TrimRight(out, `/\`)))
+	found := false
+	var exts []string
+	for _, n := range outputNames() {
+		exts = append(exts, n.ext)
+		if !found && strings.HasSuffix(l, n.ext) && len(l) > len(n.ext) {
+			p.kind, found = n.kind, true
+			p.v3 = n.ext == ".ome.zarr"
+		}
+	}
+	if !found {
+		return nil, usagef("output %q: unknown kind; name it with one of %s", out, strings.Join(exts, ", "))
+	}
+	switch o.ZarrVersion {
+	case 0:
+	case 2, 3:
+		if p.kind != outZarr {
+			return nil, usagef("output %q: --zarr-version applies to .zarr outputs", out)
+		}
+		p.v3 = o.ZarrVersion == 3
+	default:
+		return nil, usagef("--zarr-version %d: want 2 or 3", o.ZarrVersion)
+	}
+	if o.BigTIFF && p.kind != outTIFF {
+		return nil, usagef("output %q: --bigtiff applies to .tif outputs", out)
+	}
+	if o.Levels > 1 && p.kind != outZarr && p.kind != outPrecomputed {
+		return nil, usagef("output %q: only .zarr and .precomputed outputs hold multiscale levels, --levels %d asked", out, o.Levels)
+	}
+	if o.Levels < 0 || o.Chunk < 0 {
+		return nil, usagef("--levels %d, --chunks %d: want positive numbers", o.Levels, o.Chunk)
+	}
+	abs, err := filepath.Abs(out)
+	if err != nil {
+		return nil, fmt.Errorf("output %s: %w", out, err)
+	}
+	if _, err := os.Stat(abs); err == nil {
+		return nil, fmt.Errorf("output %s already exists; choose a new name", out)
+	}
+	p.st, p.key, p.dir = store.New(store.NewFile(filepath.Dir(abs))), filepath.Base(abs), abs
+	return p, nil
+}
+
+// write writes v, placed in frame f, with attrs as extra attributes where
+// the format has room for them. A failed write leaves nothing behind.
+func (p *outputPlan) write(ctx context.Context, v volume.Volume, f volume.Frame, attrs map[string]any) error {
+	fa := frameAttrs(f)
+	all := map[string]any{"imgdataset": fa}
+	for k, a := range attrs {
+		all[k] = a
+	}
+	in := v.Info()
+	var err error
+	switch p.kind {
+	case outZarr:
+		opt := zarr.WriteOptions{Chunks: cube(p.chunk, len(in.Shape)), Levels: p.o.Levels, Name: in.Name, Attributes: all}
+		if p.v3 {
+			// Shards of 4 chunks a side: few files, and a reader still
+			// fetches single chunks by range.
+			opt.Version, opt.ShardShape = "0.5", cube(4*p.chunk, len(in.Shape))
+		}
+		err = zarr.WriteNGFF(ctx, p.st, p.key, v, opt)
+	case outN5:
+		// The output is an N5 container of its own with the dataset at its
+		// root, not a dataset inside the directory it is written to.
+		root := store.New(store.NewFile(p.dir))
+		err = n5.Write(ctx, root, "", v, n5.WriteOptions{BlockSize: cube(p.chunk, len(in.Shape)), Attributes: all})
+	case outPrecomputed:
+		opt := precomputed.WriteOptions{Scales: p.o.Levels, Attributes: all}
+		for d := range opt.ChunkSize {
+			opt.ChunkSize[d] = p.chunk
+			if n := len(in.Shape); n >= 3 {
+				opt.ChunkSize[d] = min(p.chunk, in.Shape[n-1-d])
+			}
+		}
+		if off, whole := opt.Calibrate(in); !whole {
+			// Precomputed places volumes on whole voxels only.
+			fa["offset_nm_xyz"] = off
+		}
+		err = precomputed.Write(ctx, p.st, p.key, v, opt)
+	case outTIFF:
+		opt := tiff.WriteOptions{BigTIFF: p.o.BigTIFF}
+		if opt.Calibrate(in) && f.Known() {
+			opt.Properties = map[string]string{"imgdataset_voxel_size_source": f.Source}
+		}
+		err = p.writeFile(ctx, func(w store.AtomicWriter) error { return tiff.Write(ctx, w, v, opt) })
+	case outDM3:
+		var tags map[string]any
+		if f.Known() {
+			tags = map[string]any{"imgdataset.voxel_size_source": f.Source}
+		}
+		err = p.writeFile(ctx, func(w store.AtomicWriter) error { return dm.WriteVolume(ctx, w, v, tags) })
+	}
+	if err != nil {
+		if p.kind != outTIFF && p.kind != outDM3 {
+			if rerr := os.RemoveAll(p.dir); rerr != nil {
+				err = errors.Join(err, fmt.Errorf("remove partial output: %w", rerr))
+			}
+		}
+		return fmt.Errorf("write %s: %w", p.name, err)
+	}
+	return nil
+}
+
+// writeFile writes a single-file output atomically: nothing sits under its
+// name unless fill succeeded.
+func (p *outputPlan) writeFile(ctx context.Context, fill func(store.AtomicWriter) error) error {
+	w, err := p.st.NewWriter(ctx, p.key)
+	if err != nil {
+		return err
+	}
+	defer w.Abort()
+	if err := fill(w); err != nil {
+		return err
+	}
+	return w.Close()
+}
