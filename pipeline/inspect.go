@@ -47,7 +47,7 @@ type InspectResult struct {
 // splitTarget turns a path or URL into a store root and a key, so that a single
 // file is opened through its directory (formats may need sibling objects) and a
 // store directory is opened at its root.
-func splitTarget(ctx context.Context, opener *store.Opener, target string) (*store.Store, string, error) {
+func splitTarget(ctx context.Context, opener *store.Opener, reg *format.Registry, target string) (*store.Store, string, error) {
 	if !strings.Contains(target, "://") {
 		abs, err := filepath.Abs(target)
 		if err != nil {
@@ -70,7 +70,7 @@ func splitTarget(ctx context.Context, opener *store.Opener, target string) (*sto
 	}
 	base := t[i+1:]
 	// A name with an extension is a file; otherwise (bucket prefixes, stores) open the prefix itself.
-	if path.Ext(base) != "" && !strings.HasSuffix(strings.ToLower(base), ".zarr") && !strings.HasSuffix(strings.ToLower(base), ".n5") {
+	if path.Ext(base) != "" && !reg.HasStoreName(base) {
 		st, err := opener.Open(ctx, t[:i+1])
 		return st, base, err
 	}
@@ -82,7 +82,7 @@ func splitTarget(ctx context.Context, opener *store.Opener, target string) (*sto
 // reads fetch only headers by range) and, with checksum, hashes the decoded data.
 func Inspect(ctx context.Context, target string, checksum bool, opt Options) (*InspectResult, error) {
 	opt.Defaults()
-	st, key, err := splitTarget(ctx, opt.Env.Stores, target)
+	st, key, err := splitTarget(ctx, opt.Env.Stores, opt.Formats, target)
 	if err != nil {
 		return nil, fmt.Errorf("inspect %s: %w", target, err)
 	}
@@ -141,12 +141,12 @@ func Catalog(ctx context.Context, targets []string, opt Options) (*CatalogResult
 	res := &CatalogResult{Volumes: map[string]volume.Volume{}}
 	var recs []catalog.Record
 	for _, t := range targets {
-		items, err := expand(t)
+		items, err := expand(ctx, opt.Formats, t)
 		if err != nil {
 			return nil, err
 		}
 		for _, it := range items {
-			st, key, err := splitTarget(ctx, opt.Env.Stores, it)
+			st, key, err := splitTarget(ctx, opt.Env.Stores, opt.Formats, it)
 			if err != nil {
 				return nil, err
 			}
@@ -191,7 +191,7 @@ func Catalog(ctx context.Context, targets []string, opt Options) (*CatalogResult
 
 // expand turns a local directory into the files and stores it holds; URLs and
 // files are returned as they are.
-func expand(t string) ([]string, error) {
+func expand(ctx context.Context, reg *format.Registry, t string) ([]string, error) {
 	if strings.Contains(t, "://") {
 		return []string{t}, nil
 	}
@@ -199,7 +199,12 @@ func expand(t string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !fi.IsDir() || isStoreDir(t) {
+	if !fi.IsDir() {
+		return []string{t}, nil
+	}
+	root := store.New(store.NewFile(t))
+	defer closeStore(root)
+	if reg.HasStoreName(filepath.ToSlash(t)) || reg.IsStore(ctx, root, "") {
 		return []string{t}, nil
 	}
 	var out []string
@@ -211,11 +216,15 @@ func expand(t string) ([]string, error) {
 			if strings.HasPrefix(d.Name(), ".imgdataset") {
 				return filepath.SkipDir
 			}
-			if p != t && isStoreDir(p) {
+			rel, err := filepath.Rel(t, p)
+			if err != nil {
+				return err
+			}
+			if p != t && reg.IsStore(ctx, root, filepath.ToSlash(rel)) {
 				out = append(out, p)
 				return filepath.SkipDir
 			}
-			return nil
+			return ctx.Err()
 		}
 		if strings.HasPrefix(d.Name(), ".") || strings.HasPrefix(d.Name(), "metadata_table") || d.Name() == "catalog.json" {
 			return nil
@@ -224,15 +233,6 @@ func expand(t string) ([]string, error) {
 		return nil
 	})
 	return out, err
-}
-
-func isStoreDir(p string) bool {
-	for _, m := range []string{".zarray", ".zgroup", "zarr.json", "attributes.json", "info"} {
-		if _, err := os.Stat(filepath.Join(p, m)); err == nil {
-			return true
-		}
-	}
-	return false
 }
 
 func datasetOf(t string) string {

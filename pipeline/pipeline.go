@@ -85,6 +85,9 @@ func (o *Options) Defaults() {
 	if o.Formats == nil {
 		o.Formats = all.Registry()
 	}
+	if o.Env.StoreMeta == nil {
+		o.Env.StoreMeta = o.Formats.IsStoreMarker
+	}
 	if o.ConvertChunk <= 0 {
 		o.ConvertChunk = 128
 	}

@@ -156,49 +156,45 @@ func Run(ctx context.Context, m *manifest.Manifest, opt Options) (*Report, error
 // unit is one openable thing on disk: a file, or the root of a chunked store.
 type unit struct {
 	key     string // relative to the output dir
+	root    string // the store's path below the dataset dir ("a.zarr"); "" for a file
 	objects []source.Object
 }
 
 // groupUnits folds the objects of chunked stores (zarr, n5, precomputed) into
-// one unit at the store root, so each store is opened once.
-func groupUnits(dataset string, objs []source.Object) []unit {
+// one unit at the store root, so each store is opened once. The objects are on
+// disk by now, so the registry knows a store by its metadata as well as by its
+// name.
+func groupUnits(ctx context.Context, reg *format.Registry, out *store.Store, dataset string, objs []source.Object) []unit {
 	byKey := map[string]*unit{}
+	known := map[string]bool{}
 	var order []string
 	for _, o := range objs {
-		k := path.Join(dataset, storeRoot(o.Path))
+		k := path.Join(dataset, o.Path)
+		root := ""
+		if r := reg.StoreRoot(ctx, out, k, known); r != "" {
+			k = r
+			root = strings.TrimPrefix(strings.TrimPrefix(r, dataset), "/")
+		}
 		u, ok := byKey[k]
 		if !ok {
-			u = &unit{key: k}
+			u = &unit{key: k, root: root}
 			byKey[k] = u
 			order = append(order, k)
 		}
 		u.objects = append(u.objects, o)
 	}
 	sort.Strings(order)
-	out := make([]unit, len(order))
+	units := make([]unit, len(order))
 	for i, k := range order {
-		out[i] = *byKey[k]
+		units[i] = *byKey[k]
 	}
-	return out
-}
-
-// storeRoot returns the store directory a path belongs to ("a.zarr/s0/0/0" →
-// "a.zarr"), or the path itself for a plain file.
-func storeRoot(p string) string {
-	segs := strings.Split(p, "/")
-	for i, s := range segs {
-		l := strings.ToLower(s)
-		if strings.HasSuffix(l, ".zarr") || strings.HasSuffix(l, ".n5") || strings.HasSuffix(l, ".precomputed") {
-			return strings.Join(segs[:i+1], "/")
-		}
-	}
-	return p
+	return units
 }
 
 func processDataset(ctx context.Context, opt *Options, out *store.Store, r *source.Resolved, results map[string]transfer.Result, dr *DatasetReport, rep *Report) ([]catalog.Record, error) {
 	var recs []catalog.Record
 	var readable []volume.Volume
-	for _, u := range groupUnits(r.Dataset.Name, r.Objects) {
+	for _, u := range groupUnits(ctx, opt.Formats, out, r.Dataset.Name, r.Objects) {
 		// Skip units whose download failed.
 		failed := false
 		for _, o := range u.objects {
@@ -292,9 +288,11 @@ func sourceURL(u unit) string {
 	}
 	// The store root: the common prefix of the objects' URLs up to the root segment.
 	o := u.objects[0]
-	root := storeRoot(o.Path)
-	if i := strings.Index(o.SourceURL, root); i >= 0 {
-		return o.SourceURL[:i+len(root)]
+	if u.root == "" {
+		return o.StoreURL
+	}
+	if i := strings.Index(o.SourceURL, u.root); i >= 0 {
+		return o.SourceURL[:i+len(u.root)]
 	}
 	return o.StoreURL
 }
