@@ -12,6 +12,7 @@ import (
 
 	"github.com/imgdataset/imgdataset/catalog"
 	"github.com/imgdataset/imgdataset/format"
+	"github.com/imgdataset/imgdataset/scan"
 	"github.com/imgdataset/imgdataset/store"
 	"github.com/imgdataset/imgdataset/volume"
 )
@@ -141,9 +142,17 @@ func Catalog(ctx context.Context, targets []string, opt Options) (*CatalogResult
 	res := &CatalogResult{Volumes: map[string]volume.Volume{}}
 	var recs []catalog.Record
 	for _, t := range targets {
-		items, err := expand(ctx, opt.Formats, t)
-		if err != nil {
-			return nil, err
+		items := []string{t}
+		if !strings.Contains(t, "://") {
+			fi, err := os.Stat(t)
+			if err != nil {
+				return nil, err
+			}
+			if fi.IsDir() {
+				if items, err = scan.Walk(ctx, opt.Formats, t); err != nil {
+					return nil, err
+				}
+			}
 		}
 		for _, it := range items {
 			st, key, err := splitTarget(ctx, opt.Env.Stores, opt.Formats, it)
@@ -151,88 +160,27 @@ func Catalog(ctx context.Context, targets []string, opt Options) (*CatalogResult
 				return nil, err
 			}
 			base := catalog.Record{Dataset: datasetOf(t), LocalPath: it, SourceURL: it}
-			f, vols, err := opt.Formats.Open(ctx, st, key)
-			if errors.Is(err, format.ErrUnknown) {
-				continue
+			sopt := scan.Options{Formats: opt.Formats, SampleBudget: opt.SampleBudget}
+			if strings.Contains(it, "://") {
+				// Remote objects are cataloged from headers only; sampling
+				// values would read data the user has not chosen to fetch.
+				sopt.SampleBudget = -1
+				base.Notes = []string{"remote: value statistics not sampled"}
 			}
-			if f != nil {
-				base.Format = f.Name()
-			}
-			if err != nil {
-				r := base
-				if errors.Is(err, format.ErrNotSupported) {
-					r.Status = "not yet supported: " + err.Error()
+			rows, vols := scan.Unit(ctx, st, key, base, sopt)
+			for i, r := range rows {
+				if vols[i] == nil {
+					r.Notes = nil // an unreadable unit was not sampled either way
 				} else {
-					r.Status = "error: " + err.Error()
+					res.Volumes[catalog.VolumeKey(r)] = vols[i]
 				}
 				recs = append(recs, r)
-				continue
-			}
-			for _, v := range vols {
-				r := base
-				r.Status = "ok"
-				budget := opt.SampleBudget
-				if strings.Contains(it, "://") {
-					// Remote objects are cataloged from headers only; sampling
-					// values would read data the user has not chosen to fetch.
-					budget = 0
-					r.Notes = append(r.Notes, "remote: value statistics not sampled")
-				}
-				catalog.FromVolume(ctx, &r, v, catalog.Hints{}, budget)
-				recs = append(recs, r)
-				res.Volumes[catalog.VolumeKey(r)] = v
 			}
 		}
 	}
 	catalog.Sort(recs)
 	res.Records = recs
 	return res, nil
-}
-
-// expand turns a local directory into the files and stores it holds; URLs and
-// files are returned as they are.
-func expand(ctx context.Context, reg *format.Registry, t string) ([]string, error) {
-	if strings.Contains(t, "://") {
-		return []string{t}, nil
-	}
-	fi, err := os.Stat(t)
-	if err != nil {
-		return nil, err
-	}
-	if !fi.IsDir() {
-		return []string{t}, nil
-	}
-	root := store.New(store.NewFile(t))
-	defer closeStore(root)
-	if reg.HasStoreName(filepath.ToSlash(t)) || reg.IsStore(ctx, root, "") {
-		return []string{t}, nil
-	}
-	var out []string
-	err = filepath.WalkDir(t, func(p string, d os.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() {
-			if strings.HasPrefix(d.Name(), ".imgdataset") {
-				return filepath.SkipDir
-			}
-			rel, err := filepath.Rel(t, p)
-			if err != nil {
-				return err
-			}
-			if p != t && reg.IsStore(ctx, root, filepath.ToSlash(rel)) {
-				out = append(out, p)
-				return filepath.SkipDir
-			}
-			return ctx.Err()
-		}
-		if strings.HasPrefix(d.Name(), ".") || strings.HasPrefix(d.Name(), "metadata_table") || d.Name() == "catalog.json" {
-			return nil
-		}
-		out = append(out, p)
-		return nil
-	})
-	return out, err
 }
 
 func datasetOf(t string) string {
