@@ -8,6 +8,7 @@ import (
 
 	"github.com/imgdataset/imgdataset/catalog"
 	"github.com/imgdataset/imgdataset/format/zarr"
+	"github.com/imgdataset/imgdataset/scan"
 	"github.com/imgdataset/imgdataset/source"
 	"github.com/imgdataset/imgdataset/store"
 	"github.com/imgdataset/imgdataset/volume"
@@ -42,7 +43,7 @@ func convertAll(ctx context.Context, opt *Options, out *store.Store, r *source.R
 			opt.logf("  %s: sections not stacked: %v", r.Dataset.Name, err)
 			singles = append(singles, sections...)
 		} else {
-			key := path.Join(r.Dataset.Name, "ome-zarr", "stack.zarr")
+			key := path.Join(r.Dataset.Name, scan.CopiesDir, "stack.zarr")
 			opt.logf("  %s: stacking %d sections (z spacing %g %s) → %s", r.Dataset.Name, len(sections), zs.value, zs.unit, key)
 			if err := zarr.WriteNGFF(ctx, out, key, st, zarr.WriteOptions{Chunks: cube(opt.ConvertChunk, 3), Name: "stack"}); err != nil {
 				return recs, fmt.Errorf("write %s: %w", key, err)
@@ -55,7 +56,7 @@ func convertAll(ctx context.Context, opt *Options, out *store.Store, r *source.R
 			rec := catalog.Record{Dataset: r.Dataset.Name, LocalPath: key, Format: f.Name(), Status: "ok", MetadataSource: r.FactsSource,
 				Notes: []string{fmt.Sprintf("stack of %d sections; z spacing %g %s from %s", len(sections), zs.value, zs.unit, zs.source)}}
 			catalog.FromVolume(ctx, &rec, cv[0], hints(r, unit{}), opt.SampleBudget)
-			rec.Array = arrayName(key, cv[0].Info().Name)
+			rec.Array = scan.ArrayName(key, cv[0].Info().Name)
 			applyFacts(&rec, r, unit{})
 			recs = append(recs, rec)
 			rep.keep(rec, cv[0])
@@ -66,7 +67,7 @@ func convertAll(ctx context.Context, opt *Options, out *store.Store, r *source.R
 	for _, v := range singles {
 		in := v.Info()
 		name := safeName(in.Name) + ".zarr"
-		key := path.Join(r.Dataset.Name, "ome-zarr", name)
+		key := path.Join(r.Dataset.Name, scan.CopiesDir, name)
 		opt.logf("  %s: converting %s %v → %s", r.Dataset.Name, in.Name, in.Shape, key)
 		if err := zarr.WriteNGFF(ctx, out, key, v, zarr.WriteOptions{Chunks: cube(opt.ConvertChunk, len(in.Shape)), Name: in.Name}); err != nil {
 			return recs, fmt.Errorf("convert %s: %w", in.Name, err)

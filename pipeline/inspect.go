@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
@@ -132,54 +133,75 @@ type CatalogResult struct {
 	Records []catalog.Record
 	// Volumes maps catalog.VolumeKey of each readable row to its array (for report.html).
 	Volumes map[string]volume.Volume
+
+	dirs   []*scan.Result
+	stores []*store.Store
+}
+
+// Close releases the files the arrays read through.
+func (r *CatalogResult) Close() {
+	for _, d := range r.dirs {
+		d.Close()
+	}
+	for _, st := range r.stores {
+		closeStore(st)
+	}
+	r.dirs, r.stores = nil, nil
 }
 
 // Catalog builds table rows for local trees and remote objects without
 // downloading them: every file or store found is opened by header reads only
-// (value statistics read a bounded strided sample).
+// (value statistics read a bounded strided sample). A local directory is read
+// as scan.Dir reads it: a run's output gives the run's table back.
 func Catalog(ctx context.Context, targets []string, opt Options) (*CatalogResult, error) {
 	opt.Defaults()
 	res := &CatalogResult{Volumes: map[string]volume.Volume{}}
-	var recs []catalog.Record
+	sopt := scan.Options{Formats: opt.Formats, SampleBudget: opt.SampleBudget}
 	for _, t := range targets {
-		items := []string{t}
-		if !strings.Contains(t, "://") {
+		remote := strings.Contains(t, "://")
+		if !remote {
 			fi, err := os.Stat(t)
 			if err != nil {
+				res.Close()
 				return nil, err
 			}
 			if fi.IsDir() {
-				if items, err = scan.Walk(ctx, opt.Formats, t); err != nil {
+				d, err := scan.Dir(ctx, t, sopt)
+				if err != nil {
+					res.Close()
 					return nil, err
 				}
+				res.dirs = append(res.dirs, d)
+				res.Records = append(res.Records, d.Records...)
+				maps.Copy(res.Volumes, d.Volumes)
+				continue
 			}
 		}
-		for _, it := range items {
-			st, key, err := splitTarget(ctx, opt.Env.Stores, opt.Formats, it)
-			if err != nil {
-				return nil, err
+		st, key, err := splitTarget(ctx, opt.Env.Stores, opt.Formats, t)
+		if err != nil {
+			res.Close()
+			return nil, err
+		}
+		res.stores = append(res.stores, st)
+		base := catalog.Record{Dataset: datasetOf(t), LocalPath: t, SourceURL: t}
+		uopt := sopt
+		if remote {
+			// Remote objects are cataloged from headers only; sampling
+			// values would read data the user has not chosen to fetch.
+			uopt.SampleBudget = -1
+			base.Notes = []string{"remote: value statistics not sampled"}
+		}
+		rows, vols := scan.Unit(ctx, st, key, base, uopt)
+		for i, r := range rows {
+			if vols[i] == nil {
+				r.Notes = nil // an unreadable unit was not sampled either way
+			} else {
+				res.Volumes[catalog.VolumeKey(r)] = vols[i]
 			}
-			base := catalog.Record{Dataset: datasetOf(t), LocalPath: it, SourceURL: it}
-			sopt := scan.Options{Formats: opt.Formats, SampleBudget: opt.SampleBudget}
-			if strings.Contains(it, "://") {
-				// Remote objects are cataloged from headers only; sampling
-				// values would read data the user has not chosen to fetch.
-				sopt.SampleBudget = -1
-				base.Notes = []string{"remote: value statistics not sampled"}
-			}
-			rows, vols := scan.Unit(ctx, st, key, base, sopt)
-			for i, r := range rows {
-				if vols[i] == nil {
-					r.Notes = nil // an unreadable unit was not sampled either way
-				} else {
-					res.Volumes[catalog.VolumeKey(r)] = vols[i]
-				}
-				recs = append(recs, r)
-			}
+			res.Records = append(res.Records, r)
 		}
 	}
-	catalog.Sort(recs)
-	res.Records = recs
+	catalog.Sort(res.Records)
 	return res, nil
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/imgdataset/imgdataset/format/all"
 	"github.com/imgdataset/imgdataset/internal/httpretry"
 	"github.com/imgdataset/imgdataset/manifest"
+	"github.com/imgdataset/imgdataset/scan"
 	"github.com/imgdataset/imgdataset/source"
 	"github.com/imgdataset/imgdataset/store"
 	"github.com/imgdataset/imgdataset/transfer"
@@ -92,7 +93,7 @@ func (o *Options) Defaults() {
 		o.ConvertChunk = 128
 	}
 	if o.SampleBudget <= 0 {
-		o.SampleBudget = 8 << 20
+		o.SampleBudget = scan.DefaultSampleBudget
 	}
 	if o.Log == nil {
 		o.Log = io.Discard

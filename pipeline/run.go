@@ -13,6 +13,7 @@ import (
 	"github.com/imgdataset/imgdataset/catalog"
 	"github.com/imgdataset/imgdataset/format"
 	"github.com/imgdataset/imgdataset/manifest"
+	"github.com/imgdataset/imgdataset/scan"
 	"github.com/imgdataset/imgdataset/source"
 	"github.com/imgdataset/imgdataset/store"
 	"github.com/imgdataset/imgdataset/transfer"
@@ -239,7 +240,7 @@ func processDataset(ctx context.Context, opt *Options, out *store.Store, r *sour
 			rec := base
 			rec.Status = "ok"
 			catalog.FromVolume(ctx, &rec, v, hints(r, u), opt.SampleBudget)
-			rec.Array = arrayName(u.key, v.Info().Name)
+			rec.Array = scan.ArrayName(u.key, v.Info().Name)
 			applyFacts(&rec, r, u)
 			pageShapeConflict(&rec, r)
 			recs = append(recs, rec)
@@ -265,21 +266,6 @@ func processDataset(ctx context.Context, opt *Options, out *store.Store, r *sour
 		recs = append(recs, crecs...)
 	}
 	return recs, nil
-}
-
-// arrayName names an array relative to its unit: "recon-2/em/fibsem-int16/s0"
-// inside a store, the file name for a file's main series.
-func arrayName(unitKey, name string) string {
-	if name == unitKey {
-		return path.Base(unitKey)
-	}
-	if rel, ok := strings.CutPrefix(name, unitKey+"/"); ok {
-		return rel
-	}
-	if rel, ok := strings.CutPrefix(name, unitKey); ok && strings.HasPrefix(rel, "#") {
-		return path.Base(unitKey) + rel
-	}
-	return name
 }
 
 func sourceURL(u unit) string {

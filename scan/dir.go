@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path"
 	"path/filepath"
 	"strings"
@@ -18,128 +17,51 @@ import (
 const maxCatalogBytes = 256 << 20
 
 // Result is the table of a directory and the arrays behind its readable rows.
-// The arrays read through stores the Result holds open: Close it when done.
+// The arrays read through a store the Result holds open: Close it when done.
 type Result struct {
 	Records []catalog.Record
 	// Volumes maps catalog.VolumeKey of each readable row to its array; a row
 	// without one has a status other than "ok" saying why.
 	Volumes map[string]volume.Volume
-	// FromRun reports that the rows are those of the directory's catalog.json.
+	// FromRun reports that the directory is the output of a run: its rows are
+	// those of its catalog.json (see Dir).
 	FromRun bool
 
-	stores []*store.Store
+	st *store.Store
 }
 
-// Close releases the stores the arrays read through.
+// Close releases the store the arrays read through.
 func (r *Result) Close() {
-	for _, st := range r.stores {
-		closeStore(st)
+	if r.st != nil {
+		closeStore(r.st)
+		r.st = nil
 	}
-	r.stores = nil
 }
 
-// Dir catalogs the local directory dir: the rows of its catalog.json when it
-// has one (an output directory of `imgdataset run`), each with its array
-// opened; else every file and store under it. Local paths are relative to dir.
+// Dir catalogs the local directory dir. Local paths are relative to dir, and
+// rows are sorted as catalog.Sort does.
+//
+// The output directory of a run (one with a catalog.json) gives the run's own
+// rows, page and API facts included, each with its array opened. A unit (file
+// or store) that changed on disk since the run (another size than the run
+// recorded, or modified after catalog.json) is read again: its rows get the
+// file's values, sampled statistics and current size, keep what the run knew
+// from elsewhere (dataset, source URL, voxel sizes taken from a web page or
+// API, title, DOI, licence, crop origin…), lose the sha256 of the old bytes,
+// and say so in their notes. A unit that is gone, or no longer holds a row's
+// array, keeps the row with an error status. Files and stores that no row
+// covers are added as in any other tree.
+//
+// Any other tree gives one row per array of every file and store under it,
+// named by the first directory level below dir (files directly in dir by
+// dir's own name); the tool's OME-Zarr copies (<dataset>/ome-zarr/*.zarr) are
+// left out, since their originals are there.
 func Dir(ctx context.Context, dir string, opt Options) (*Result, error) {
 	opt.defaults()
-	st := store.New(store.NewFile(dir))
-	b, err := st.ReadAll(ctx, CatalogFile, maxCatalogBytes)
-	if errors.Is(err, store.ErrNotExist) {
-		closeStore(st)
-		return tree(ctx, dir, opt)
-	}
-	if err != nil {
-		closeStore(st)
-		return nil, fmt.Errorf("catalog %s: %w", dir, err)
-	}
-	doc, err := catalog.ReadDocument(b)
-	if err != nil {
-		closeStore(st)
-		return nil, fmt.Errorf("catalog %s: %w", dir, err)
-	}
-	res := &Result{Volumes: map[string]volume.Volume{}, FromRun: true, stores: []*store.Store{st}}
-	if err := res.runRows(ctx, dir, st, doc.Records, opt); err != nil {
+	res := &Result{Volumes: map[string]volume.Volume{}, st: store.New(store.NewFile(dir))}
+	if err := res.fill(ctx, dir, opt); err != nil {
 		res.Close()
 		return nil, err
-	}
-	return res, nil
-}
-
-// runRows opens the arrays of a run's rows through st, rooted at the run's
-// output directory. A row that cannot be served keeps its place in the table
-// with a status saying why.
-func (r *Result) runRows(ctx context.Context, dir string, st *store.Store, rows []catalog.Record, opt Options) error {
-	// Rows of one file or store share a unit: open it once.
-	type unit struct {
-		vols []volume.Volume
-		err  error
-	}
-	units := map[string]*unit{}
-	for _, rec := range rows {
-		if rec.Status != "ok" {
-			r.Records = append(r.Records, rec)
-			continue
-		}
-		lp, err := store.CleanKey(rec.LocalPath)
-		if err != nil || lp == "" {
-			rec.Status = fmt.Sprintf("error: local_path %q is not a path inside %s", rec.LocalPath, dir)
-			r.Records = append(r.Records, rec)
-			continue
-		}
-		u, ok := units[lp]
-		if !ok {
-			u = &unit{}
-			_, u.vols, u.err = opt.Formats.Open(ctx, st, lp)
-			units[lp] = u
-		}
-		if u.err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			rec.Status = fmt.Sprintf("error: open %s: %v", lp, u.err)
-			r.Records = append(r.Records, rec)
-			continue
-		}
-		v := matchVolume(lp, rec, u.vols)
-		if v == nil {
-			rec.Status = fmt.Sprintf("error: %s no longer holds array %q", lp, rec.Array)
-			r.Records = append(r.Records, rec)
-			continue
-		}
-		r.Records = append(r.Records, rec)
-		r.Volumes[catalog.VolumeKey(rec)] = v
-	}
-	return nil
-}
-
-// tree catalogs a directory that has no catalog.json.
-func tree(ctx context.Context, dir string, opt Options) (*Result, error) {
-	items, err := Walk(ctx, opt.Formats, dir)
-	if err != nil {
-		return nil, fmt.Errorf("catalog %s: %w", dir, err)
-	}
-	res := &Result{Volumes: map[string]volume.Volume{}}
-	dataset := path.Base(strings.TrimSuffix(filepath.ToSlash(dir), "/"))
-	for _, it := range items {
-		// A file is opened through its directory: formats may need siblings.
-		st, key := store.New(store.NewFile(it)), ""
-		if it != dir && !isDir(it) {
-			st, key = store.New(store.NewFile(filepath.Dir(it))), filepath.Base(it)
-		}
-		res.stores = append(res.stores, st)
-		rel, err := filepath.Rel(dir, it)
-		if err != nil {
-			res.Close()
-			return nil, err
-		}
-		recs, vols := Unit(ctx, st, key, catalog.Record{Dataset: dataset, LocalPath: filepath.ToSlash(rel), SourceURL: it}, opt)
-		for i, rec := range recs {
-			res.Records = append(res.Records, rec)
-			if vols[i] != nil {
-				res.Volumes[catalog.VolumeKey(rec)] = vols[i]
-			}
-		}
 	}
 	if err := ctx.Err(); err != nil {
 		res.Close()
@@ -149,38 +71,77 @@ func tree(ctx context.Context, dir string, opt Options) (*Result, error) {
 	return res, nil
 }
 
-// matchVolume finds the array a catalog row describes among the arrays of
-// its file or store. `imgdataset run` names rows relative to the unit (the
-// file name for a file's main image, the array path inside a store), and a crop
-// row carries the name of the array it was cut from; so: by name first, then
-// the only array with the row's dtype and element count.
-func matchVolume(unitKey string, rec catalog.Record, vols []volume.Volume) volume.Volume {
-	for _, v := range vols {
-		n := v.Info().Name
-		if n == rec.Array || n == unitKey+"/"+rec.Array || n == path.Join(path.Dir(unitKey), rec.Array) {
-			return v
+func (r *Result) fill(ctx context.Context, dir string, opt Options) error {
+	covered := map[string]bool{}
+	b, err := r.st.ReadAll(ctx, CatalogFile, maxCatalogBytes)
+	switch {
+	case errors.Is(err, store.ErrNotExist):
+	case err != nil:
+		return fmt.Errorf("catalog %s: %w", dir, err)
+	default:
+		doc, err := catalog.ReadDocument(b)
+		if err != nil {
+			return fmt.Errorf("catalog %s: %w", dir, err)
+		}
+		info, err := r.st.Stat(ctx, CatalogFile)
+		if err != nil {
+			return fmt.Errorf("catalog %s: %w", dir, err)
+		}
+		r.FromRun = true
+		if covered, err = r.runRows(ctx, dir, doc.Records, info.ModTime, opt); err != nil {
+			return err
 		}
 	}
-	want := int64(1)
-	for _, s := range []int64{rec.ShapeZ, rec.ShapeY, rec.ShapeX, rec.ShapeC, rec.ShapeT} {
-		if s > 0 {
-			want *= s
-		}
+	units, err := walk(ctx, opt.Formats, dir, r.st)
+	if err != nil {
+		return fmt.Errorf("catalog %s: %w", dir, err)
 	}
-	var found volume.Volume
-	for _, v := range vols {
-		in := v.Info()
-		if string(in.DType) == rec.DType && in.NumElements() == want {
-			if found != nil {
-				return nil // ambiguous: serve nothing rather than the wrong array
-			}
-			found = v
+	for _, key := range units {
+		if isCovered(covered, key) {
+			continue
 		}
+		base := catalog.Record{Dataset: datasetOf(dir, key), LocalPath: key, SourceURL: filepath.Join(dir, filepath.FromSlash(key))}
+		if key == "" {
+			base.LocalPath = "."
+		}
+		if r.FromRun {
+			base.Notes = []string{"not in the run's " + CatalogFile + ": cataloged from the file alone"}
+		}
+		recs, vols := Unit(ctx, r.st, key, base, opt)
+		r.add(recs, vols)
 	}
-	return found
+	return nil
 }
 
-func isDir(p string) bool {
-	fi, err := os.Stat(p)
-	return err == nil && fi.IsDir()
+// isCovered reports whether key or a directory above it is a unit of the
+// run's rows (a store the run opened whole covers everything in it).
+func isCovered(covered map[string]bool, key string) bool {
+	for k := key; k != "." && k != ""; k = path.Dir(k) {
+		if covered[k] {
+			return true
+		}
+	}
+	return false
+}
+
+// add appends rows and remembers the arrays behind the readable ones.
+func (r *Result) add(recs []catalog.Record, vols []volume.Volume) {
+	for i, rec := range recs {
+		r.Records = append(r.Records, rec)
+		if vols[i] != nil {
+			r.Volumes[catalog.VolumeKey(rec)] = vols[i]
+		}
+	}
+}
+
+// datasetOf names the dataset of a unit at key (relative to dir) by its first
+// directory level, the layout `imgdataset run` writes.
+func datasetOf(dir, key string) string {
+	if first, _, ok := strings.Cut(key, "/"); ok {
+		return first
+	}
+	if abs, err := filepath.Abs(dir); err == nil {
+		dir = abs // "." has no name of its own
+	}
+	return path.Base(filepath.ToSlash(dir))
 }

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 
@@ -22,6 +23,10 @@ import (
 
 // CatalogFile is the document `imgdataset run` writes into its output directory.
 const CatalogFile = "catalog.json"
+
+// CopiesDir is the directory of a dataset (<out>/<dataset>/ome-zarr/) where
+// `imgdataset run` writes its OME-Zarr copies of the originals.
+const CopiesDir = "ome-zarr"
 
 // DefaultSampleBudget bounds the bytes read per array for value statistics
 // when Options leaves it zero.
@@ -69,9 +74,27 @@ func Unit(ctx context.Context, st *store.Store, key string, base catalog.Record,
 		r.Notes = append([]string(nil), base.Notes...) // rows must not share a backing array
 		r.Status = "ok"
 		catalog.FromVolume(ctx, &r, v, catalog.Hints{}, max(opt.SampleBudget, 0))
+		r.Array = ArrayName(key, v.Info().Name)
 		recs = append(recs, r)
 	}
 	return recs, vols
+}
+
+// ArrayName names an array relative to its unit (the file or store at
+// unitKey), the way every table of the tool names arrays:
+// "recon-2/em/fibsem-int16/s0" inside a store, the file name for a file's
+// main series.
+func ArrayName(unitKey, name string) string {
+	if name == unitKey {
+		return path.Base(unitKey)
+	}
+	if rel, ok := strings.CutPrefix(name, unitKey+"/"); ok {
+		return rel
+	}
+	if rel, ok := strings.CutPrefix(name, unitKey); ok && strings.HasPrefix(rel, "#") {
+		return path.Base(unitKey) + rel
+	}
+	return name
 }
 
 // statusOf is the status column of a unit that failed to open.
@@ -82,31 +105,36 @@ func statusOf(err error) string {
 	return "error: " + err.Error()
 }
 
-// Walk returns the files and stores under the local directory dir, as paths
-// joined to dir: dir itself when it is a store, else every store directory
-// (not descended into) and every file, less the tool's own bookkeeping
-// (.imgdataset*, hidden files, metadata tables, catalog.json).
-func Walk(ctx context.Context, reg *format.Registry, dir string) ([]string, error) {
-	root := store.New(store.NewFile(dir))
-	defer closeStore(root)
-	if reg.HasStoreName(filepath.ToSlash(dir)) || reg.IsStore(ctx, root, "") {
-		return []string{dir}, nil
+// walk returns the units (files and stores) under the local directory dir as
+// slash paths relative to it: "" when dir itself is a store, else every store
+// directory (not descended into) and every file, less hidden files and
+// folders (the run's .imgdataset among them), the tool's tables (metadata_table.*,
+// catalog.json) and its OME-Zarr copies (see isCopy).
+func walk(ctx context.Context, reg *format.Registry, dir string, st *store.Store) ([]string, error) {
+	if reg.HasStoreName(filepath.ToSlash(dir)) || reg.IsStore(ctx, st, "") {
+		return []string{""}, nil
 	}
 	var out []string
 	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
+		if p == dir {
+			return nil
+		}
+		rel, err := filepath.Rel(dir, p)
+		if err != nil {
+			return err
+		}
+		rel = filepath.ToSlash(rel)
 		if d.IsDir() {
-			if strings.HasPrefix(d.Name(), ".imgdataset") {
-				return filepath.SkipDir
+			if strings.HasPrefix(d.Name(), ".") {
+				return filepath.SkipDir // .imgdataset (the run's journal and partial files), .git, …
 			}
-			rel, err := filepath.Rel(dir, p)
-			if err != nil {
-				return err
-			}
-			if p != dir && reg.IsStore(ctx, root, filepath.ToSlash(rel)) {
-				out = append(out, p)
+			if reg.IsStore(ctx, st, rel) {
+				if !isCopy(rel) {
+					out = append(out, rel)
+				}
 				return filepath.SkipDir
 			}
 			return ctx.Err()
@@ -114,10 +142,21 @@ func Walk(ctx context.Context, reg *format.Registry, dir string) ([]string, erro
 		if strings.HasPrefix(d.Name(), ".") || strings.HasPrefix(d.Name(), "metadata_table") || d.Name() == CatalogFile {
 			return nil
 		}
-		out = append(out, p)
+		out = append(out, rel)
 		return nil
 	})
 	return out, err
+}
+
+// isCopy reports whether a store at rel (relative to the directory being
+// cataloged) is one of the tool's OME-Zarr copies: <dataset>/ome-zarr/<name>.zarr,
+// or ome-zarr/<name>.zarr when the directory is one dataset's. The run writes
+// nothing else there, and an original at that place would collide with the
+// run's own copies, so the layout alone tells them apart.
+func isCopy(rel string) bool {
+	segs := strings.Split(rel, "/")
+	n := len(segs)
+	return (n == 2 || n == 3) && segs[n-2] == CopiesDir && strings.HasSuffix(strings.ToLower(segs[n-1]), ".zarr")
 }
 
 // closeStore releases what a driver holds open (the file driver's handle cache).
