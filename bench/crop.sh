@@ -5,7 +5,7 @@
 # single-core image/jpeg decode rate of the volume's own chunks, measured in
 # the same run. Also reports requests per chunk/shard and the crop process's
 # peak RSS (/usr/bin/time -v). Two routes: precomputed over plain HTTP from a
-# file server, and over gs:// from the GCS mirror (fake-gcs-server).
+# file server, and over gs:// from the GCS mirror (the mirror package).
 #
 # Usage: bench/crop.sh   (from anywhere inside the repository)
 # Environment:

@@ -23,11 +23,12 @@ package mirror
 //	              GET /webgateway/render_image/<id>/[<z>/[<t>/]]  JPEG; ?c=1|start:end$RRGGBB, ?q=0..1
 //	empiar        GET /empiar/api/entry/<EMPIARID|EMPIAR-EMPIARID>[/]
 //	              GET /empiar/EMPIAR-<EMPIARID>/      HTML with public-archive-ftp-url and csrf-token
-//	s3            gofakes3, path style: GET /<bucket>?list-type=2&prefix=&delimiter=&max-keys=&continuation-token=,
-//	              GET|HEAD /<bucket>/<key> (Range, If-None-Match)
-//	gcs           fake-gcs-server: GET /storage/v1/b/<bucket>/o?prefix=&delimiter=&maxResults=&pageToken=,
+//	s3            path style (s3.go): GET /<bucket>?list-type=2&prefix=&delimiter=&max-keys=&continuation-token=,
+//	              GET|HEAD /<bucket>/<key> (one Range, If-None-Match); XML errors NoSuchBucket, NoSuchKey, InvalidRange
+//	gcs           (gcs.go) GET /storage/v1/b/<bucket>/o?prefix=&delimiter=&maxResults=&pageToken=,
 //	              GET /storage/v1/b/<bucket>/o/<escaped key>[?alt=media], GET|HEAD /<bucket>/<key>,
-//	              GET /download/storage/v1/b/<bucket>/o/<escaped key>?alt=media (all ranged)
+//	              GET /download/storage/v1/b/<bucket>/o/<escaped key>?alt=media (all ranged);
+//	              JSON errors on /storage/v1/…, XML errors on /<bucket>/<key>
 //	openorganelle GET /datasets/<name>            JS-app shell page
 //	shortlink     GET /hemibrain-ng               301 to <shortlink>/ng/#!<percent-encoded state>
 //	              GET /ng/                        tiny viewer page

@@ -97,7 +97,6 @@ type Mirrors struct {
 
 	empiarID string
 	servers  []*server
-	stops    []func()
 }
 
 // EPFL constants: the real page path and the documents-host directory, whose
@@ -198,11 +197,10 @@ func Start(ctx context.Context, c Content, opt Options) (_ *Mirrors, err error) 
 	if err != nil {
 		return nil, err
 	}
-	gcs, stopGCS, err := newGCS(c.GCS, lns[NameGCS].Addr().String())
+	gcs, err := newGCS(c.GCS)
 	if err != nil {
 		return nil, err
 	}
-	m.stops = append(m.stops, stopGCS)
 	short, err := newShortLink(m.ShortLink)
 	if err != nil {
 		return nil, err
@@ -234,8 +232,4 @@ func (m *Mirrors) Close() {
 		s.close()
 	}
 	m.servers = nil
-	for _, stop := range m.stops {
-		stop()
-	}
-	m.stops = nil
 }

@@ -28,7 +28,7 @@ type server struct {
 }
 
 // listen reserves a loopback port. Servers whose handler needs its own address
-// (fake-gcs-server's public host) listen first and build the handler after.
+// (links in generated pages) listen first and build the handler after.
 func listen() (net.Listener, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -102,6 +102,11 @@ func (l logWriter) Write(p []byte) (int, error) {
 // and most API servers answer. HTML escaping is off: real servers send "µm"
 // and "<" as they are.
 func writeJSON(w http.ResponseWriter, r *http.Request, status int, v any) {
+	writeJSONType(w, r, status, "application/json", v)
+}
+
+// writeJSONType is writeJSON with the Content-Type a service sends.
+func writeJSONType(w http.ResponseWriter, r *http.Request, status int, contentType string, v any) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
@@ -109,7 +114,7 @@ func writeJSON(w http.ResponseWriter, r *http.Request, status int, v any) {
 		http.Error(w, "mirror: encode JSON: "+err.Error(), http.StatusInternalServerError)
 		return
 	}
-	writeBody(w, r, status, "application/json", buf.Bytes())
+	writeBody(w, r, status, contentType, buf.Bytes())
 }
 
 // writeBody sends a small generated body with Content-Length; HEAD gets the

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/imgdataset/imgdataset/internal/demo"
 	"github.com/imgdataset/imgdataset/pipeline"
 )
 
@@ -26,7 +27,7 @@ func TestDemoDir(t *testing.T) {
 	}
 	ctx := context.Background()
 	dir := t.TempDir()
-	if _, err := pipeline.Demo(ctx, pipeline.Options{OutDir: dir, Convert: true}); err != nil {
+	if _, err := demo.Run(ctx, pipeline.Options{OutDir: dir, Convert: true}); err != nil {
 		t.Fatal(err)
 	}
 	srv, ts := testServer(t, dir, Options{})

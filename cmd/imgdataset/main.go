@@ -21,6 +21,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/imgdataset/imgdataset/catalog"
+	"github.com/imgdataset/imgdataset/internal/demo"
 	"github.com/imgdataset/imgdataset/manifest"
 	"github.com/imgdataset/imgdataset/pipeline"
 	"github.com/imgdataset/imgdataset/store"
@@ -250,7 +251,7 @@ and stops the servers. No network is needed.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opt, stop := f.options(cmd)
-			rep, err := pipeline.Demo(cmd.Context(), opt)
+			rep, err := demo.Run(cmd.Context(), opt)
 			stop()
 			if err != nil {
 				return err

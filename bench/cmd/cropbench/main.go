@@ -201,7 +201,7 @@ type addrs struct {
 func serve(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ExitOnError)
 	dir := fs.String("dir", "", "directory written by gen (required)")
-	mode := fs.String("mode", "file", `"file": net/http file server; "gcs": the GCS mirror (fake-gcs-server, objects in RAM)`)
+	mode := fs.String("mode", "file", `"file": net/http file server; "gcs": the GCS mirror (mirror package, objects in RAM)`)
 	latency := fs.Duration("latency", 20*time.Millisecond, "latency added to every request")
 	addrFile := fs.String("addr-file", "", "write the URLs here as JSON (required)")
 	fs.Parse(args)

@@ -1,4 +1,4 @@
-package pipeline
+package demo
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/imgdataset/imgdataset/pipeline"
 	"github.com/imgdataset/imgdataset/sample"
 )
 
@@ -21,7 +22,7 @@ func TestDemoEndToEnd(t *testing.T) {
 		t.Skip("end-to-end demo skipped in -short mode")
 	}
 	out := t.TempDir()
-	rep, err := Demo(context.Background(), Options{OutDir: out, Convert: true})
+	rep, err := Run(context.Background(), pipeline.Options{OutDir: out, Convert: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,9 +123,9 @@ func TestDemoEndToEnd(t *testing.T) {
 	if len(hb) != 1 {
 		t.Fatalf("hemibrain rows: %d, want 1", len(hb))
 	}
-	wantNum(t, hb[0], "shape_z", float64(DemoCropSize[0]))
+	wantNum(t, hb[0], "shape_z", float64(CropSize[0]))
 	wantNum(t, hb[0], "voxel_size_x_nm", sample.HemibrainVoxelNM)
-	wantNum(t, hb[0], "crop_seed", DemoSeed)
+	wantNum(t, hb[0], "crop_seed", Seed)
 	if hb[0]["crop_origin_z"] == "" {
 		t.Error("hemibrain crop has no origin recorded")
 	}

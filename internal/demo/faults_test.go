@@ -1,4 +1,4 @@
-package pipeline
+package demo
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/imgdataset/imgdataset/mirror"
+	"github.com/imgdataset/imgdataset/pipeline"
 	"github.com/imgdataset/imgdataset/sample"
 	"github.com/imgdataset/imgdataset/store"
 )
@@ -27,12 +28,12 @@ func TestDemoSurvivesBusyServers(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	opt := Options{OutDir: t.TempDir(), Convert: true}
+	opt := pipeline.Options{OutDir: t.TempDir(), Convert: true}
 	opt.Transfer.RetryDelay = time.Millisecond // the faults carry Retry-After: 0; keep the test quick
 	opt.Defaults()
 	opt.Env.Stores = &store.Opener{HTTP: opt.StoreHTTP, S3Endpoint: m.S3, GCSEndpoint: m.GCS, Retry: 8}
 	opt.Env.IDRFileTree = m.EBIFTP + "/pub/databases/IDR/"
-	rep, err := Run(ctx, DemoManifest(m), opt)
+	rep, err := pipeline.Run(ctx, Manifest(m), opt)
 	if err != nil {
 		t.Fatal(err)
 	}

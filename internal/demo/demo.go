@@ -1,4 +1,9 @@
-package pipeline
+// Package demo wires the offline demo: it generates the sample content,
+// starts the loopback mirrors and runs the pipeline against them. It lives
+// apart from pipeline so that the library packages never link the test
+// servers and sample generators; only the command (and tests and benchmarks)
+// import it. internal/deps enforces that.
+package demo
 
 import (
 	"context"
@@ -7,21 +12,22 @@ import (
 
 	"github.com/imgdataset/imgdataset/manifest"
 	"github.com/imgdataset/imgdataset/mirror"
+	"github.com/imgdataset/imgdataset/pipeline"
 	"github.com/imgdataset/imgdataset/sample"
 	"github.com/imgdataset/imgdataset/store"
 )
 
-// DemoSeed is the crop seed of the demo manifest.
-const DemoSeed = 20200122
+// Seed is the crop seed of the demo manifest.
+const Seed = 20200122
 
-// DemoCropSize is the demo's crop (z, y, x): the default manifest asks for
+// CropSize is the demo's crop (z, y, x): the default manifest asks for
 // 1000³ of the real hemibrain; the demo volume is small.
-var DemoCropSize = []int64{96, 96, 96}
+var CropSize = []int64{96, 96, 96}
 
-// DemoManifest is the default manifest pointed at running mirrors: the same five
+// Manifest is the default manifest pointed at running mirrors: the same five
 // kinds of links, the same selections, smaller crop.
-func DemoManifest(m *mirror.Mirrors) *manifest.Manifest {
-	seed := int64(DemoSeed)
+func Manifest(m *mirror.Mirrors) *manifest.Manifest {
+	seed := int64(Seed)
 	return &manifest.Manifest{Version: 1, Datasets: []manifest.Dataset{
 		{Name: "idr-9846137", Kind: manifest.KindOMERO, Title: "IDR idr0086 experimentD (mirror)",
 			URL: m.IDRImageURL(sample.IDRImageXY, sample.IDRDataset)},
@@ -32,23 +38,23 @@ func DemoManifest(m *mirror.Mirrors) *manifest.Manifest {
 		{Name: "openorganelle-jrc-mus-nacc-2", Kind: manifest.KindS3, Title: "OpenOrganelle jrc_mus-nacc-2 (mirror)",
 			URL: m.OpenOrganelleURL("jrc_mus-nacc-2")},
 		{Name: "hemibrain-crop", Kind: manifest.KindNeuroglancer, Title: "FlyEM hemibrain crop (mirror)",
-			URL: m.ShortLinkURL(), Take: manifest.Take{Crop: &manifest.Crop{Size: DemoCropSize, Seed: &seed, AlignToChunks: true}}},
+			URL: m.ShortLinkURL(), Take: manifest.Take{Crop: &manifest.Crop{Size: CropSize, Seed: &seed, AlignToChunks: true}}},
 	}}
 }
 
-// Demo starts the mirrors on 127.0.0.1, runs the pipeline against them and
+// Run starts the mirrors on 127.0.0.1, runs the pipeline against them and
 // stops them. opt.OutDir receives the result.
-func Demo(ctx context.Context, opt Options) (*Report, error) {
+func Run(ctx context.Context, opt pipeline.Options) (*pipeline.Report, error) {
 	opt.Defaults()
 	if opt.OutDir == "" {
 		return nil, fmt.Errorf("demo: no output directory")
 	}
 	scratch, err := os.MkdirTemp("", "imgdataset-demo-content-")
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("demo: scratch directory for the sample data: %w", err)
 	}
 	defer os.RemoveAll(scratch)
-	opt.logf("generating sample data in the real formats")
+	fmt.Fprintln(opt.Log, "generating sample data in the real formats")
 	content, err := sample.Content(ctx, scratch)
 	if err != nil {
 		return nil, fmt.Errorf("demo: generate sample data: %w", err)
@@ -58,9 +64,9 @@ func Demo(ctx context.Context, opt Options) (*Report, error) {
 		return nil, fmt.Errorf("demo: start mirrors: %w", err)
 	}
 	defer mirrors.Close()
-	opt.logf("mirrors on loopback: listing %s, lab page %s, OMERO %s, EMPIAR %s, S3 %s, GCS %s, short links %s",
+	fmt.Fprintf(opt.Log, "mirrors on loopback: listing %s, lab page %s, OMERO %s, EMPIAR %s, S3 %s, GCS %s, short links %s\n",
 		mirrors.EBIFTP, mirrors.EPFL, mirrors.IDR, mirrors.EMPIAR, mirrors.S3, mirrors.GCS, mirrors.ShortLink)
 	opt.Env.Stores = &store.Opener{HTTP: opt.StoreHTTP, S3Endpoint: mirrors.S3, GCSEndpoint: mirrors.GCS, Retry: 5}
 	opt.Env.IDRFileTree = mirrors.EBIFTP + "/pub/databases/IDR/"
-	return Run(ctx, DemoManifest(mirrors), opt)
+	return pipeline.Run(ctx, Manifest(mirrors), opt)
 }
