@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strconv"
@@ -163,18 +164,17 @@ type unit struct {
 
 // groupUnits folds the objects of chunked stores (zarr, n5, precomputed) into
 // one unit at the store root, so each store is opened once. The objects are on
-// disk by now, so the registry knows a store by its metadata as well as by its
-// name.
-func groupUnits(ctx context.Context, reg *format.Registry, out *store.Store, dataset string, objs []source.Object) []unit {
+// disk by now, in dsDir (the dataset's directory, never a store itself), so
+// the registry knows a store by its metadata as well as by its name.
+func groupUnits(ctx context.Context, reg *format.Registry, dsDir *store.Store, dataset string, objs []source.Object) []unit {
 	byKey := map[string]*unit{}
 	known := map[string]bool{}
 	var order []string
 	for _, o := range objs {
 		k := path.Join(dataset, o.Path)
-		root := ""
-		if r := reg.StoreRoot(ctx, out, k, known); r != "" {
-			k = r
-			root = strings.TrimPrefix(strings.TrimPrefix(r, dataset), "/")
+		root := reg.StoreRoot(ctx, dsDir, o.Path, known)
+		if root != "" {
+			k = path.Join(dataset, root)
 		}
 		u, ok := byKey[k]
 		if !ok {
@@ -195,7 +195,9 @@ func groupUnits(ctx context.Context, reg *format.Registry, out *store.Store, dat
 func processDataset(ctx context.Context, opt *Options, out *store.Store, r *source.Resolved, results map[string]transfer.Result, dr *DatasetReport, rep *Report) ([]catalog.Record, error) {
 	var recs []catalog.Record
 	var readable []volume.Volume
-	for _, u := range groupUnits(ctx, opt.Formats, out, r.Dataset.Name, r.Objects) {
+	dsDir := store.New(store.NewFile(filepath.Join(opt.OutDir, r.Dataset.Name)))
+	defer closeStore(dsDir)
+	for _, u := range groupUnits(ctx, opt.Formats, dsDir, r.Dataset.Name, r.Objects) {
 		// Skip units whose download failed.
 		failed := false
 		for _, o := range u.objects {

@@ -14,7 +14,8 @@ import (
 
 // Downloaded objects are folded into one unit per store, whether the store is
 // known by its name or only by its metadata; a folder whose "info" is prose
-// keeps its files as units of their own.
+// keeps its files as units of their own, and so does a dataset whose own name
+// looks like a store's.
 func TestGroupUnits(t *testing.T) {
 	out := t.TempDir()
 	files := map[string]string{
@@ -31,7 +32,7 @@ func TestGroupUnits(t *testing.T) {
 	}
 	var objs []source.Object
 	for k, v := range files {
-		p := filepath.Join(out, "ds", filepath.FromSlash(k))
+		p := filepath.Join(out, "ds.zarr", filepath.FromSlash(k))
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -40,9 +41,9 @@ func TestGroupUnits(t *testing.T) {
 		}
 		objs = append(objs, source.Object{Path: k, SourceURL: "https://example.org/d/" + k, StoreURL: "https://example.org/d/"})
 	}
-	st := store.New(store.NewFile(out))
+	st := store.New(store.NewFile(filepath.Join(out, "ds.zarr")))
 	got := map[string][2]any{}
-	for _, u := range groupUnits(context.Background(), all.Registry(), st, "ds", objs) {
+	for _, u := range groupUnits(context.Background(), all.Registry(), st, "ds.zarr", objs) {
 		got[u.key] = [2]any{u.root, len(u.objects)}
 		if len(u.objects) > 1 {
 			if want := "https://example.org/d/" + u.root; sourceURL(u) != want {
@@ -51,12 +52,12 @@ func TestGroupUnits(t *testing.T) {
 		}
 	}
 	want := map[string][2]any{
-		"ds/a.zarr":         {"a.zarr", 2},
-		"ds/plain":          {"plain", 3},
-		"ds/vol":            {"vol", 2},
-		"ds/docs/info":      {"", 1},
-		"ds/docs/stack.tif": {"", 1},
-		"ds/top.dm3":        {"", 1},
+		"ds.zarr/a.zarr":         {"a.zarr", 2},
+		"ds.zarr/plain":          {"plain", 3},
+		"ds.zarr/vol":            {"vol", 2},
+		"ds.zarr/docs/info":      {"", 1},
+		"ds.zarr/docs/stack.tif": {"", 1},
+		"ds.zarr/top.dm3":        {"", 1},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("units %v, want %v", got, want)
