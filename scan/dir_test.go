@@ -155,6 +155,7 @@ func runDir(t *testing.T) (string, []catalog.Record) {
 		if r.Dataset == "lab" {
 			r.VoxelZ, r.VoxelY, r.VoxelX = ptr(5.0), ptr(5.0), ptr(5.0)
 			r.VoxelSource = catalog.FromWebPage
+			r.Microscope = "from the lab page"
 		}
 		rows = append(rows, r)
 	}
@@ -213,8 +214,8 @@ func TestDirRunOutput(t *testing.T) {
 			if g.ShapeZ != 6 || g.Status != "ok" || res.Volumes["lab/lab/a.tif#a.tif"] == nil {
 				t.Errorf("a.tif was not read again: shape_z %d, status %q", g.ShapeZ, g.Status)
 			}
-			if g.VoxelX == nil || *g.VoxelX != 5 || g.VoxelSource != catalog.FromWebPage || g.Title != "title of lab" || g.SourceURL != "https://example.org/lab/a.tif" {
-				t.Errorf("a.tif lost the run's facts: voxel %v from %q, title %q, source %q", g.VoxelX, g.VoxelSource, g.Title, g.SourceURL)
+			if g.VoxelX == nil || *g.VoxelX != 5 || g.VoxelSource != catalog.FromWebPage || g.Title != "title of lab" || g.SourceURL != "https://example.org/lab/a.tif" || g.Microscope != "from the lab page" {
+				t.Errorf("a.tif lost the run's facts: voxel %v from %q, title %q, source %q, microscope %q", g.VoxelX, g.VoxelSource, g.Title, g.SourceURL, g.Microscope)
 			}
 			if g.SHA256 != "" || g.FileBytes == nil || *g.FileBytes == *run["lab/lab/a.tif#a.tif"].FileBytes {
 				t.Errorf("a.tif: sha256 %q and file_bytes %v describe the old bytes", g.SHA256, g.FileBytes)

@@ -1,6 +1,7 @@
 package scan
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io/fs"
@@ -156,13 +157,17 @@ func rebuild(ctx context.Context, lp string, old []catalog.Record, formatName st
 		rec.Array = ArrayName(lp, v.Info().Name)
 		if paired {
 			// The run's own words for this array: its name, the level and
-			// crop it was cut at, and what it learnt of the instrument.
+			// crop it was cut at; and what it learnt of the instrument
+			// where the file says nothing of it now.
 			rec.Array = o.Array
 			rec.CropOrigin, rec.CropSeed = o.CropOrigin, o.CropSeed
 			if o.ScaleLevel != nil {
 				rec.ScaleLevel = o.ScaleLevel
 			}
-			rec.Microscope, rec.VoltageKV, rec.Magnification, rec.AcquisitionDate = o.Microscope, o.VoltageKV, o.Magnification, o.AcquisitionDate
+			rec.Microscope = cmp.Or(rec.Microscope, o.Microscope)
+			rec.AcquisitionDate = cmp.Or(rec.AcquisitionDate, o.AcquisitionDate)
+			rec.VoltageKV = cmp.Or(rec.VoltageKV, o.VoltageKV)
+			rec.Magnification = cmp.Or(rec.Magnification, o.Magnification)
 			for _, n := range o.Notes {
 				if !slices.Contains(rec.Notes, n) {
 					rec.Notes = append(rec.Notes, n)
