@@ -11,6 +11,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path"
+	"strings"
 
 	"github.com/imgdataset/imgdataset/store"
 	"github.com/imgdataset/imgdataset/volume"
@@ -46,6 +48,21 @@ type Format interface {
 	Open(ctx context.Context, st *store.Store, key string) ([]volume.Volume, error)
 }
 
+// StoreLayout is implemented by formats whose data is a directory-like store
+// (many objects under one prefix) rather than one object. The registry finds
+// it by type assertion, so that "is this a store?" has one answer, made of
+// what each format knows of itself, while this package names no format.
+type StoreLayout interface {
+	// StoreSuffixes lists lower-case directory-name suffixes that name a
+	// store root by convention (".zarr"), with or without its metadata.
+	StoreSuffixes() []string
+	// StoreMarkers lists the base names of the metadata objects a directory
+	// of this format's store holds (".zarray", "attributes.json", "info").
+	// A marker only nominates a directory: Detect confirms it, since some
+	// names ("info") are common words.
+	StoreMarkers() []string
+}
+
 // Registry holds the formats the tool knows, in detection order.
 type Registry struct {
 	formats []Format
@@ -74,6 +91,91 @@ func (r *Registry) Detect(ctx context.Context, st *store.Store, key string) (For
 		}
 	}
 	return nil, fmt.Errorf("%s %q: %w", st, key, ErrUnknown)
+}
+
+// IsStoreMarker reports whether name (a base name) is the metadata object of a
+// store format, the kind of object a download filter must never drop: a store
+// without its metadata is unreadable.
+func (r *Registry) IsStoreMarker(name string) bool {
+	for _, f := range r.formats {
+		if l, ok := f.(StoreLayout); ok && matchName(l.StoreMarkers(), name, false) {
+			return true
+		}
+	}
+	return false
+}
+
+// HasStoreName reports whether the last segment of key names a store root by
+// a store format's suffix (".zarr", ".n5"), which needs no I/O: the answer for
+// a URL that cannot be listed.
+func (r *Registry) HasStoreName(key string) bool {
+	name := strings.ToLower(path.Base(strings.TrimSuffix(key, "/")))
+	for _, f := range r.formats {
+		if l, ok := f.(StoreLayout); ok && matchName(l.StoreSuffixes(), name, true) {
+			return true
+		}
+	}
+	return false
+}
+
+// IsStore reports whether key, a directory-like prefix of st, is a store that
+// a format opens as one unit: its name has a store suffix, or it holds a store
+// format's marker object and that format's Detect confirms it. Only a cancelled
+// ctx makes the answer unreliable; other read errors mean "not a store".
+func (r *Registry) IsStore(ctx context.Context, st *store.Store, key string) bool {
+	key = strings.Trim(key, "/")
+	if key != "" && r.HasStoreName(key) {
+		return true
+	}
+	for _, f := range r.formats {
+		l, ok := f.(StoreLayout)
+		if !ok {
+			continue
+		}
+		for _, m := range l.StoreMarkers() {
+			if _, err := st.Stat(ctx, path.Join(key, m)); err == nil {
+				if f.Detect(ctx, st, key, nil) {
+					return true
+				}
+				break // the other markers nominate the same format
+			}
+		}
+	}
+	return false
+}
+
+// StoreRoot returns the outermost directory above key (its parent or higher,
+// never the root of st itself) that IsStore, and "" when key is a plain object
+// outside any store. known caches answers per directory across calls; a caller
+// placing many keys of one tree passes the same map (nil: no cache).
+func (r *Registry) StoreRoot(ctx context.Context, st *store.Store, key string, known map[string]bool) string {
+	segs := strings.Split(strings.Trim(key, "/"), "/")
+	for i := 1; i < len(segs); i++ {
+		dir := strings.Join(segs[:i], "/")
+		is, seen := known[dir]
+		if !seen {
+			is = r.IsStore(ctx, st, dir)
+			if known != nil {
+				known[dir] = is
+			}
+		}
+		if is {
+			return dir
+		}
+	}
+	return ""
+}
+
+// matchName reports whether name equals one of list or, with suffix, ends in
+// one of them. Markers are compared as given (object names are case-sensitive);
+// HasStoreName lowers a directory name before comparing it to suffixes.
+func matchName(list []string, name string, suffix bool) bool {
+	for _, s := range list {
+		if name == s || suffix && strings.HasSuffix(name, s) {
+			return true
+		}
+	}
+	return false
 }
 
 // Open detects and opens key.

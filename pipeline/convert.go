@@ -8,6 +8,7 @@ import (
 
 	"github.com/imgdataset/imgdataset/catalog"
 	"github.com/imgdataset/imgdataset/format/zarr"
+	"github.com/imgdataset/imgdataset/scan"
 	"github.com/imgdataset/imgdataset/source"
 	"github.com/imgdataset/imgdataset/store"
 	"github.com/imgdataset/imgdataset/volume"
@@ -54,7 +55,7 @@ func convertAll(ctx context.Context, opt *Options, out *store.Store, r *source.R
 			opt.logf("  %s: sections not stacked: %v", r.Dataset.Name, err)
 			singles = append(singles, sections...)
 		} else {
-			key := path.Join(r.Dataset.Name, "ome-zarr", "stack.zarr")
+			key := path.Join(r.Dataset.Name, scan.CopiesDir, "stack.zarr")
 			opt.logf("  %s: stacking %d sections (z spacing %g %s) → %s", r.Dataset.Name, len(sections), zs.value, zs.unit, key)
 			// The stack is a new array: its frame is resolved as its row is.
 			h := hints(r, unit{})
@@ -71,7 +72,7 @@ func convertAll(ctx context.Context, opt *Options, out *store.Store, r *source.R
 			rec := catalog.Record{Dataset: r.Dataset.Name, LocalPath: key, Format: f.Name(), Status: "ok", MetadataSource: r.FactsSource,
 				Notes: []string{fmt.Sprintf("stack of %d sections; z spacing %g %s from %s", len(sections), zs.value, zs.unit, zs.source)}}
 			catalogOutput(ctx, &rec, cv[0], h, fr, opt.SampleBudget)
-			rec.Array = arrayName(key, cv[0].Info().Name)
+			rec.Array = scan.ArrayName(key, cv[0].Info().Name)
 			applyFacts(&rec, r, unit{})
 			recs = append(recs, rec)
 			rep.keep(rec, cv[0])
@@ -82,7 +83,7 @@ func convertAll(ctx context.Context, opt *Options, out *store.Store, r *source.R
 	for _, fv := range singles {
 		in := fv.v.Info()
 		name := safeName(in.Name) + ".zarr"
-		key := path.Join(r.Dataset.Name, "ome-zarr", name)
+		key := path.Join(r.Dataset.Name, scan.CopiesDir, name)
 		opt.logf("  %s: converting %s %v → %s", r.Dataset.Name, in.Name, in.Shape, key)
 		wopt := zarr.WriteOptions{Chunks: cube(opt.ConvertChunk, len(in.Shape)), Name: in.Name, Attributes: map[string]any{"imgdataset": frameAttrs(fv.f)}}
 		if err := zarr.WriteNGFF(ctx, out, key, volume.Reframe(fv.v, fv.f), wopt); err != nil {

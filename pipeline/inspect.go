@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/imgdataset/imgdataset/catalog"
 	"github.com/imgdataset/imgdataset/format"
+	"github.com/imgdataset/imgdataset/scan"
 	"github.com/imgdataset/imgdataset/store"
 	"github.com/imgdataset/imgdataset/volume"
 )
@@ -47,7 +49,7 @@ type InspectResult struct {
 // splitTarget turns a path or URL into a store root and a key, so that a single
 // file is opened through its directory (formats may need sibling objects) and a
 // store directory is opened at its root.
-func splitTarget(ctx context.Context, opener *store.Opener, target string) (*store.Store, string, error) {
+func splitTarget(ctx context.Context, opener *store.Opener, reg *format.Registry, target string) (*store.Store, string, error) {
 	if !strings.Contains(target, "://") {
 		abs, err := filepath.Abs(target)
 		if err != nil {
@@ -70,7 +72,7 @@ func splitTarget(ctx context.Context, opener *store.Opener, target string) (*sto
 	}
 	base := t[i+1:]
 	// A name with an extension is a file; otherwise (bucket prefixes, stores) open the prefix itself.
-	if path.Ext(base) != "" && !strings.HasSuffix(strings.ToLower(base), ".zarr") && !strings.HasSuffix(strings.ToLower(base), ".n5") {
+	if path.Ext(base) != "" && !reg.HasStoreName(base) {
 		st, err := opener.Open(ctx, t[:i+1])
 		return st, base, err
 	}
@@ -82,7 +84,7 @@ func splitTarget(ctx context.Context, opener *store.Opener, target string) (*sto
 // reads fetch only headers by range) and, with checksum, hashes the decoded data.
 func Inspect(ctx context.Context, target string, checksum bool, opt Options) (*InspectResult, error) {
 	opt.Defaults()
-	st, key, err := splitTarget(ctx, opt.Env.Stores, target)
+	st, key, err := splitTarget(ctx, opt.Env.Stores, opt.Formats, target)
 	if err != nil {
 		return nil, fmt.Errorf("inspect %s: %w", target, err)
 	}
@@ -131,108 +133,76 @@ type CatalogResult struct {
 	Records []catalog.Record
 	// Volumes maps catalog.VolumeKey of each readable row to its array (for report.html).
 	Volumes map[string]volume.Volume
+
+	dirs   []*scan.Result
+	stores []*store.Store
+}
+
+// Close releases the files the arrays read through.
+func (r *CatalogResult) Close() {
+	for _, d := range r.dirs {
+		d.Close()
+	}
+	for _, st := range r.stores {
+		closeStore(st)
+	}
+	r.dirs, r.stores = nil, nil
 }
 
 // Catalog builds table rows for local trees and remote objects without
 // downloading them: every file or store found is opened by header reads only
-// (value statistics read a bounded strided sample).
+// (value statistics read a bounded strided sample). A local directory is read
+// as scan.Dir reads it: a run's output gives the run's table back.
 func Catalog(ctx context.Context, targets []string, opt Options) (*CatalogResult, error) {
 	opt.Defaults()
 	res := &CatalogResult{Volumes: map[string]volume.Volume{}}
-	var recs []catalog.Record
+	sopt := scan.Options{Formats: opt.Formats, SampleBudget: opt.SampleBudget}
 	for _, t := range targets {
-		items, err := expand(t)
-		if err != nil {
-			return nil, err
-		}
-		for _, it := range items {
-			st, key, err := splitTarget(ctx, opt.Env.Stores, it)
+		remote := strings.Contains(t, "://")
+		if !remote {
+			fi, err := os.Stat(t)
 			if err != nil {
+				res.Close()
 				return nil, err
 			}
-			base := catalog.Record{Dataset: datasetOf(t), LocalPath: it, SourceURL: it}
-			f, vols, err := opt.Formats.Open(ctx, st, key)
-			if errors.Is(err, format.ErrUnknown) {
-				continue
-			}
-			if f != nil {
-				base.Format = f.Name()
-			}
-			if err != nil {
-				r := base
-				if errors.Is(err, format.ErrNotSupported) {
-					r.Status = "not yet supported: " + err.Error()
-				} else {
-					r.Status = "error: " + err.Error()
+			if fi.IsDir() {
+				d, err := scan.Dir(ctx, t, sopt)
+				if err != nil {
+					res.Close()
+					return nil, err
 				}
-				recs = append(recs, r)
+				res.dirs = append(res.dirs, d)
+				res.Records = append(res.Records, d.Records...)
+				maps.Copy(res.Volumes, d.Volumes)
 				continue
-			}
-			for _, v := range vols {
-				r := base
-				r.Status = "ok"
-				budget := opt.SampleBudget
-				if strings.Contains(it, "://") {
-					// Remote objects are cataloged from headers only; sampling
-					// values would read data the user has not chosen to fetch.
-					budget = 0
-					r.Notes = append(r.Notes, "remote: value statistics not sampled")
-				}
-				catalog.FromVolume(ctx, &r, v, catalog.Hints{}, budget)
-				recs = append(recs, r)
-				res.Volumes[catalog.VolumeKey(r)] = v
 			}
 		}
-	}
-	catalog.Sort(recs)
-	res.Records = recs
-	return res, nil
-}
-
-// expand turns a local directory into the files and stores it holds; URLs and
-// files are returned as they are.
-func expand(t string) ([]string, error) {
-	if strings.Contains(t, "://") {
-		return []string{t}, nil
-	}
-	fi, err := os.Stat(t)
-	if err != nil {
-		return nil, err
-	}
-	if !fi.IsDir() || isStoreDir(t) {
-		return []string{t}, nil
-	}
-	var out []string
-	err = filepath.WalkDir(t, func(p string, d os.DirEntry, err error) error {
+		st, key, err := splitTarget(ctx, opt.Env.Stores, opt.Formats, t)
 		if err != nil {
-			return err
+			res.Close()
+			return nil, err
 		}
-		if d.IsDir() {
-			if strings.HasPrefix(d.Name(), ".imgdataset") {
-				return filepath.SkipDir
+		res.stores = append(res.stores, st)
+		base := catalog.Record{Dataset: datasetOf(t), LocalPath: t, SourceURL: t}
+		uopt := sopt
+		if remote {
+			// Remote objects are cataloged from headers only; sampling
+			// values would read data the user has not chosen to fetch.
+			uopt.SampleBudget = -1
+			base.Notes = []string{"remote: value statistics not sampled"}
+		}
+		rows, vols := scan.Unit(ctx, st, key, base, uopt)
+		for i, r := range rows {
+			if vols[i] == nil {
+				r.Notes = nil // an unreadable unit was not sampled either way
+			} else {
+				res.Volumes[catalog.VolumeKey(r)] = vols[i]
 			}
-			if p != t && isStoreDir(p) {
-				out = append(out, p)
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if strings.HasPrefix(d.Name(), ".") || strings.HasPrefix(d.Name(), "metadata_table") || d.Name() == "catalog.json" {
-			return nil
-		}
-		out = append(out, p)
-		return nil
-	})
-	return out, err
-}
-
-func isStoreDir(p string) bool {
-	for _, m := range []string{".zarray", ".zgroup", "zarr.json", "attributes.json", "info"} {
-		if _, err := os.Stat(filepath.Join(p, m)); err == nil {
-			return true
+			res.Records = append(res.Records, r)
 		}
 	}
-	return false
+	catalog.Sort(res.Records)
+	return res, nil
 }
 
 func datasetOf(t string) string {

@@ -15,6 +15,7 @@ import (
 	"github.com/imgdataset/imgdataset/format/all"
 	"github.com/imgdataset/imgdataset/internal/httpretry"
 	"github.com/imgdataset/imgdataset/manifest"
+	"github.com/imgdataset/imgdataset/scan"
 	"github.com/imgdataset/imgdataset/source"
 	"github.com/imgdataset/imgdataset/store"
 	"github.com/imgdataset/imgdataset/transfer"
@@ -87,11 +88,14 @@ func (o *Options) Defaults() {
 	if o.Formats == nil {
 		o.Formats = all.Registry()
 	}
+	if o.Env.StoreMeta == nil {
+		o.Env.StoreMeta = o.Formats.IsStoreMarker
+	}
 	if o.ConvertChunk <= 0 {
 		o.ConvertChunk = 128
 	}
 	if o.SampleBudget <= 0 {
-		o.SampleBudget = 8 << 20
+		o.SampleBudget = scan.DefaultSampleBudget
 	}
 	if o.Log == nil {
 		o.Log = io.Discard

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strconv"
@@ -13,6 +14,7 @@ import (
 	"github.com/imgdataset/imgdataset/catalog"
 	"github.com/imgdataset/imgdataset/format"
 	"github.com/imgdataset/imgdataset/manifest"
+	"github.com/imgdataset/imgdataset/scan"
 	"github.com/imgdataset/imgdataset/source"
 	"github.com/imgdataset/imgdataset/store"
 	"github.com/imgdataset/imgdataset/transfer"
@@ -156,49 +158,46 @@ func Run(ctx context.Context, m *manifest.Manifest, opt Options) (*Report, error
 // unit is one openable thing on disk: a file, or the root of a chunked store.
 type unit struct {
 	key     string // relative to the output dir
+	root    string // the store's path below the dataset dir ("a.zarr"); "" for a file
 	objects []source.Object
 }
 
 // groupUnits folds the objects of chunked stores (zarr, n5, precomputed) into
-// one unit at the store root, so each store is opened once.
-func groupUnits(dataset string, objs []source.Object) []unit {
+// one unit at the store root, so each store is opened once. The objects are on
+// disk by now, in dsDir (the dataset's directory, never a store itself), so
+// the registry knows a store by its metadata as well as by its name.
+func groupUnits(ctx context.Context, reg *format.Registry, dsDir *store.Store, dataset string, objs []source.Object) []unit {
 	byKey := map[string]*unit{}
+	known := map[string]bool{}
 	var order []string
 	for _, o := range objs {
-		k := path.Join(dataset, storeRoot(o.Path))
+		k := path.Join(dataset, o.Path)
+		root := reg.StoreRoot(ctx, dsDir, o.Path, known)
+		if root != "" {
+			k = path.Join(dataset, root)
+		}
 		u, ok := byKey[k]
 		if !ok {
-			u = &unit{key: k}
+			u = &unit{key: k, root: root}
 			byKey[k] = u
 			order = append(order, k)
 		}
 		u.objects = append(u.objects, o)
 	}
 	sort.Strings(order)
-	out := make([]unit, len(order))
+	units := make([]unit, len(order))
 	for i, k := range order {
-		out[i] = *byKey[k]
+		units[i] = *byKey[k]
 	}
-	return out
-}
-
-// storeRoot returns the store directory a path belongs to ("a.zarr/s0/0/0" →
-// "a.zarr"), or the path itself for a plain file.
-func storeRoot(p string) string {
-	segs := strings.Split(p, "/")
-	for i, s := range segs {
-		l := strings.ToLower(s)
-		if strings.HasSuffix(l, ".zarr") || strings.HasSuffix(l, ".n5") || strings.HasSuffix(l, ".precomputed") {
-			return strings.Join(segs[:i+1], "/")
-		}
-	}
-	return p
+	return units
 }
 
 func processDataset(ctx context.Context, opt *Options, out *store.Store, r *source.Resolved, results map[string]transfer.Result, dr *DatasetReport, rep *Report) ([]catalog.Record, error) {
 	var recs []catalog.Record
 	var readable []framed
-	for _, u := range groupUnits(r.Dataset.Name, r.Objects) {
+	dsDir := store.New(store.NewFile(filepath.Join(opt.OutDir, r.Dataset.Name)))
+	defer closeStore(dsDir)
+	for _, u := range groupUnits(ctx, opt.Formats, dsDir, r.Dataset.Name, r.Objects) {
 		// Skip units whose download failed.
 		failed := false
 		for _, o := range u.objects {
@@ -243,7 +242,7 @@ func processDataset(ctx context.Context, opt *Options, out *store.Store, r *sour
 			rec := base
 			rec.Status = "ok"
 			catalog.FromVolume(ctx, &rec, v, hints(r, u), opt.SampleBudget)
-			rec.Array = arrayName(u.key, v.Info().Name)
+			rec.Array = scan.ArrayName(u.key, v.Info().Name)
 			applyFacts(&rec, r, u)
 			pageShapeConflict(&rec, r)
 			recs = append(recs, rec)
@@ -271,30 +270,17 @@ func processDataset(ctx context.Context, opt *Options, out *store.Store, r *sour
 	return recs, nil
 }
 
-// arrayName names an array relative to its unit: "recon-2/em/fibsem-int16/s0"
-// inside a store, the file name for a file's main series.
-func arrayName(unitKey, name string) string {
-	if name == unitKey {
-		return path.Base(unitKey)
-	}
-	if rel, ok := strings.CutPrefix(name, unitKey+"/"); ok {
-		return rel
-	}
-	if rel, ok := strings.CutPrefix(name, unitKey); ok && strings.HasPrefix(rel, "#") {
-		return path.Base(unitKey) + rel
-	}
-	return name
-}
-
 func sourceURL(u unit) string {
 	if len(u.objects) == 1 {
 		return u.objects[0].SourceURL
 	}
 	// The store root: the common prefix of the objects' URLs up to the root segment.
 	o := u.objects[0]
-	root := storeRoot(o.Path)
-	if i := strings.Index(o.SourceURL, root); i >= 0 {
-		return o.SourceURL[:i+len(root)]
+	if u.root == "" {
+		return o.StoreURL
+	}
+	if i := strings.Index(o.SourceURL, u.root); i >= 0 {
+		return o.SourceURL[:i+len(u.root)]
 	}
 	return o.StoreURL
 }

@@ -23,7 +23,7 @@ type CropResult struct {
 
 // openVolumes opens every array of a path or URL.
 func openVolumes(ctx context.Context, target string, opt *Options) ([]volume.Volume, error) {
-	st, key, err := splitTarget(ctx, opt.Env.Stores, target)
+	st, key, err := splitTarget(ctx, opt.Env.Stores, opt.Formats, target)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", target, err)
 	}

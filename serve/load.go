@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"os"
 	"path"
@@ -13,16 +12,12 @@ import (
 
 	"github.com/imgdataset/imgdataset/catalog"
 	"github.com/imgdataset/imgdataset/format"
-	"github.com/imgdataset/imgdataset/pipeline"
-	"github.com/imgdataset/imgdataset/store"
+	"github.com/imgdataset/imgdataset/scan"
 	"github.com/imgdataset/imgdataset/volume"
 )
 
 // catalogFile is the document `imgdataset run` writes into its output directory.
-const catalogFile = "catalog.json"
-
-// maxCatalogBytes bounds catalog.json before it is read into memory.
-const maxCatalogBytes = 256 << 20
+const catalogFile = scan.CatalogFile
 
 // Skipped is a catalog row the server does not serve, and why.
 type Skipped struct {
@@ -35,125 +30,31 @@ type loaded struct {
 	recs    []catalog.Record
 	vols    []volume.Volume // parallel to recs
 	skipped []Skipped
-	closers []*store.Store
+	res     *scan.Result
 	stamp   string // identifies this state of the directory, for ETags
 }
 
-// load finds the volumes of dir: the rows of its catalog.json, each opened
-// through the format registry over a file store rooted at dir; without a
-// catalog.json, every file and store under dir as `imgdataset catalog` finds
-// them (pipeline.Catalog).
+// load finds the volumes of dir as `imgdataset catalog` does (scan.Dir): the
+// rows of its catalog.json, or without one every file and store under dir.
 func load(ctx context.Context, dir string, reg *format.Registry) (*loaded, error) {
-	st := store.New(store.NewFile(dir))
-	b, err := st.ReadAll(ctx, catalogFile, maxCatalogBytes)
-	if errors.Is(err, store.ErrNotExist) {
-		closeStore(st)
-		return scan(ctx, dir, reg)
-	}
-	if err != nil {
-		closeStore(st)
-		return nil, fmt.Errorf("serve %s: %w", dir, err)
-	}
-	doc, err := catalog.ReadDocument(b)
-	if err != nil {
-		closeStore(st)
-		return nil, fmt.Errorf("serve %s: %w", dir, err)
-	}
-	l := &loaded{closers: []*store.Store{st}, stamp: statStamp(filepath.Join(dir, catalogFile))}
-	// Rows of one file or store share a unit: open it once.
-	type unit struct {
-		vols []volume.Volume
-		err  error
-	}
-	units := map[string]*unit{}
-	for _, rec := range doc.Records {
-		key := catalog.VolumeKey(rec)
-		if rec.Status != "ok" {
-			l.skipped = append(l.skipped, Skipped{Key: key, Reason: "catalog status: " + rec.Status})
-			continue
-		}
-		lp, err := store.CleanKey(rec.LocalPath)
-		if err != nil || lp == "" {
-			l.skipped = append(l.skipped, Skipped{Key: key, Reason: fmt.Sprintf("local_path %q is not a path inside %s", rec.LocalPath, dir)})
-			continue
-		}
-		u, ok := units[lp]
-		if !ok {
-			u = &unit{}
-			_, u.vols, u.err = reg.Open(ctx, st, lp)
-			units[lp] = u
-		}
-		if u.err != nil {
-			if ctx.Err() != nil {
-				l.close()
-				return nil, ctx.Err()
-			}
-			l.skipped = append(l.skipped, Skipped{Key: key, Reason: fmt.Sprintf("open %s: %v", lp, u.err)})
-			continue
-		}
-		v := matchVolume(lp, rec, u.vols)
-		if v == nil {
-			l.skipped = append(l.skipped, Skipped{Key: key, Reason: fmt.Sprintf("%s no longer holds array %q", lp, rec.Array)})
-			continue
-		}
-		l.recs = append(l.recs, rec)
-		l.vols = append(l.vols, v)
-	}
-	return l, nil
-}
-
-// scan catalogs a directory that has no catalog.json.
-func scan(ctx context.Context, dir string, reg *format.Registry) (*loaded, error) {
-	res, err := pipeline.Catalog(ctx, []string{dir}, pipeline.Options{Formats: reg})
+	res, err := scan.Dir(ctx, dir, scan.Options{Formats: reg})
 	if err != nil {
 		return nil, fmt.Errorf("serve %s: %w", dir, err)
 	}
-	l := &loaded{stamp: statStamp(dir)}
+	l := &loaded{res: res, stamp: statStamp(dir)}
+	if res.FromRun {
+		l.stamp = statStamp(filepath.Join(dir, catalogFile))
+	}
 	for _, rec := range res.Records {
-		key := catalog.VolumeKey(rec)
-		v, ok := res.Volumes[key]
-		if rel, err := filepath.Rel(dir, rec.LocalPath); err == nil && !strings.HasPrefix(rel, "..") {
-			rec.LocalPath = filepath.ToSlash(rel)
-		}
+		v, ok := res.Volumes[catalog.VolumeKey(rec)]
 		if !ok {
-			l.skipped = append(l.skipped, Skipped{Key: catalog.VolumeKey(rec), Reason: rec.Status})
+			l.skipped = append(l.skipped, Skipped{Key: catalog.VolumeKey(rec), Reason: "catalog status: " + rec.Status})
 			continue
 		}
 		l.recs = append(l.recs, rec)
 		l.vols = append(l.vols, v)
 	}
 	return l, nil
-}
-
-// matchVolume finds the array a catalog row describes among the arrays of
-// its file or store. `imgdataset run` names rows relative to the unit (the
-// file name for a file's main image, the array path inside a store), and a crop
-// row carries the name of the array it was cut from; so: by name first, then
-// the only array with the row's dtype and element count.
-func matchVolume(unitKey string, rec catalog.Record, vols []volume.Volume) volume.Volume {
-	for _, v := range vols {
-		n := v.Info().Name
-		if n == rec.Array || n == unitKey+"/"+rec.Array || n == path.Join(path.Dir(unitKey), rec.Array) {
-			return v
-		}
-	}
-	want := int64(1)
-	for _, s := range []int64{rec.ShapeZ, rec.ShapeY, rec.ShapeX, rec.ShapeC, rec.ShapeT} {
-		if s > 0 {
-			want *= s
-		}
-	}
-	var found volume.Volume
-	for _, v := range vols {
-		in := v.Info()
-		if string(in.DType) == rec.DType && in.NumElements() == want {
-			if found != nil {
-				return nil // ambiguous: serve nothing rather than the wrong array
-			}
-			found = v
-		}
-	}
-	return found
 }
 
 // assignIDs gives every record a short URL-safe id derived from its dataset,
@@ -221,14 +122,4 @@ func etagOf(dir, stamp string, rec catalog.Record) string {
 	return hex.EncodeToString(h.Sum(nil)[:12])
 }
 
-func (l *loaded) close() {
-	for _, st := range l.closers {
-		closeStore(st)
-	}
-}
-
-func closeStore(st *store.Store) {
-	if c, ok := st.Driver().(interface{ Close() error }); ok {
-		c.Close()
-	}
-}
+func (l *loaded) close() { l.res.Close() }

@@ -228,7 +228,7 @@ func (w *bucketWalk) listAll(ctx context.Context, prefix string, keepMeta bool) 
 		if oi.IsDir {
 			return nil
 		}
-		if !(keepMeta && zarrMetaNames[path.Base(oi.Key)]) && !w.take.Match(strings.TrimPrefix(oi.Key, "/")) {
+		if !(keepMeta && w.isMeta(oi.Key)) && !w.take.Match(strings.TrimPrefix(oi.Key, "/")) {
 			return nil
 		}
 		return w.add(oi)
@@ -239,11 +239,23 @@ func (w *bucketWalk) listAll(ctx context.Context, prefix string, keepMeta bool) 
 	return nil
 }
 
-var zarrMetaNames = map[string]bool{".zgroup": true, ".zattrs": true, ".zarray": true, "zarr.json": true, ".zmetadata": true}
+// zarrWalkNames are the objects that make a listing level a Zarr node the
+// walk can read (nodeMeta parses them); which objects a filter must keep is
+// the registry's answer, Env.StoreMeta.
+var zarrWalkNames = map[string]bool{".zgroup": true, ".zattrs": true, ".zarray": true, "zarr.json": true, ".zmetadata": true}
+
+// isMeta reports whether key names store metadata that take must not drop.
+func (w *bucketWalk) isMeta(key string) bool {
+	name := path.Base(key)
+	if w.env.StoreMeta != nil {
+		return w.env.StoreMeta(name)
+	}
+	return zarrWalkNames[name]
+}
 
 func isZarrLevel(es []store.ObjectInfo) bool {
 	for _, e := range es {
-		if !e.IsDir && zarrMetaNames[path.Base(e.Key)] {
+		if !e.IsDir && zarrWalkNames[path.Base(e.Key)] {
 			return true
 		}
 	}
@@ -274,7 +286,7 @@ func (w *bucketWalk) walkZarr(ctx context.Context, prefix string, es []store.Obj
 		return nil
 	}
 	for _, f := range files {
-		if zarrMetaNames[path.Base(f.Key)] || w.take.Match(f.Key) {
+		if w.isMeta(f.Key) || w.take.Match(f.Key) {
 			if err := w.add(f); err != nil {
 				return err
 			}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"path"
 	"reflect"
 	"strings"
 	"testing"
@@ -279,6 +280,44 @@ func TestMirrorEPFL(t *testing.T) {
 			}
 			if !reflect.DeepEqual(res.Facts["voxel_size_nm"], []float64{5, 5, 5}) || res.Facts["page_volume_size"] != "1065x2048x1536" || res.FactsSource != "web page" {
 				t.Errorf("facts %v", res.Facts)
+			}
+		})
+	}
+}
+
+// A bucket walk keeps the objects Env.StoreMeta calls store metadata whatever
+// take says, and only those: the answer is the caller's (the format registry).
+func TestBucketStoreMeta(t *testing.T) {
+	m, env := startMirrors(t)
+	for _, tc := range []struct {
+		name        string
+		meta        func(string) bool
+		wantZattrs  bool
+		wantZgroups bool
+	}{
+		{"nil keeps the metadata the walk reads", nil, true, true},
+		{"the caller's answer", func(n string) bool { return n == ".zgroup" || n == ".zarray" }, false, true},
+		{"no metadata at all", func(string) bool { return false }, false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := *env
+			e.StoreMeta = tc.meta
+			// The include pattern matches chunks only: metadata survives by StoreMeta alone.
+			res := resolve(t, &e, manifest.Dataset{URL: m.OpenOrganelleURL(ooName), Kind: manifest.KindS3,
+				Take: manifest.Take{Scales: []string{"s4"}, Include: []string{"**/s4/1/1/1"}}})
+			var zattrs, zgroups, chunks int
+			for _, p := range objPaths(res.Objects) {
+				switch path.Base(p) {
+				case ".zattrs":
+					zattrs++
+				case ".zgroup":
+					zgroups++
+				case "1":
+					chunks++
+				}
+			}
+			if (zattrs > 0) != tc.wantZattrs || (zgroups > 0) != tc.wantZgroups || chunks == 0 {
+				t.Errorf("%d .zattrs, %d .zgroup, %d chunks; want .zattrs %v, .zgroup %v, chunks > 0", zattrs, zgroups, chunks, tc.wantZattrs, tc.wantZgroups)
 			}
 		})
 	}

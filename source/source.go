@@ -80,6 +80,12 @@ type Env struct {
 	IDRFileTree string
 	// Logf receives progress notes; nil discards them.
 	Logf func(format string, args ...any)
+	// StoreMeta reports whether an object's base name is a chunked store's
+	// metadata (format.Registry.IsStoreMarker, passed in so that this package
+	// needs no format): a bucket walk keeps such objects whatever take says,
+	// since a store without its metadata is unreadable. nil keeps the Zarr
+	// metadata the bucket walk itself reads.
+	StoreMeta func(name string) bool
 }
 
 // Resolver resolves datasets of one kind.

@@ -355,6 +355,12 @@ func catalogCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "catalog PATH-or-URL...",
 		Short: "Write the metadata table for local trees or remote objects (remote: headers only)",
+		Long: `catalog writes one table row per array of the files and stores it is given.
+A run's output directory (it has a catalog.json) gives the run's own table back,
+page and API facts included; a file changed since the run is read again and keeps
+those facts. In any other directory each array is a row named by the first folder
+level below it, and the tool's OME-Zarr copies (<dataset>/ome-zarr/*.zarr) are left
+out. Remote objects are cataloged from their headers only.`,
 		Example: `  imgdataset catalog data/ -o table.csv
   imgdataset catalog data/ -o report.html
   imgdataset catalog https://example.org/stack.tif s3://bucket/store.zarr -o table.parquet`,
@@ -364,6 +370,7 @@ func catalogCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			defer res.Close()
 			recs := res.Records
 			var b []byte
 			switch strings.ToLower(filepath.Ext(out)) {

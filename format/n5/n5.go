@@ -50,6 +50,15 @@ var _ format.Format = Format{}
 // Name implements format.Format.
 func (Format) Name() string { return "n5" }
 
+var _ format.StoreLayout = Format{}
+
+// StoreSuffixes implements format.StoreLayout.
+func (Format) StoreSuffixes() []string { return []string{".n5"} }
+
+// StoreMarkers implements format.StoreLayout: every group and dataset of an N5
+// container holds an attributes.json.
+func (Format) StoreMarkers() []string { return []string{attrsName} }
+
 // Detect implements format.Format: key (a prefix, or its attributes.json) is
 // N5 when its attributes carry an "n5" version or dataset "dimensions", or
 // when it is a multiscale group whose s0 is such a dataset.

@@ -31,6 +31,14 @@ var _ format.Format = Format{}
 // Name implements format.Format.
 func (Format) Name() string { return "precomputed" }
 
+var _ format.StoreLayout = Format{}
+
+// StoreSuffixes implements format.StoreLayout.
+func (Format) StoreSuffixes() []string { return []string{".precomputed"} }
+
+// StoreMarkers implements format.StoreLayout: a volume's root holds its "info".
+func (Format) StoreMarkers() []string { return []string{"info"} }
+
 // isInfoKey reports whether key names an info object.
 func isInfoKey(key string) bool { return key == "info" || strings.HasSuffix(key, "/info") }
 

@@ -55,6 +55,14 @@ func (Format) Name() string { return "zarr" }
 
 var metaNames = []string{".zarray", ".zgroup", ".zattrs", ".zmetadata", "zarr.json"}
 
+var _ format.StoreLayout = Format{}
+
+// StoreSuffixes implements format.StoreLayout.
+func (Format) StoreSuffixes() []string { return []string{".zarr"} }
+
+// StoreMarkers implements format.StoreLayout: every Zarr metadata object.
+func (Format) StoreMarkers() []string { return slices.Clone(metaNames) }
+
 // Detect implements format.Format: key is a Zarr node when it is (or holds) a
 // Zarr metadata object, or when its name ends in ".zarr"; a ".zip" or ".ozx"
 // archive is one when it holds a Zarr hierarchy (see openZip).

@@ -42,11 +42,7 @@ type edge struct{ from, to string }
 // through it. An entry that no longer matches an import fails the test, so
 // that it gets deleted.
 func tolerated() []edge {
-	return []edge{
-		// TEMPORARY (issue #14): serve/load.go imports pipeline; another branch
-		// removes that import. Delete this entry once that branch is merged.
-		{"serve", "pipeline"},
-	}
+	return []edge{}
 }
 
 // pkg is what the rules need of one `go list -json` record.
