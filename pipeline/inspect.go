@@ -160,17 +160,13 @@ func Catalog(ctx context.Context, targets []string, opt Options) (*CatalogResult
 			}
 			if err != nil {
 				r := base
-				if errors.Is(err, format.ErrNotSupported) {
-					r.Status = "not yet supported: " + err.Error()
-				} else {
-					r.Status = "error: " + err.Error()
-				}
+				r.Status = catalog.StatusOf(err)
 				recs = append(recs, r)
 				continue
 			}
 			for _, v := range vols {
 				r := base
-				r.Status = "ok"
+				r.Status = catalog.StatusOK
 				budget := opt.SampleBudget
 				if strings.Contains(it, "://") {
 					// Remote objects are cataloged from headers only; sampling
