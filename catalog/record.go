@@ -6,11 +6,13 @@ package catalog
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"sort"
 	"strings"
 
+	"github.com/imgdataset/imgdataset/format"
 	"github.com/imgdataset/imgdataset/volume"
 )
 
@@ -35,7 +37,7 @@ type Record struct {
 	SourceURL     string `json:"source_url"`
 	LocalPath     string `json:"local_path"` // relative to the output directory
 	Format        string `json:"format"`
-	Status        string `json:"status"` // "ok", "not yet supported: …", "error: …"
+	Status        string `json:"status"` // StatusOK, or another status value followed by ": " and the reason
 
 	DType string `json:"dtype,omitempty"`
 	NDim  int    `json:"ndim,omitempty"`
@@ -76,6 +78,43 @@ type Record struct {
 
 	// Metadata is the full per-array metadata tree (catalog.json only).
 	Metadata map[string]any `json:"metadata,omitempty"`
+}
+
+// The values of Record.Status. Every status but StatusOK is followed by ": "
+// and the reason, e.g. `corrupt: tiff "a.tif": page 57 strip 3 at offset
+// 1048576+65536 lies past end of file (786432 bytes): corrupt data`.
+const (
+	// StatusOK: the array was opened (and its values sampled when asked).
+	StatusOK = "ok"
+	// StatusNotSupported: the format, or a feature of it, is recognised but
+	// not read yet (format.ErrNotSupported). The run does not fail for it.
+	StatusNotSupported = "not yet supported"
+	// StatusCorrupt: the bytes contradict their format (format.ErrCorrupt,
+	// the same value as store.ErrCorrupt): a truncated file, an offset or a
+	// chunk past the end, a chunk that decodes to the wrong size, malformed
+	// metadata. Reading again will not help.
+	StatusCorrupt = "corrupt"
+	// StatusError: any other failure to open or read the array, such as a
+	// failing store.
+	StatusError = "error"
+)
+
+// StatusOf is the status of an array that could not be opened or read
+// because of err.
+func StatusOf(err error) string {
+	switch {
+	case errors.Is(err, format.ErrNotSupported):
+		return StatusNotSupported + ": " + err.Error()
+	case errors.Is(err, format.ErrCorrupt):
+		return StatusCorrupt + ": " + err.Error()
+	}
+	return StatusError + ": " + err.Error()
+}
+
+// Failed reports whether status says that an array could not be read
+// (corrupt or error); one that is not supported yet has not failed.
+func Failed(status string) bool {
+	return strings.HasPrefix(status, StatusCorrupt+":") || strings.HasPrefix(status, StatusError+":")
 }
 
 // Hints are values from outside the file (API, web page, manifest), each with its source.

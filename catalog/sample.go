@@ -2,9 +2,11 @@ package catalog
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 
+	"github.com/imgdataset/imgdataset/format"
 	"github.com/imgdataset/imgdataset/volume"
 )
 
@@ -50,6 +52,11 @@ func sampleValues(ctx context.Context, r *Record, v volume.Volume, budget int64)
 		box := volume.NewBox(origin, size)
 		if err := v.ReadRegion(ctx, box, buf); err != nil {
 			r.Notes = append(r.Notes, fmt.Sprintf("value sample failed: %v", err))
+			if errors.Is(err, format.ErrCorrupt) {
+				// Found only now (a chunk table read lazily): the array is
+				// as corrupt as one that failed to open.
+				r.Status = StatusOf(err)
+			}
 			return
 		}
 		nblocks++

@@ -26,7 +26,7 @@ type DatasetReport struct {
 	Name    string   `json:"name"`
 	URL     string   `json:"url"`
 	Kind    string   `json:"kind"`
-	Status  string   `json:"status"` // ok, failed
+	Status  string   `json:"status"` // ok, or failed: an object was not fetched, or an array is corrupt or unreadable
 	Objects int      `json:"objects"`
 	Bytes   int64    `json:"bytes"`
 	Arrays  int      `json:"arrays"`
@@ -141,6 +141,14 @@ func Run(ctx context.Context, m *manifest.Manifest, opt Options) (*Report, error
 			dr.Status = "failed"
 			dr.Errors = append(dr.Errors, err.Error())
 		}
+		for _, rec := range recs {
+			// A corrupt or unreadable array fails its dataset like a failed
+			// download: the data the dataset promises is not there.
+			if catalog.Failed(rec.Status) {
+				dr.Status = "failed"
+				dr.Errors = append(dr.Errors, fmt.Sprintf("%s: %s", rec.LocalPath, rec.Status))
+			}
+		}
 		dr.Arrays = len(recs)
 		rep.Records = append(rep.Records, recs...)
 	}
@@ -230,22 +238,21 @@ func processDataset(ctx context.Context, opt *Options, out *store.Store, r *sour
 		}
 		if err != nil {
 			rec := base
-			if errors.Is(err, format.ErrNotSupported) {
-				rec.Status = "not yet supported: " + err.Error()
-			} else {
-				rec.Status = "error: " + err.Error()
-			}
+			rec.Status = catalog.StatusOf(err)
 			recs = append(recs, rec)
 			continue
 		}
 		for _, v := range vols {
 			rec := base
-			rec.Status = "ok"
+			rec.Status = catalog.StatusOK
 			catalog.FromVolume(ctx, &rec, v, hints(r, u), opt.SampleBudget)
 			rec.Array = scan.ArrayName(u.key, v.Info().Name)
 			applyFacts(&rec, r, u)
 			pageShapeConflict(&rec, r)
 			recs = append(recs, rec)
+			if rec.Status != catalog.StatusOK {
+				continue // found corrupt while sampling: not converted
+			}
 			rep.keep(rec, v)
 			readable = append(readable, framed{v, frameOf(rec)})
 		}

@@ -26,8 +26,8 @@ func (r *Result) runRows(ctx context.Context, dir string, rows []catalog.Record,
 	for _, rec := range rows {
 		lp, err := store.CleanKey(rec.LocalPath)
 		if err != nil || lp == "" {
-			if rec.Status == "ok" {
-				rec.Status = fmt.Sprintf("error: local_path %q is not a path inside %s", rec.LocalPath, dir)
+			if rec.Status == catalog.StatusOK {
+				rec.Status = catalog.StatusError + fmt.Sprintf(": local_path %q is not a path inside %s", rec.LocalPath, dir)
 			}
 			r.Records = append(r.Records, rec)
 			continue
@@ -48,8 +48,8 @@ func (r *Result) runRows(ctx context.Context, dir string, rows []catalog.Record,
 				return nil, ctx.Err()
 			}
 			for _, rec := range recs {
-				if rec.Status == "ok" {
-					rec.Status = fmt.Sprintf("error: open %s: listed in %s but unreadable on disk: %v", lp, CatalogFile, err)
+				if rec.Status == catalog.StatusOK {
+					rec.Status = catalog.StatusError + fmt.Sprintf(": open %s: listed in %s but unreadable on disk: %v", lp, CatalogFile, err)
 				}
 				r.Records = append(r.Records, rec)
 			}
@@ -67,25 +67,25 @@ func (r *Result) runRows(ctx context.Context, dir string, rows []catalog.Record,
 func (r *Result) reopen(ctx context.Context, lp string, recs []catalog.Record, note string, opt Options) {
 	var vols []volume.Volume
 	var err error
-	if slices.ContainsFunc(recs, func(rec catalog.Record) bool { return rec.Status == "ok" }) {
+	if slices.ContainsFunc(recs, func(rec catalog.Record) bool { return rec.Status == catalog.StatusOK }) {
 		_, vols, err = opt.Formats.Open(ctx, r.st, lp)
 	}
 	for _, rec := range recs {
 		if note != "" {
 			rec.Notes = append(slices.Clip(rec.Notes), note)
 		}
-		if rec.Status != "ok" {
+		if rec.Status != catalog.StatusOK {
 			r.Records = append(r.Records, rec)
 			continue
 		}
 		if err != nil {
-			rec.Status = fmt.Sprintf("error: open %s: %v", lp, err)
+			rec.Status = catalog.StatusError + fmt.Sprintf(": open %s: %v", lp, err)
 			r.Records = append(r.Records, rec)
 			continue
 		}
 		i := matchVolume(lp, rec, vols)
 		if i < 0 {
-			rec.Status = fmt.Sprintf("error: %s no longer holds array %q", lp, rec.Array)
+			rec.Status = catalog.StatusError + fmt.Sprintf(": %s no longer holds array %q", lp, rec.Array)
 			r.Records = append(r.Records, rec)
 			continue
 		}
@@ -104,7 +104,7 @@ func (r *Result) reread(ctx context.Context, lp string, old []catalog.Record, ch
 	if err != nil {
 		note := fmt.Sprintf("changed on disk since the run (%s)", ch.why)
 		for _, rec := range old {
-			rec.Status = statusOf(fmt.Errorf("open %s: %w", lp, err))
+			rec.Status = catalog.StatusOf(fmt.Errorf("open %s: %w", lp, err))
 			rec.Notes = append(slices.Clip(rec.Notes), note)
 			r.Records = append(r.Records, rec)
 		}
@@ -140,8 +140,8 @@ func rebuild(ctx context.Context, lp string, old []catalog.Record, formatName st
 			claimed[j] = i + 1
 			continue
 		}
-		if rec.Status == "ok" {
-			rec.Status = fmt.Sprintf("error: %s no longer holds array %q", lp, rec.Array)
+		if rec.Status == catalog.StatusOK {
+			rec.Status = catalog.StatusError + fmt.Sprintf(": %s no longer holds array %q", lp, rec.Array)
 			recs, out = append(recs, rec), append(out, nil)
 		}
 	}
@@ -150,7 +150,7 @@ func rebuild(ctx context.Context, lp string, old []catalog.Record, formatName st
 		if paired {
 			o = old[claimed[j]-1]
 		}
-		rec := catalog.Record{Dataset: o.Dataset, LocalPath: o.LocalPath, SourceURL: o.SourceURL, Format: formatName, Status: "ok",
+		rec := catalog.Record{Dataset: o.Dataset, LocalPath: o.LocalPath, SourceURL: o.SourceURL, Format: formatName, Status: catalog.StatusOK,
 			FileBytes: &size, Title: o.Title, DOI: o.DOI, License: o.License, Modality: o.Modality, Specimen: o.Specimen,
 			MetadataSource: o.MetadataSource}
 		catalog.FromVolume(ctx, &rec, v, runHints(ctx, o, v), budget)
@@ -185,14 +185,14 @@ func rebuild(ctx context.Context, lp string, old []catalog.Record, formatName st
 func sameArrays(old, fresh []catalog.Record) bool {
 	byArray := map[string]catalog.Record{}
 	for _, rec := range fresh {
-		if rec.Status != "ok" {
+		if rec.Status != catalog.StatusOK {
 			return false
 		}
 		byArray[rec.Array] = rec
 	}
 	n := 0
 	for _, o := range old {
-		if o.Status != "ok" {
+		if o.Status != catalog.StatusOK {
 			continue
 		}
 		n++

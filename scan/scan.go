@@ -65,14 +65,14 @@ func Unit(ctx context.Context, st *store.Store, key string, base catalog.Record,
 	}
 	if err != nil {
 		r := base
-		r.Status = statusOf(err)
+		r.Status = catalog.StatusOf(err)
 		return []catalog.Record{r}, []volume.Volume{nil}
 	}
 	recs := make([]catalog.Record, 0, len(vols))
 	for _, v := range vols {
 		r := base
 		r.Notes = append([]string(nil), base.Notes...) // rows must not share a backing array
-		r.Status = "ok"
+		r.Status = catalog.StatusOK
 		catalog.FromVolume(ctx, &r, v, catalog.Hints{}, max(opt.SampleBudget, 0))
 		r.Array = ArrayName(key, v.Info().Name)
 		recs = append(recs, r)
@@ -98,13 +98,6 @@ func ArrayName(unitKey, name string) string {
 }
 
 // statusOf is the status column of a unit that failed to open.
-func statusOf(err error) string {
-	if errors.Is(err, format.ErrNotSupported) {
-		return "not yet supported: " + err.Error()
-	}
-	return "error: " + err.Error()
-}
-
 // walk returns the units (files and stores) under the local directory dir as
 // slash paths relative to it: "" when dir itself is a store, else every store
 // directory (not descended into) and every file, less hidden files and

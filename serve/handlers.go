@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"html/template"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/imgdataset/imgdataset/catalog"
+	"github.com/imgdataset/imgdataset/format"
 	"github.com/imgdataset/imgdataset/volume"
 )
 
@@ -108,10 +110,22 @@ func (s *Server) block(w http.ResponseWriter, r *http.Request, e *entry) error {
 	buf := make([]byte, total)
 	copy(buf, head)
 	if err := e.vol.ReadRegion(r.Context(), req.box, buf[len(head):]); err != nil {
-		return fmt.Errorf("volume %s: read %v: %w", e.ID, req.box, err)
+		return readError(e, fmt.Sprintf("read %v", req.box), err)
 	}
 	writeBody(w, r, ctype, buf)
 	return nil
+}
+
+// readError is the answer to a failed read of what (a block, a chunk) of a
+// volume. Stored data that is corrupt is the fault of the data behind the
+// server, not of the server: 502 Bad Gateway, with a short message that
+// names the volume but not the file (the error itself holds local paths).
+// Any other failure stays an internal error.
+func readError(e *entry, what string, err error) error {
+	if errors.Is(err, format.ErrCorrupt) {
+		return &httpError{code: http.StatusBadGateway, msg: fmt.Sprintf("volume %s: %s: the stored data is corrupt", e.ID, what)}
+	}
+	return fmt.Errorf("volume %s: %s: %w", e.ID, what, err)
 }
 
 // zarray is a Zarr v2 array's metadata, in the field order zarr writes.
@@ -238,14 +252,14 @@ func (s *Server) zarr(w http.ResponseWriter, r *http.Request, e *entry, key stri
 	buf := make([]byte, size)
 	if full {
 		if err := e.vol.ReadRegion(r.Context(), region, buf); err != nil {
-			return fmt.Errorf("volume %s: chunk %s: %w", e.ID, key, err)
+			return readError(e, "chunk "+key, err)
 		}
 	} else {
 		// Zarr v2 edge chunks are stored at full size; the part past the
 		// array's end is the fill value, 0.
 		part := make([]byte, region.NumElements()*elem)
 		if err := e.vol.ReadRegion(r.Context(), region, part); err != nil {
-			return fmt.Errorf("volume %s: chunk %s: %w", e.ID, key, err)
+			return readError(e, "chunk "+key, err)
 		}
 		volume.CopyBox(buf, chunkBox, part, region, region, int(elem))
 	}

@@ -56,7 +56,8 @@ const (
 )
 
 // ErrBadZip is wrapped by errors about a malformed or hostile zip archive.
-var ErrBadZip = errors.New("malformed zip archive")
+// It wraps ErrCorrupt: the archive's bytes contradict the format.
+var ErrBadZip = fmt.Errorf("malformed zip archive (%w)", ErrCorrupt)
 
 // ZipDriver serves the entries of a zip archive stored in another store as
 // objects (a zarr ZipStore or an RFC-9 .ozx OME-Zarr file): the entry names are
@@ -683,7 +684,7 @@ func (z *zipReader) Read(p []byte) (int, error) {
 		z.crc.Write(p[:n])
 	}
 	if err == io.EOF && z.left > 0 {
-		err = fmt.Errorf("%s: entry %q ends %d bytes short: %w", z.d.name, z.e.key, z.left, io.ErrUnexpectedEOF)
+		err = fmt.Errorf("%s: entry %q ends %d bytes short: %w: %w", z.d.name, z.e.key, z.left, ErrBadZip, io.ErrUnexpectedEOF)
 	} else if err == io.EOF {
 		err = nil
 	}

@@ -157,6 +157,13 @@ func report(cmd *cobra.Command, rep *pipeline.Report, asJSON bool) error {
 		fmt.Fprintf(w, "blocks over HTTP: imgdataset serve %s\n", rep.OutDir)
 	}
 	if rep.Failed() {
+		// The cause goes to stderr too, where a script (or --json, which
+		// keeps stdout for the report) finds it next to the exit status.
+		for _, d := range rep.Datasets {
+			if d.Status != "ok" {
+				fmt.Fprintf(cmd.ErrOrStderr(), "imgdataset: dataset %s failed: %s\n", d.Name, strings.Join(d.Errors, "; "))
+			}
+		}
 		return exitError{exitFailed}
 	}
 	return nil

@@ -1,16 +1,22 @@
 package main
 
 import (
+	"archive/zip"
 	"bytes"
 	"context"
 	"encoding/json"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/imgdataset/imgdataset/catalog"
+	"github.com/imgdataset/imgdataset/format/zarr"
 	"github.com/imgdataset/imgdataset/pipeline"
 	"github.com/imgdataset/imgdataset/sample"
+	"github.com/imgdataset/imgdataset/store"
+	"github.com/imgdataset/imgdataset/volume"
 )
 
 func runCLI(t *testing.T, args ...string) (int, string, string) {
@@ -122,4 +128,147 @@ func TestRunDryRun(t *testing.T) {
 	if _, err := os.Stat(out); !os.IsNotExist(err) {
 		t.Errorf("dry run created %s: %v", out, err)
 	}
+}
+
+// corruptFiles writes damaged files of the three kinds the tool reads most
+// and returns their paths: a multi-page TIFF cut in half, a DM3 cut in its
+// pixels, and an OME-Zarr whose first chunk is cut.
+func corruptFiles(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	ctx := context.Background()
+	out := map[string]string{}
+	tif, err := sample.PlainTIFF(ctx, [3]int64{8, 24, 32}, 1, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out["tiff"] = filepath.Join(dir, "half.tif")
+	dm3, err := sample.DM3Section([2]int64{40, 48}, 1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out["dm"] = filepath.Join(dir, "cut.dm3")
+	for k, b := range map[string][]byte{"tiff": tif, "dm": dm3} {
+		if err := os.WriteFile(out[k], b[:len(b)/2], 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	v, err := sample.Mem("em", volume.Uint8, sample.ZYX([3]int64{10, 20, 30}, [3]float64{4, 4, 4}, "nanometer"), sample.EM([3]int64{10, 20, 30}, 1, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out["zarr"] = filepath.Join(dir, "cut.zarr")
+	if err := zarr.WriteNGFF(ctx, store.New(store.NewFile(dir)), "cut.zarr", v, zarr.WriteOptions{Chunks: []int64{8, 8, 8}}); err != nil {
+		t.Fatal(err)
+	}
+	chunk := filepath.Join(out["zarr"], "s0", "0", "0", "0")
+	fi, err := os.Stat(chunk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(chunk, fi.Size()/2); err != nil {
+		t.Fatal(err)
+	}
+	// run takes single files: the same store, zipped (RFC-9 .ozx).
+	out["ozx"] = filepath.Join(dir, "cut.ozx")
+	zipDir(t, out["zarr"], out["ozx"])
+	return out
+}
+
+// zipDir stores every file under dir in a new zip archive at dst.
+func zipDir(t *testing.T, dir, dst string) {
+	t.Helper()
+	f, err := os.Create(dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zw := zip.NewWriter(f)
+	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, err := filepath.Rel(dir, p)
+		if err != nil {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		w, err := zw.CreateHeader(&zip.FileHeader{Name: filepath.ToSlash(rel), Method: zip.Store})
+		if err == nil {
+			_, err = w.Write(b)
+		}
+		return err
+	})
+	if err == nil {
+		err = zw.Close()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestCorruptFilesExit1 runs inspect and run on damaged local files: both
+// must exit 1 with the cause on stderr, and the table row must say corrupt.
+func TestCorruptFilesExit1(t *testing.T) {
+	dir := t.TempDir()
+	files := corruptFiles(t, dir)
+	for _, c := range []struct {
+		kind  string
+		run   string   // what run is given: run takes files, not folders
+		args  []string // inspect flags: a zarr opens from metadata, so --checksum reads the chunk
+		cause string
+	}{
+		{"tiff", "tiff", nil, "past end of file"},
+		{"dm", "dm", nil, "bytes declared at offset"},
+		{"zarr", "ozx", []string{"--checksum"}, `chunk "s0/0/0/0"`},
+	} {
+		t.Run(c.kind, func(t *testing.T) {
+			path := files[c.kind]
+			code, stdout, stderr := runCLI(t, append(append([]string{"inspect"}, c.args...), path)...)
+			if code != exitFailed || !strings.Contains(stderr, "corrupt data") || !strings.Contains(stderr, c.cause) {
+				t.Errorf("inspect: exit %d, stderr %q, want exit 1 and the cause", code, stderr)
+			}
+			if n := strings.Count(strings.TrimSpace(stderr), "\n"); n != 0 || stdout != "" {
+				t.Errorf("inspect: stderr has %d lines, stdout %q: want one line of error only", n+1, stdout)
+			}
+
+			out := filepath.Join(t.TempDir(), "out")
+			code, stdout, stderr = runCLI(t, "run", files[c.run], "--out", out, "--progress", "none", "--no-convert")
+			if code != exitFailed || !strings.Contains(stderr, "failed") || !strings.Contains(stderr, c.cause) {
+				t.Fatalf("run: exit %d, want 1 with the cause on stderr\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+			}
+			if !strings.Contains(stdout, "failed") {
+				t.Errorf("run summary does not say failed:\n%s", stdout)
+			}
+			rows := tableRows(t, filepath.Join(out, "metadata_table.jsonl"))
+			corrupt := 0
+			for _, r := range rows {
+				if s, _ := r["status"].(string); strings.HasPrefix(s, catalog.StatusCorrupt+": ") && strings.Contains(s, c.cause) {
+					corrupt++
+				}
+			}
+			if corrupt == 0 {
+				t.Errorf("no table row says corrupt: %v", rows)
+			}
+		})
+	}
+}
+
+func tableRows(t *testing.T, p string) []map[string]any {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rows []map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		var r map[string]any
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatalf("%s: %v", p, err)
+		}
+		rows = append(rows, r)
+	}
+	return rows
 }

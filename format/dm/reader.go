@@ -2,9 +2,11 @@ package dm
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math"
+	"net/http"
 
 	"github.com/imgdataset/imgdataset/store"
 )
@@ -138,6 +140,12 @@ func (r *rangeReader) fetch(off, n int64) ([]byte, error) {
 	}
 	rc, err := r.st.ReadRange(r.ctx, r.key, off, -1)
 	if err != nil {
+		var he *store.HTTPError
+		if errors.As(err, &he) && he.Status == http.StatusRequestedRangeNotSatisfiable {
+			// The server says the object ends before off: a skip over
+			// pixel data went past the end of a cut file.
+			return nil, fmt.Errorf("%w: %q ends before offset %d: %w", ErrFormat, r.key, off, err)
+		}
 		return nil, err
 	}
 	defer rc.Close()

@@ -3,13 +3,13 @@ package dm
 import (
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"math"
 	"strconv"
 	"strings"
 	"unicode/utf16"
 
+	"github.com/imgdataset/imgdataset/format"
 	"github.com/imgdataset/imgdataset/store"
 )
 
@@ -39,8 +39,11 @@ const (
 	typeArray   = 20
 )
 
-// ErrFormat is wrapped by every error about a malformed DM file.
-var ErrFormat = errors.New("malformed DigitalMicrograph file")
+// ErrFormat is wrapped by every error about a malformed DM file: a header,
+// tag or size that contradicts the format, or data declared past the end of
+// the file. It wraps format.ErrCorrupt, so the catalog reports such a file as
+// corrupt rather than as a failing store.
+var ErrFormat = fmt.Errorf("malformed DigitalMicrograph file (%w)", format.ErrCorrupt)
 
 // Tag is one entry of a DM tag tree. A group has Children and a nil Value; a
 // data tag has a Value and no Children. Unnamed entries (list items such as
@@ -178,8 +181,10 @@ func parseTags(ctx context.Context, st *store.Store, key string, size int64) (he
 	r := newRangeReader(ctx, st, key, size)
 	defer r.Close()
 	hb, err := r.read(16)
-	if err != nil && len(hb) < 12 {
-		return header{}, nil, fmt.Errorf("%w: header: %w", ErrFormat, err)
+	if err != nil {
+		// A short file is already ErrFormat; a failing store must stay a
+		// store error, not become a corrupt file.
+		return header{}, nil, fmt.Errorf("header: %w", err)
 	}
 	h, err := parseHeader(hb)
 	if err != nil {

@@ -25,8 +25,9 @@ type blockHeader struct {
 	size  int     // header length in bytes
 }
 
-// errBlock is wrapped by malformed block headers.
-var errBlock = errors.New("malformed N5 block")
+// errBlock is wrapped by malformed block headers; it wraps
+// format.ErrCorrupt.
+var errBlock = fmt.Errorf("malformed N5 block (%w)", format.ErrCorrupt)
 
 // parseBlockHeader decodes the header at the start of b. It checks only the
 // header's own consistency; the caller checks it against the dataset.
@@ -36,7 +37,8 @@ func parseBlockHeader(b []byte) (blockHeader, error) {
 	}
 	h := blockHeader{mode: binary.BigEndian.Uint16(b)}
 	if h.mode != modeDefault && h.mode != modeVarLength {
-		return blockHeader{}, fmt.Errorf("%w: mode %d: %w", errBlock, h.mode, format.ErrNotSupported)
+		// Object mode (2) and later modes are features, not damage.
+		return blockHeader{}, fmt.Errorf("N5 block mode %d: %w", h.mode, format.ErrNotSupported)
 	}
 	n := int(binary.BigEndian.Uint16(b[2:]))
 	if n == 0 || n > maxRank {
@@ -129,10 +131,11 @@ func decompress(cs *codec.Codecs, c compression, payload []byte, want int, out [
 		if errors.Is(err, codec.ErrUnsupported) {
 			return nil, fmt.Errorf("%w: %w", format.ErrNotSupported, err)
 		}
-		return nil, err
+		// A payload that does not decode is truncated or damaged.
+		return nil, fmt.Errorf("%w: %w", err, format.ErrCorrupt)
 	}
 	if len(data) != want {
-		return nil, fmt.Errorf("decoded to %d bytes, want %d", len(data), want)
+		return nil, fmt.Errorf("decoded to %d bytes, want %d: %w", len(data), want, format.ErrCorrupt)
 	}
 	return data, nil
 }

@@ -138,7 +138,7 @@ func TestBadBlocks(t *testing.T) {
 	cases := []struct {
 		name    string
 		block   []byte
-		notSupp bool
+		notSupp bool // format.ErrNotSupported; otherwise format.ErrCorrupt
 	}{
 		{"short payload", blockBytes(modeDefault, []uint32{3, 2}, 0, be16(1, 2, 3)), false},
 		{"long payload", blockBytes(modeDefault, []uint32{3, 2}, 0, be16(1, 2, 3, 4, 5, 6, 7)), false},
@@ -159,10 +159,29 @@ func TestBadBlocks(t *testing.T) {
 			if !strings.Contains(err.Error(), `"0/0"`) {
 				t.Errorf("error %q does not name the block", err)
 			}
-			if errors.Is(err, format.ErrNotSupported) != c.notSupp {
-				t.Errorf("error %v: ErrNotSupported %v, want %v", err, !c.notSupp, c.notSupp)
+			notSupp, corrupt := errors.Is(err, format.ErrNotSupported), errors.Is(err, format.ErrCorrupt)
+			if notSupp != c.notSupp || corrupt == c.notSupp {
+				t.Errorf("error %v: ErrNotSupported %v and ErrCorrupt %v, want %v and %v", err, notSupp, corrupt, c.notSupp, !c.notSupp)
 			}
 		})
+	}
+}
+
+// TestCutCompressedBlock cuts a block's compressed payload: the stream does
+// not decode, which is corrupt data naming the block.
+func TestCutCompressedBlock(t *testing.T) {
+	cs := codec.New()
+	defer cs.Close()
+	for _, c := range []struct{ comp, id string }{{`{"type":"gzip"}`, "gzip"}, {`{"type":"gzip","useZlib":true}`, "zlib"}} {
+		payload, err := cs.Encode(c.id, 0, be16(1, 2, 3, 4, 5, 6))
+		if err != nil {
+			t.Fatal(err)
+		}
+		v := handDataset(t, c.comp, blockBytes(modeDefault, []uint32{3, 2}, 0, payload[:len(payload)/2]))
+		err = v.ReadRegion(context.Background(), volume.Full([]int64{2, 3}), make([]byte, 12))
+		if !errors.Is(err, format.ErrCorrupt) || !strings.Contains(err.Error(), `"0/0"`) {
+			t.Errorf("%s: %v, want format.ErrCorrupt naming block 0/0", c.id, err)
+		}
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/imgdataset/imgdataset/codec"
+	"github.com/imgdataset/imgdataset/format"
 	"github.com/imgdataset/imgdataset/store"
 	"github.com/imgdataset/imgdataset/volume"
 )
@@ -127,6 +128,10 @@ func (d *dataset) readBlock(ctx context.Context, idx []int64) ([]byte, volume.Bo
 	if errors.Is(err, store.ErrNotExist) {
 		release()
 		return nil, volume.Box{}, nil, nil
+	}
+	if errors.Is(err, store.ErrTooLarge) {
+		// Larger than any encoding of the block can be.
+		err = fmt.Errorf("%w: %w", err, format.ErrCorrupt)
 	}
 	if err != nil {
 		release()

@@ -139,7 +139,7 @@ func (o *opener) attrs(ctx context.Context, prefix string) (attrs, error) {
 	}
 	a, err := parseAttrs(b)
 	if err != nil {
-		return nil, fmt.Errorf("n5 %s: %q: %w", o.st, key, err)
+		return nil, fmt.Errorf("n5 %s: %q: %w: %w", o.st, key, err, format.ErrCorrupt)
 	}
 	o.cache[prefix] = a
 	return a, nil
@@ -278,6 +278,9 @@ func (o *opener) openDataset(ctx context.Context, prefix string, a attrs) (*data
 	if err != nil {
 		if errors.Is(err, errUnsupportedType) {
 			err = fmt.Errorf("%w: %w", format.ErrNotSupported, err)
+		} else {
+			// Attributes that contradict the format: malformed metadata.
+			err = fmt.Errorf("%w: %w", err, format.ErrCorrupt)
 		}
 		return nil, fmt.Errorf("n5 %s: dataset %q: %w", o.st, prefix, err)
 	}

@@ -3,6 +3,7 @@ package precomputed
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"image"
 	"image/color"
@@ -50,6 +51,15 @@ func gunzip(b []byte, limit int64) ([]byte, error) {
 		return nil, fmt.Errorf("gunzip: output exceeds %d bytes", limit)
 	}
 	return out, nil
+}
+
+// undecodable marks a chunk that does not decode (a truncated or damaged
+// one) as format.ErrCorrupt, unless its encoding is one the reader lacks.
+func undecodable(err error) error {
+	if errors.Is(err, format.ErrNotSupported) || errors.Is(err, format.ErrCorrupt) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", err, format.ErrCorrupt)
 }
 
 // gzipBytes compresses b.

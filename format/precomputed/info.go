@@ -8,6 +8,7 @@ import (
 	"math/bits"
 	"strings"
 
+	"github.com/imgdataset/imgdataset/format"
 	"github.com/imgdataset/imgdataset/volume"
 )
 
@@ -68,7 +69,9 @@ const (
 	EncJXL       = "jxl"
 )
 
-var errInfo = errors.New("invalid precomputed info")
+// errInfo is wrapped by every error about an info that contradicts the
+// format; it wraps format.ErrCorrupt.
+var errInfo = fmt.Errorf("invalid precomputed info (%w)", format.ErrCorrupt)
 
 // ParseInfo decodes and validates an info JSON document.
 func ParseInfo(b []byte) (*Info, error) {

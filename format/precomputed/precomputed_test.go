@@ -712,8 +712,8 @@ func TestCorruptShard(t *testing.T) {
 				t.Fatal(err)
 			}
 			err = vs[0].ReadRegion(ctx, volume.Full(testShape), make([]byte, volume.Prod(testShape)))
-			if err == nil {
-				t.Fatal("corrupt shard read without error")
+			if !errors.Is(err, format.ErrCorrupt) {
+				t.Fatalf("corrupt shard read: %v, want format.ErrCorrupt", err)
 			}
 			if !strings.Contains(err.Error(), key) || !strings.Contains(err.Error(), c.want) {
 				t.Errorf("error %q should name %q and say %q", err, key, c.want)

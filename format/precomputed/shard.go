@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sync/semaphore"
 
+	"github.com/imgdataset/imgdataset/format"
 	"github.com/imgdataset/imgdataset/store"
 )
 
@@ -239,7 +240,7 @@ func (s *sharder) indexEntry(ctx context.Context, shard, mini uint64) (start, en
 				if errors.Is(err, store.ErrNotExist) {
 					return (*shardIndex)(nil), nil // no shard: every chunk in it is absent
 				}
-				return nil, fmt.Errorf("shard %q: read shard index (%d bytes): %w", key, n, err)
+				return nil, fmt.Errorf("shard %q: read shard index (%d bytes): %w", key, n, pastShardEnd(ctx, s.st, key, 0, n, err))
 			}
 			return &shardIndex{raw: raw}, nil
 		})
@@ -258,9 +259,23 @@ func (s *sharder) indexEntry(ctx context.Context, shard, mini uint64) (start, en
 		if errors.Is(err, store.ErrNotExist) {
 			return 0, 0, false, nil
 		}
-		return 0, 0, false, fmt.Errorf("shard %q: read index entry of minishard %d: %w", key, mini, err)
+		return 0, 0, false, fmt.Errorf("shard %q: read index entry of minishard %d: %w", key, mini, pastShardEnd(ctx, s.st, key, int64(16*mini), 16, err))
 	}
 	return binary.LittleEndian.Uint64(ent[0:]), binary.LittleEndian.Uint64(ent[8:]), true, nil
+}
+
+// pastShardEnd tells a shard cut short from a failing store after a read of
+// [off, off+n) of key failed with err: when the shard is known to end before
+// off+n, its index points past its end, which is corrupt data. It costs a
+// Stat, on the error path only.
+func pastShardEnd(ctx context.Context, st *store.Store, key string, off, n int64, err error) error {
+	if errors.Is(err, store.ErrNotExist) || ctx.Err() != nil {
+		return err
+	}
+	if oi, serr := st.Stat(ctx, key); serr == nil && oi.Size >= 0 && n > oi.Size-off {
+		return fmt.Errorf("%w: offset %d+%d lies past end of the shard (%d bytes): %w", err, off, n, oi.Size, format.ErrCorrupt)
+	}
+	return err
 }
 
 // fetch locates a minishard index through the shard index, then reads and decodes it.
@@ -272,21 +287,22 @@ func (s *sharder) fetch(ctx context.Context, shard, mini uint64) (*minishard, er
 	}
 	idxEnd := uint64(s.indexEnd())
 	if end < start || end-start > maxMinishardBytes || end > 1<<62-idxEnd {
-		return nil, fmt.Errorf("shard %q: corrupt shard index: minishard %d at [%d,%d)", key, mini, start, end)
+		return nil, fmt.Errorf("shard %q: corrupt shard index: minishard %d at [%d,%d): %w", key, mini, start, end, format.ErrCorrupt)
 	}
 	raw := make([]byte, end-start)
 	if err := s.st.ReadAt(ctx, key, raw, int64(idxEnd+start)); err != nil {
-		return nil, fmt.Errorf("shard %q: read minishard %d index at [%d,%d): %w", key, mini, idxEnd+start, idxEnd+end, err)
+		return nil, fmt.Errorf("shard %q: read minishard %d index at [%d,%d): %w", key, mini, idxEnd+start, idxEnd+end,
+			pastShardEnd(ctx, s.st, key, int64(idxEnd+start), int64(end-start), err))
 	}
 	if s.spec.MinishardIndexEncoding == "gzip" {
 		var err error
 		if raw, err = gunzip(raw, maxMinishardBytes); err != nil {
-			return nil, fmt.Errorf("shard %q: minishard %d index: %w", key, mini, err)
+			return nil, fmt.Errorf("shard %q: minishard %d index: %w", key, mini, undecodable(err))
 		}
 	}
 	m, err := decodeMinishard(raw, int64(idxEnd))
 	if err != nil {
-		return nil, fmt.Errorf("shard %q: minishard %d: %w", key, mini, err)
+		return nil, fmt.Errorf("shard %q: minishard %d: %w: %w", key, mini, err, format.ErrCorrupt)
 	}
 	return m, nil
 }

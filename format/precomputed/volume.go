@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/semaphore"
 
+	"github.com/imgdataset/imgdataset/format"
 	"github.com/imgdataset/imgdataset/store"
 	"github.com/imgdataset/imgdataset/volume"
 )
@@ -358,6 +359,10 @@ func (v *scaleVolume) fetch(ctx context.Context, t *fetchTask) ([]byte, error) {
 				return nil, nil
 			}
 		}
+		if errors.Is(err, store.ErrTooLarge) {
+			// Larger than any encoding of the chunk can be.
+			err = fmt.Errorf("%w: %w", err, format.ErrCorrupt)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("precomputed chunk %q: %w", t.key, err)
 		}
@@ -365,7 +370,8 @@ func (v *scaleVolume) fetch(ctx context.Context, t *fetchTask) ([]byte, error) {
 	}
 	b := make([]byte, t.n)
 	if err := v.st.ReadAt(ctx, t.key, b, t.off); err != nil {
-		return nil, fmt.Errorf("shard %q: read chunk data at [%d,%d) (chunk %d): %w", t.key, t.off, t.off+t.n, t.chunks[0].id, err)
+		return nil, fmt.Errorf("shard %q: read chunk data at [%d,%d) (chunk %d): %w", t.key, t.off, t.off+t.n, t.chunks[0].id,
+			pastShardEnd(ctx, v.st, t.key, t.off, t.n, err))
 	}
 	return b, nil
 }
@@ -404,15 +410,15 @@ func (v *scaleVolume) place(c taskChunk, key string, data []byte, box volume.Box
 	if v.shards != nil && v.shards.spec.DataEncoding == "gzip" {
 		var err error
 		if data, err = gunzip(data, v.lay.encodedCap()); err != nil {
-			return fmt.Errorf("shard %q: chunk %d %v: %w", key, c.id, c.g, err)
+			return fmt.Errorf("shard %q: chunk %d %v: %w", key, c.id, c.g, undecodable(err))
 		}
 	}
 	samples, err := v.lay.decode(data, shape)
 	if err != nil {
 		if v.shards != nil {
-			return fmt.Errorf("shard %q: chunk %d at grid %v: %w", key, c.id, c.g, err)
+			return fmt.Errorf("shard %q: chunk %d at grid %v: %w", key, c.id, c.g, undecodable(err))
 		}
-		return fmt.Errorf("precomputed chunk %q: %w", key, err)
+		return fmt.Errorf("precomputed chunk %q: %w", key, undecodable(err))
 	}
 	cb := v.cellBox(c.g)
 	region, ok := cb.Intersect(box)
@@ -506,7 +512,7 @@ func (v *scaleVolume) planSharded(ctx context.Context, cells [][3]int64) (tasks 
 			continue
 		}
 		if e.end-e.start > limit {
-			return nil, nil, fmt.Errorf("shard %q: chunk %d claims %d bytes, more than %d for a %v chunk", v.shards.shardKey(l.shard), l.id, e.end-e.start, limit, v.lay.full)
+			return nil, nil, fmt.Errorf("shard %q: chunk %d claims %d bytes, more than %d for a %v chunk: %w", v.shards.shardKey(l.shard), l.id, e.end-e.start, limit, v.lay.full, format.ErrCorrupt)
 		}
 		key := name(l.shard)
 		if c := v.spare.take(l.id); c != nil {

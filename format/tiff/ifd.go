@@ -8,11 +8,31 @@ import (
 	"math"
 	"strings"
 
+	"github.com/imgdataset/imgdataset/format"
 	"github.com/imgdataset/imgdataset/store"
 )
 
-// errCorrupt is wrapped by every structural error in a TIFF file.
-var errCorrupt = errors.New("corrupt TIFF")
+// errCorrupt is wrapped by every structural error in a TIFF file. It is
+// format.ErrCorrupt, so the catalog and the server tell a broken file from a
+// failing store.
+var errCorrupt = format.ErrCorrupt
+
+// pastEndError is a structural error that points past the end of the file:
+// the file was cut short. Other corrupt structure costs only the part it is
+// in (a metadata tag, a SubIFD level, an OME image), but this one always
+// fails the file, since a truncated multi-page file must read as an error
+// and not as a shorter stack (see fatal).
+type pastEndError struct{ msg string }
+
+func (e *pastEndError) Error() string { return e.msg + ": " + errCorrupt.Error() }
+
+func (e *pastEndError) Unwrap() error { return errCorrupt }
+
+// pastEnd reports that what (an IFD, a strip, a range) lies past the end of
+// the file.
+func (r *reader) pastEnd(what string, a ...any) error {
+	return &pastEndError{msg: fmt.Sprintf("tiff %q: %s lies past end of file (%d bytes)", r.key, fmt.Sprintf(what, a...), r.size)}
+}
 
 // Tag numbers the reader and writer use.
 const (
@@ -110,8 +130,8 @@ type reader struct {
 // readAt reads n bytes at off after checking the range lies inside the object,
 // so a declared offset or count never causes an allocation larger than the file.
 func (r *reader) readAt(ctx context.Context, off, n int64) ([]byte, error) {
-	if off < 0 || n < 0 || off > r.size || n > r.size-off {
-		return nil, fmt.Errorf("tiff %q: range [%d,+%d) outside the %d-byte file: %w", r.key, off, n, r.size, errCorrupt)
+	if err := r.checkRange(off, n); err != nil {
+		return nil, err
 	}
 	b := make([]byte, n)
 	if err := r.st.ReadAt(ctx, r.key, b, off); err != nil {
@@ -123,12 +143,22 @@ func (r *reader) readAt(ctx context.Context, off, n int64) ([]byte, error) {
 // readInto fills p with the bytes at off, with the same range check as readAt,
 // so pixel data can land in a caller's buffer without an intermediate copy.
 func (r *reader) readInto(ctx context.Context, off int64, p []byte) error {
-	n := int64(len(p))
-	if off < 0 || off > r.size || n > r.size-off {
-		return fmt.Errorf("tiff %q: range [%d,+%d) outside the %d-byte file: %w", r.key, off, n, r.size, errCorrupt)
+	if err := r.checkRange(off, int64(len(p))); err != nil {
+		return err
 	}
 	if err := r.st.ReadAt(ctx, r.key, p, off); err != nil {
 		return fmt.Errorf("tiff %q: %w", r.key, err)
+	}
+	return nil
+}
+
+// checkRange checks that [off, off+n) lies inside the file.
+func (r *reader) checkRange(off, n int64) error {
+	if off < 0 || n < 0 {
+		return fmt.Errorf("tiff %q: range [%d,+%d): %w", r.key, off, n, errCorrupt)
+	}
+	if off > r.size || n > r.size-off {
+		return r.pastEnd("range at offset %d+%d", off, n)
 	}
 	return nil
 }
@@ -209,15 +239,28 @@ func (r *reader) ifdSizes() (countSize, entrySize, nextSize int64) {
 // readIFD reads the IFD at off: win bytes first, and the rest of the entry
 // table only when the entry count needs it.
 func (r *reader) readIFD(ctx context.Context, off, win int64) (*ifd, error) {
-	countSize, _, _ := r.ifdSizes()
-	if off < 8 || off > r.size-countSize {
-		return nil, fmt.Errorf("tiff %q: IFD at %d outside the %d-byte file: %w", r.key, off, r.size, errCorrupt)
+	if err := r.checkIFDOffset(off, "IFD"); err != nil {
+		return nil, err
 	}
+	countSize, _, _ := r.ifdSizes()
 	b, err := r.readAt(ctx, off, min(max(win, countSize), r.size-off))
 	if err != nil {
 		return nil, err
 	}
 	return r.parseIFD(ctx, off, b, true)
+}
+
+// checkIFDOffset checks that the entry count of an IFD at off (what names
+// it in messages) lies inside the file.
+func (r *reader) checkIFDOffset(off int64, what string) error {
+	countSize, _, _ := r.ifdSizes()
+	if off < 8 {
+		return fmt.Errorf("tiff %q: %s at offset %d, inside the header: %w", r.key, what, off, errCorrupt)
+	}
+	if off > r.size-countSize {
+		return r.pastEnd("%s at offset %d", what, off)
+	}
+	return nil
 }
 
 // errShortWindow reports that an IFD does not fit the bytes at hand and
@@ -229,8 +272,11 @@ var errShortWindow = errors.New("IFD larger than its window")
 // returns errShortWindow.
 func (r *reader) parseIFD(ctx context.Context, off int64, win []byte, fetch bool) (*ifd, error) {
 	countSize, entrySize, nextSize := r.ifdSizes()
-	if off < 8 || off > r.size-countSize || int64(len(win)) < countSize {
-		return nil, fmt.Errorf("tiff %q: IFD at %d outside the %d-byte file: %w", r.key, off, r.size, errCorrupt)
+	if err := r.checkIFDOffset(off, "IFD"); err != nil {
+		return nil, err
+	}
+	if int64(len(win)) < countSize {
+		return nil, r.pastEnd("IFD at offset %d", off)
 	}
 	var n uint64
 	if r.big {
@@ -243,9 +289,18 @@ func (r *reader) parseIFD(ctx context.Context, off int64, win []byte, fetch bool
 	}
 	need := countSize + int64(n)*entrySize + nextSize
 	if need > r.size-off {
-		// Tolerate a missing next-IFD pointer at the very end of the file.
+		// Tolerate a missing next-IFD pointer at the very end of the file,
+		// as libtiff and tifffile do (some writers omit the final zero), but
+		// not part of one: only a cut file ends inside it.
+		if have := r.size - off - (need - nextSize); have > 0 {
+			return nil, fmt.Errorf("tiff %q: IFD at offset %d: %d of the %d bytes of its next-IFD offset lie before the end of file (%d bytes): %w",
+				r.key, off, have, nextSize, r.size, errCorrupt)
+		}
 		if need-nextSize > r.size-off {
-			return nil, fmt.Errorf("tiff %q: IFD at %d with %d entries runs past the end of the file: %w", r.key, off, n, errCorrupt)
+			// Not a pastEndError: garbage read as an IFD (a hostile SubIFD
+			// offset) looks the same, and costs only its SubIFD level.
+			return nil, fmt.Errorf("tiff %q: IFD at offset %d with %d entries (%d bytes) lies past end of file (%d bytes): %w",
+				r.key, off, n, need-nextSize, r.size, errCorrupt)
 		}
 	}
 	if have, want := int64(len(win)), min(need, r.size-off); have < want {

@@ -71,6 +71,10 @@ func (r *reader) readMicroManager(ctx context.Context, hdr []byte) (*mmInfo, err
 // readIndex reads the index map at off. Every count and offset is checked
 // against the file size before anything is allocated.
 func (mm *mmInfo) readIndex(ctx context.Context, r *reader, off int64) error {
+	if off < 0 || off > r.size-8 {
+		// Only a hint for the IFD walk: a cut file fails there, not here.
+		return fmt.Errorf("index map at %d outside the %d-byte file: %w", off, r.size, errCorrupt)
+	}
 	h, err := r.readAt(ctx, off, 8)
 	if err != nil {
 		return err

@@ -52,12 +52,28 @@ type layout struct {
 type page struct {
 	layout
 	src     *reader // the file holding the page (OME sets span several)
+	index   int     // position in the IFD chain; -1 for a SubIFD
 	ifdOff  int64
 	offsets tableRef
 	counts  tableRef
 	jpegTab tableRef // JPEGTables (compression 7), read with the chunk table
 	nSub    int      // SubIFDs the page lists
 	subOffs []int64  // their offsets (at most maxSubIFDsPerPage), read by series building
+}
+
+// name is how messages refer to the page: by its position in the IFD chain,
+// or by its offset for a SubIFD, which has none.
+func (p *page) name() string {
+	if p.index < 0 {
+		return fmt.Sprintf("SubIFD at offset %d", p.ifdOff)
+	}
+	return fmt.Sprintf("page %d", p.index)
+}
+
+// decodable reports whether the page's pixels can be read at all, so that
+// its chunk table means something.
+func (p *page) decodable() bool {
+	return p.dtype != "" && p.unsupported == "" && p.width > 0 && p.height > 0
 }
 
 // elemSize is the byte size of one decoded element.
@@ -147,10 +163,11 @@ func mul(a ...int64) (int64, bool) {
 	return int64(p), true
 }
 
-// parsePage reads the tags that describe pixels; it does no request beyond
-// those for out-of-line values that are not next to the entry table.
-func (r *reader) parsePage(ctx context.Context, d *ifd) (*page, error) {
-	p := &page{src: r, ifdOff: d.off}
+// parsePage reads the tags that describe pixels of the page at position
+// index of the IFD chain (-1 for a SubIFD); it does no request beyond those
+// for out-of-line values that are not next to the entry table.
+func (r *reader) parsePage(ctx context.Context, d *ifd, index int) (*page, error) {
+	p := &page{src: r, index: index, ifdOff: d.off}
 	var err error
 	get := func(tag uint16, def uint64) uint64 {
 		if err != nil {
@@ -267,6 +284,15 @@ func (r *reader) parsePage(ctx context.Context, d *ifd) (*page, error) {
 				return nil, err
 			}
 			p.unsupported = err.Error()
+		}
+	}
+	// A chunk table held in the IFD entries themselves (one strip or tile
+	// per plane, the common case) costs nothing to check, so every such page
+	// is checked for chunks past the end of the file now rather than when
+	// its pixels are read.
+	if p.decodable() && p.offsets.inline && (p.counts.inline || p.counts.count == 0) && p.jpegTab.count == 0 {
+		if _, err := r.loadTable(ctx, p); err != nil && fatal(err) {
+			return nil, err
 		}
 	}
 	return p, nil

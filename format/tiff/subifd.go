@@ -42,7 +42,7 @@ func readSubIFDs(ctx context.Context, refs []subRef) ([]*page, []*ifd, []string,
 			d, err := r.readIFD(gctx, ref.off, c+windowEntries*e+n)
 			var p *page
 			if err == nil {
-				p, err = r.parsePage(gctx, d)
+				p, err = r.parsePage(gctx, d, -1)
 			}
 			if err != nil {
 				if fatal(err) {

@@ -102,10 +102,13 @@ func (r *reader) parseMeta(ctx context.Context, d *ifd) (*pageMeta, error) {
 	return m, nil
 }
 
-// fatal reports whether an error while walking IFDs must fail Open rather
-// than end the page chain early (a corrupt tail is common, a failing store is not).
+// fatal reports whether an error in an optional part of a file (a metadata
+// tag, a SubIFD level, an OME image) must fail Open rather than cost only that
+// part: a failing store must, and so must structure past the end of the file,
+// because a truncated file must not read as less data than it holds.
 func fatal(err error) bool {
-	return !errors.Is(err, errCorrupt)
+	var pe *pastEndError
+	return !errors.Is(err, errCorrupt) || errors.As(err, &pe)
 }
 
 func open(ctx context.Context, st *store.Store, key string, maxChunk int64) ([]volume.Volume, error) {
@@ -166,17 +169,24 @@ func loadFile(ctx context.Context, st *store.Store, key string, maxChunk int64, 
 			break
 		}
 		seen[off] = struct{}{}
+		// Every page of the chain must parse: a corrupt page fails the file
+		// rather than ending the stack early.
 		d, err := w.next(ctx, off)
-		var p *page
-		if err == nil {
-			p, err = r.parsePage(ctx, d)
-		}
 		if err != nil {
-			if len(f.pages) == 0 || fatal(err) {
+			return nil, err
+		}
+		p, err := r.parsePage(ctx, d, len(f.pages))
+		if err != nil {
+			return nil, err
+		}
+		// tifffile (2023.2) logs "invalid page offset" and stops at a
+		// next-IFD offset past the end, so half of a multi-page file reads as
+		// a shorter stack without an error; we are stricter and fail, because
+		// pages the file claims are missing.
+		if d.next != 0 {
+			if err := r.checkIFDOffset(d.next, p.name()+": next IFD"); err != nil {
 				return nil, err
 			}
-			f.warnings = append(f.warnings, err.Error())
-			break
 		}
 		if len(f.pages) == 0 || !stackable(&f.pages[len(f.pages)-1].layout, &p.layout) {
 			m, err := r.parseMeta(ctx, d)
@@ -195,6 +205,16 @@ func loadFile(ctx context.Context, st *store.Store, key string, maxChunk int64, 
 	r.walkRounds = w.rounds
 	if len(f.pages) == 0 {
 		return nil, fmt.Errorf("tiff %q: no IFD: %w", key, errCorrupt)
+	}
+	// A file cut inside the pixel data of its last page keeps every IFD
+	// intact when IFDs precede their data (tifffile's layout), so the last
+	// page's chunk table is checked now, at the cost of one small read;
+	// tifffile only fails when it reads those pixels. The tables of the other
+	// pages are checked as they are read.
+	if p := f.pages[len(f.pages)-1]; p.decodable() {
+		if _, err := r.loadTable(ctx, p); err != nil && fatal(err) {
+			return nil, err
+		}
 	}
 	return f, nil
 }
@@ -672,7 +692,20 @@ func (r *reader) contiguous(ctx context.Context, p *page, n int64) (int64, bool,
 	}
 	planeBytes := int64(pos - t.offsets[0])
 	end, ok := mul(planeBytes, n)
-	if !ok || int64(t.offsets[0]) > r.size || end > r.size-int64(t.offsets[0]) {
+	if !ok || int64(t.offsets[0]) > r.size {
+		return 0, false, nil
+	}
+	if have := r.size - int64(t.offsets[0]); end > have {
+		// ImageJ writes fewer IFDs than images only when the planes follow
+		// page 0 back to back (its layout for stacks over 4 GB). A file that
+		// holds two or more such planes but not all of them was cut short:
+		// tifffile (2023.2) logs "ImageJ series metadata invalid or corrupted
+		// file" and returns page 0 alone, we fail. With less than two planes
+		// the description itself is likely wrong (Bio-Formats counts samples
+		// as channels), and the pages are read as they are.
+		if planeBytes > 0 && have >= 2*planeBytes {
+			return 0, false, r.pastEnd("%s: data of %d ImageJ planes (%d bytes each) at offset %d", p.name(), n, planeBytes, t.offsets[0])
+		}
 		return 0, false, nil
 	}
 	return planeBytes, true, nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"math"
 	"math/bits"
 	"sort"
 	"sync"
@@ -145,7 +146,45 @@ func (r *reader) loadTable(ctx context.Context, p *page) (*table, error) {
 			return nil, fmt.Errorf("tiff %q: IFD at %d: JPEGTables: %w", r.key, p.ifdOff, err)
 		}
 	}
+	if err := r.checkExtents(p, t); err != nil {
+		return nil, err
+	}
 	return t, nil
+}
+
+// checkExtents checks that every chunk of a page's table lies inside the
+// file. An uncompressed chunk needs only the bytes of its rows (a byte count
+// may overstate them); a compressed one is read whole. A zero offset or
+// count is a missing chunk, which reads as zeros.
+func (r *reader) checkExtents(p *page, t *table) error {
+	kind := "strip"
+	if p.tiled {
+		kind = "tile"
+	}
+	perPlane := p.chunksDown() * p.chunksAcross()
+	for i, off := range t.offsets[:min(int64(len(t.offsets)), p.numChunks())] {
+		var n int64 = -1
+		if t.counts != nil {
+			n = int64(min(t.counts[i], math.MaxInt64))
+		}
+		if off == 0 || n == 0 {
+			continue
+		}
+		if p.compression == 1 {
+			rows := p.chunkH()
+			if !p.tiled {
+				rows = min(rows, p.height-(int64(i)%perPlane)*p.rowsPerStrip)
+			}
+			need := rows * p.rowBytes()
+			if n < 0 || n > need {
+				n = need
+			}
+		}
+		if off > uint64(r.size) || n > r.size-int64(off) {
+			return r.pastEnd("%s %s %d at offset %d+%d", p.name(), kind, i, off, n)
+		}
+	}
+	return nil
 }
 
 // job is one chunk (or, uncompressed, a band of its rows) that a read needs.

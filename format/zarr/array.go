@@ -179,6 +179,10 @@ func readChunk(ctx context.Context, st *store.Store, key string, limit int64, bu
 	if errors.Is(err, store.ErrNotExist) {
 		return nil, nil
 	}
+	if errors.Is(err, store.ErrTooLarge) {
+		// Larger than any encoding of the chunk can be.
+		return nil, fmt.Errorf("chunk %q: %w: %w", key, err, format.ErrCorrupt)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("chunk %q: %w", key, err)
 	}
@@ -200,9 +204,15 @@ func decodeBytes(cs *codec.Codecs, id, key string, raw []byte, want int, out []b
 		return nil, codecError(key, err)
 	}
 	if len(b) != want {
-		return nil, fmt.Errorf("chunk %q: decoded to %d bytes, want %d (chunk shape × element size)", key, len(b), want)
+		return nil, wrongSize(key, len(b), want)
 	}
 	return b, nil
+}
+
+// wrongSize reports a chunk that decoded to another size than its shape
+// needs: truncated, or not the chunk the metadata describes.
+func wrongSize(key string, got, want int) error {
+	return fmt.Errorf("chunk %q: decoded to %d bytes, want %d (chunk shape × element size): %w", key, got, want, format.ErrCorrupt)
 }
 
 // runCodec decodes raw with codec id into at most max bytes of new memory.
@@ -215,12 +225,22 @@ func runCodec(cs *codec.Codecs, id, key string, raw []byte, max int) ([]byte, er
 }
 
 // codecError names the chunk; unsupported codecs are reported as
-// format.ErrNotSupported too.
+// format.ErrNotSupported, any other failure to decode (a truncated or
+// damaged stream) as format.ErrCorrupt.
 func codecError(key string, err error) error {
 	if errors.Is(err, codec.ErrUnsupported) {
 		return fmt.Errorf("chunk %q: %w: %w", key, format.ErrNotSupported, err)
 	}
-	return fmt.Errorf("chunk %q: %w", key, err)
+	return fmt.Errorf("chunk %q: %w: %w", key, err, format.ErrCorrupt)
+}
+
+// malformed marks an error about metadata that contradicts the format as
+// format.ErrCorrupt; a feature the reader lacks stays format.ErrNotSupported.
+func malformed(err error) error {
+	if errors.Is(err, format.ErrNotSupported) || errors.Is(err, format.ErrCorrupt) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", err, format.ErrCorrupt)
 }
 
 // transpose reorders src (C order, shape srcShape) into C order of the shape
@@ -312,7 +332,7 @@ func join(prefix, name string) string {
 func openV2(st *store.Store, cs *codec.Codecs, prefix string, meta []byte) (*array, error) {
 	z, d, fill, comp, err := parseZarray(meta)
 	if err != nil {
-		return nil, fmt.Errorf("zarr %s %q: %w", st, prefix, err)
+		return nil, fmt.Errorf("zarr %s %q: %w", st, prefix, malformed(err))
 	}
 	n := len(z.Shape)
 	a := &array{st: st, codecs: cs, dt: d, fill: fill, grid: z.Chunks}
@@ -353,7 +373,7 @@ func openV2(st *store.Store, cs *codec.Codecs, prefix string, meta []byte) (*arr
 		}
 		if err != nil {
 			if !errors.Is(err, format.ErrNotSupported) {
-				return nil, fmt.Errorf("zarr %s %q: .zarray: %w", st, prefix, err)
+				return nil, fmt.Errorf("zarr %s %q: .zarray: %w", st, prefix, malformed(err))
 			}
 			unsupported = err
 		}

@@ -236,11 +236,11 @@ func (p *pipeline) decode(cs *codec.Codecs, key string, raw []byte, chunk []int6
 		switch id := p.bb[i]; id {
 		case "crc32c":
 			if len(b) < 4 {
-				return nil, fmt.Errorf("chunk %q: too short for its crc32c", key)
+				return nil, fmt.Errorf("chunk %q: %d bytes, too short for its crc32c: %w", key, len(b), format.ErrCorrupt)
 			}
 			body, sum := b[:len(b)-4], binary.LittleEndian.Uint32(b[len(b)-4:])
 			if crc32.Checksum(body, crc32.MakeTable(crc32.Castagnoli)) != sum {
-				return nil, fmt.Errorf("chunk %q: crc32c mismatch", key)
+				return nil, fmt.Errorf("chunk %q: crc32c mismatch: %w", key, format.ErrCorrupt)
 			}
 			b = body
 		default:
@@ -262,7 +262,7 @@ func (p *pipeline) decode(cs *codec.Codecs, key string, raw []byte, chunk []int6
 		}
 	}
 	if len(b) != want {
-		return nil, fmt.Errorf("chunk %q: decoded to %d bytes, want %d (chunk shape × element size)", key, len(b), want)
+		return nil, wrongSize(key, len(b), want)
 	}
 	if want > 0 && &b[0] != &out[:1][0] {
 		b = append(out[:0], b...)
@@ -294,7 +294,7 @@ func (p *pipeline) decode(cs *codec.Codecs, key string, raw []byte, chunk []int6
 // openV3 builds the volume of the v3 array at prefix.
 func openV3(st *store.Store, cs *codec.Codecs, prefix string, z *zarrJSON) (*array, error) {
 	fail := func(err error) (*array, error) {
-		return nil, fmt.Errorf("zarr %s %q: zarr.json: %w", st, prefix, err)
+		return nil, fmt.Errorf("zarr %s %q: zarr.json: %w", st, prefix, malformed(err))
 	}
 	if len(z.StorageTransformers) > 0 {
 		return fail(fmt.Errorf("storage_transformers: %w", format.ErrNotSupported))
@@ -487,8 +487,11 @@ func (r *shardReader) load(ctx context.Context, key string, e *shardIndex) error
 		return fmt.Errorf("shard %q: %w", key, err)
 	}
 	n := r.spec.indexSize
+	if info.Size < 0 {
+		return fmt.Errorf("shard %q: size unknown, so its index cannot be located: %w", key, format.ErrNotSupported)
+	}
 	if info.Size < n {
-		return fmt.Errorf("shard %q: %d bytes, smaller than its %d-byte index", key, info.Size, n)
+		return fmt.Errorf("shard %q: %d bytes, smaller than its %d-byte index: %w", key, info.Size, n, format.ErrCorrupt)
 	}
 	off := int64(0)
 	if r.spec.indexEnd {
@@ -501,7 +504,7 @@ func (r *shardReader) load(ctx context.Context, key string, e *shardIndex) error
 	if r.spec.indexCRC {
 		body := buf[:n-4]
 		if crc32.Checksum(body, crc32.MakeTable(crc32.Castagnoli)) != binary.LittleEndian.Uint32(buf[n-4:]) {
-			return fmt.Errorf("shard %q: index crc32c mismatch", key)
+			return fmt.Errorf("shard %q: index crc32c mismatch: %w", key, format.ErrCorrupt)
 		}
 		buf = body
 	}
@@ -530,8 +533,11 @@ func (r *shardReader) read(ctx context.Context, cs *codec.Codecs, idx []int64, d
 		return nil, nil
 	}
 	want := cellBytes(r.spec.inner, d.size())
-	if off > uint64(e.size) || nb > uint64(e.size)-off || nb > uint64(storedLimit(want)) {
-		return nil, fmt.Errorf("shard %q: inner chunk %d at [%d,+%d) outside the %d-byte shard", key, lin, off, nb, e.size)
+	if off > uint64(e.size) || nb > uint64(e.size)-off {
+		return nil, fmt.Errorf("shard %q: inner chunk %d at offset %d+%d lies past end of the shard (%d bytes): %w", key, lin, off, nb, e.size, format.ErrCorrupt)
+	}
+	if nb > uint64(storedLimit(want)) {
+		return nil, fmt.Errorf("shard %q: inner chunk %d claims %d bytes, more than any encoding of its %d: %w", key, lin, nb, want, format.ErrCorrupt)
 	}
 	if uint64(cap(*buf)) < nb {
 		*buf = make([]byte, nb)

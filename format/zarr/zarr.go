@@ -166,7 +166,7 @@ func (o *opener) open(ctx context.Context, root string) ([]*array, error) {
 	} else if ok {
 		z, err := parseZarrJSON(b)
 		if err != nil {
-			return nil, fmt.Errorf("zarr %s %q: %w", o.st, root, err)
+			return nil, fmt.Errorf("zarr %s %q: %w", o.st, root, malformed(err))
 		}
 		if g, ok, _ := parseNGFF(z.Attributes); ok {
 			g.prefix, g.v3 = root, true
@@ -183,7 +183,7 @@ func (o *opener) open(ctx context.Context, root string) ([]*array, error) {
 			Metadata map[string]json.RawMessage `json:"metadata"`
 		}
 		if err := json.Unmarshal(b, &zm); err != nil {
-			return nil, fmt.Errorf("zarr %s %q: .zmetadata: %w", o.st, root, err)
+			return nil, fmt.Errorf("zarr %s %q: .zmetadata: %w", o.st, root, malformed(err))
 		}
 		o.cons = map[string]json.RawMessage{}
 		var arrays []string
@@ -208,7 +208,7 @@ func (o *opener) open(ctx context.Context, root string) ([]*array, error) {
 	} else if ok {
 		g, isNGFF, err := parseNGFF(b)
 		if err != nil {
-			return nil, fmt.Errorf("zarr %s %q: .zattrs: %w", o.st, root, err)
+			return nil, fmt.Errorf("zarr %s %q: .zattrs: %w", o.st, root, malformed(err))
 		}
 		if isNGFF {
 			g.prefix = root
@@ -233,7 +233,7 @@ func (o *opener) openArray(ctx context.Context, root string) (*array, bool, erro
 	} else if ok {
 		z, err := parseZarrJSON(b)
 		if err != nil {
-			return nil, false, fmt.Errorf("zarr %s %q: %w", o.st, root, err)
+			return nil, false, fmt.Errorf("zarr %s %q: %w", o.st, root, malformed(err))
 		}
 		if z.NodeType != "array" {
 			return nil, false, nil
