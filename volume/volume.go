@@ -169,7 +169,7 @@ func Prod(s []int64) int64 {
 
 // Value reads one little-endian element of type d from b as a float64, for
 // statistics and display. ok is false for types without a single real value
-// (complex, rgba8, float16).
+// (complex, rgba8).
 func (d DType) Value(b []byte) (v float64, ok bool) {
 	le := binary.LittleEndian
 	switch d {
@@ -189,6 +189,8 @@ func (d DType) Value(b []byte) (v float64, ok bool) {
 		return float64(le.Uint64(b)), true
 	case Int64:
 		return float64(int64(le.Uint64(b))), true
+	case Float16:
+		return Float16ToFloat64(le.Uint16(b)), true
 	case Float32:
 		return float64(math.Float32frombits(le.Uint32(b))), true
 	case Float64:
