@@ -2,6 +2,7 @@ package zarr
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"path"
@@ -51,6 +52,10 @@ type array struct {
 	// obj is set for variable-length string (object) arrays, which are
 	// returned wrapped as objectArray.
 	obj *objectSpec
+
+	// imageLabel is the raw "image-label" object of an NGFF label image
+	// (Metadata has only a summary), for writers that copy the label image.
+	imageLabel json.RawMessage
 }
 
 // Info implements volume.Volume.
