@@ -214,6 +214,16 @@ func elemValue(dt volume.DType, b []byte) float64 {
 	return decode(dt, b)
 }
 
+// decode is one element as a float64, NaN for dtypes without a single real
+// value.
+func decode(dt volume.DType, b []byte) float64 {
+	v, ok := dt.Value(b)
+	if !ok {
+		return math.NaN()
+	}
+	return v
+}
+
 // percentileWindow returns the lo-th and hi-th percentiles (0–100, linear
 // interpolation) of the finite values, the contrast window of a thumbnail.
 // ok is false when no value is finite.

@@ -135,7 +135,8 @@ type CatalogResult struct {
 
 // Catalog builds table rows for local trees and remote objects without
 // downloading them: every file or store found is opened by header reads only
-// (value statistics read a bounded strided sample).
+// (value statistics of local arrays read them whole up to 512 MiB decoded,
+// else a stated sample of whole chunks; remote ones are not read).
 func Catalog(ctx context.Context, targets []string, opt Options) (*CatalogResult, error) {
 	opt.Defaults()
 	res := &CatalogResult{Volumes: map[string]volume.Volume{}}

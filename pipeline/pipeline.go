@@ -40,7 +40,9 @@ type Options struct {
 	Formats *format.Registry
 	// Log receives human-readable progress lines (nil = discard).
 	Log io.Writer
-	// SampleBudget bounds the bytes read per array for value statistics.
+	// SampleBudget is about how many decoded bytes the value statistics of
+	// an array too large to read whole (volume.DefaultExactStatsBytes) read,
+	// in whole chunks; smaller arrays are read whole. Default 64 MiB.
 	SampleBudget int64
 }
 
@@ -89,7 +91,7 @@ func (o *Options) Defaults() {
 		o.ConvertChunk = 128
 	}
 	if o.SampleBudget <= 0 {
-		o.SampleBudget = 8 << 20
+		o.SampleBudget = 64 << 20
 	}
 	if o.Log == nil {
 		o.Log = io.Discard

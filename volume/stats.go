@@ -54,9 +54,10 @@ type ValueStats struct {
 	// Mean is exact for integer dtypes (the exact sum divided once and
 	// rounded to float64), and a compensated float64 sum for floats.
 	Mean float64
-	// FiniteMin and FiniteMax leave infinities out as well (a display
-	// range, as ImageJ computes it); NaN when no finite value was read.
-	FiniteMin, FiniteMax float64
+	// FiniteMin, FiniteMax and FiniteMean leave infinities out as well (a
+	// display range as ImageJ computes it, and values every table format can
+	// hold); NaN when no finite value was read.
+	FiniteMin, FiniteMax, FiniteMean float64
 }
 
 // Exact reports whether every element was read.
@@ -384,10 +385,20 @@ func (a *statsAcc) finish(st *ValueStats) {
 	st.Infs = a.posInf + a.nInf
 	st.Count = a.n - a.nan
 	nan := math.NaN()
-	st.Min, st.Max, st.Mean, st.FiniteMin, st.FiniteMax = nan, nan, nan, nan, nan
+	st.Min, st.Max, st.Mean, st.FiniteMin, st.FiniteMax, st.FiniteMean = nan, nan, nan, nan, nan, nan
 	finite := st.Count - st.Infs
 	if finite > 0 {
 		st.FiniteMin, st.FiniteMax = a.fmin, a.fmax
+		switch {
+		case a.getFloat == nil:
+			// The operands are exact; the quotient is rounded once, to 53 bits.
+			q := new(big.Float).SetPrec(53).Quo(new(big.Float).SetInt(a.isum), new(big.Float).SetInt64(finite))
+			st.FiniteMean, _ = q.Float64()
+		case a.hs == 0 && a.hc == 0:
+			st.FiniteMean = (a.s + a.c) / float64(finite)
+		default:
+			st.FiniteMean = ((a.s+a.c)*0x1p-64 + (a.hs + a.hc)) / float64(finite) * 0x1p64
+		}
 	}
 	if st.Count == 0 {
 		return
@@ -411,13 +422,7 @@ func (a *statsAcc) finish(st *ValueStats) {
 		st.Mean = math.Inf(1)
 	case a.nInf > 0:
 		st.Mean = math.Inf(-1)
-	case a.getFloat == nil:
-		// The operands are exact; the quotient is rounded once, to 53 bits.
-		q := new(big.Float).SetPrec(53).Quo(new(big.Float).SetInt(a.isum), new(big.Float).SetInt64(st.Count))
-		st.Mean, _ = q.Float64()
-	case a.hs == 0 && a.hc == 0:
-		st.Mean = (a.s + a.c) / float64(st.Count)
 	default:
-		st.Mean = ((a.s+a.c)*0x1p-64 + (a.hs + a.hc)) / float64(st.Count) * 0x1p64
+		st.Mean = st.FiniteMean
 	}
 }

@@ -33,7 +33,7 @@ func numpyPython(t *testing.T) string {
 // statsScript prints, for each raw file argument (path:numpy dtype), the
 // float.hex of nanmin, nanmax, nanmean (float64), the exact mean of the
 // values when all are finite (rational arithmetic, rounded once; else nan),
-// the min and max of the finite values, and the NaN count.
+// the min, max and mean of the finite values, and the NaN count.
 const statsScript = `
 import sys, numpy as np
 from fractions import Fraction
@@ -49,10 +49,10 @@ for arg in sys.argv[1:]:
     elif a.size and np.isfinite(f).all():
         exact = float(sum(Fraction(x) for x in f.tolist()) / a.size)
     fin = f[np.isfinite(f)]
-    fmin = fmax = float("nan")
+    fmin = fmax = fmean = float("nan")
     if fin.size:
-        fmin, fmax = float(fin.min()), float(fin.max())
-    vals = [float(np.nanmin(f)), float(np.nanmax(f)), float(np.nanmean(f)), exact, fmin, fmax]
+        fmin, fmax, fmean = float(fin.min()), float(fin.max()), float(sum(Fraction(x) for x in fin.tolist()) / fin.size)
+    vals = [float(np.nanmin(f)), float(np.nanmax(f)), float(np.nanmean(f)), exact, fmin, fmax, fmean]
     print(" ".join(float.hex(v) for v in vals), int(np.isnan(f).sum()))
 `
 
@@ -165,13 +165,13 @@ func TestStatsMatchesNumpy(t *testing.T) {
 	for k, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			f := strings.Fields(lines[k])
-			want := make([]float64, 6)
+			want := make([]float64, 7)
 			for i := range want {
 				if want[i], err = strconv.ParseFloat(f[i], 64); err != nil {
 					t.Fatalf("numpy output %q: %v", lines[k], err)
 				}
 			}
-			nans, _ := strconv.ParseInt(f[6], 10, 64)
+			nans, _ := strconv.ParseInt(f[7], 10, 64)
 			// Small blocks: many of them, each split chunk-aligned.
 			s, err := volume.Stats(context.Background(), mems[k], volume.StatsOptions{MemoryBytes: 2 * 64 * int64(c.dt.Size())})
 			if err != nil {
@@ -198,6 +198,7 @@ func TestStatsMatchesNumpy(t *testing.T) {
 					t.Errorf("%s = %v, want %v (difference %g)", what, got, want, d)
 				}
 			}
+			close("finite mean", s.FiniteMean, want[6])
 			switch {
 			case math.IsNaN(want[3]): // non-finite values: np.nanmean's rules
 				close("mean", s.Mean, want[2])
