@@ -66,7 +66,7 @@ func Crop(ctx context.Context, src string, c manifest.Crop, out string, opt Opti
 		return nil, fmt.Errorf("crop %s: %w", src, err)
 	}
 	res := &CropResult{Source: src, Array: in.Name, Scale: c.Scale, Origin: origin, Size: c.Size, Seed: c.Seed, Note: note, Output: out}
-	if err := writeVolume(ctx, win, out, opt.ConvertChunk, 1, map[string]any{"imgdataset_crop": res}); err != nil {
+	if err := writeVolume(ctx, win, out, opt.ConvertChunk, 1, volume.Auto, map[string]any{"imgdataset_crop": res}); err != nil {
 		return nil, err
 	}
 	return res, nil
@@ -74,7 +74,9 @@ func Crop(ctx context.Context, src string, c manifest.Crop, out string, opt Opti
 
 // Convert writes one array of SRC (by name or the first) to OUT as OME-Zarr
 // with a multiscale pyramid of levels levels, or as BigTIFF for .tif outputs.
-func Convert(ctx context.Context, src, array, out string, chunk int64, levels int, opt Options) error {
+// method reduces each level from the one before (volume.Downsample);
+// volume.Auto takes mode for label images and mean otherwise.
+func Convert(ctx context.Context, src, array, out string, chunk int64, levels int, method volume.Method, opt Options) error {
 	opt.Defaults()
 	vols, err := openVolumes(ctx, src, &opt)
 	if err != nil {
@@ -100,10 +102,10 @@ func Convert(ctx context.Context, src, array, out string, chunk int64, levels in
 	if chunk <= 0 {
 		chunk = opt.ConvertChunk
 	}
-	return writeVolume(ctx, v, out, chunk, levels, map[string]any{"imgdataset_source": map[string]any{"url": src, "array": v.Info().Name}})
+	return writeVolume(ctx, v, out, chunk, levels, method, map[string]any{"imgdataset_source": map[string]any{"url": src, "array": v.Info().Name}})
 }
 
-func writeVolume(ctx context.Context, v volume.Volume, out string, chunk int64, levels int, attrs map[string]any) error {
+func writeVolume(ctx context.Context, v volume.Volume, out string, chunk int64, levels int, method volume.Method, attrs map[string]any) error {
 	st, key, err := outputStore(out)
 	if err != nil {
 		return err
@@ -121,7 +123,7 @@ func writeVolume(ctx context.Context, v volume.Volume, out string, chunk int64, 
 		return w.Close()
 	}
 	in := v.Info()
-	if err := zarr.WriteNGFF(ctx, st, key, v, zarr.WriteOptions{Chunks: cube(chunk, len(in.Shape)), Levels: levels, Name: in.Name, Attributes: attrs}); err != nil {
+	if err := zarr.WriteNGFF(ctx, st, key, v, zarr.WriteOptions{Chunks: cube(chunk, len(in.Shape)), Levels: levels, Method: method, Name: in.Name, Attributes: attrs}); err != nil {
 		return fmt.Errorf("write %s: %w", out, err)
 	}
 	return nil

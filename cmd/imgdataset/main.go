@@ -25,6 +25,7 @@ import (
 	"github.com/imgdataset/imgdataset/pipeline"
 	"github.com/imgdataset/imgdataset/store"
 	"github.com/imgdataset/imgdataset/transfer"
+	"github.com/imgdataset/imgdataset/volume"
 )
 
 // Exit codes.
@@ -483,6 +484,7 @@ func convertCmd() *cobra.Command {
 	var out, array string
 	var chunks int64
 	var levels int
+	var method string
 	c := &cobra.Command{
 		Use:   "convert SRC -o OUT.zarr",
 		Short: "Convert any volume the tool reads to OME-Zarr (or BigTIFF)",
@@ -493,7 +495,15 @@ func convertCmd() *cobra.Command {
 			if out == "" {
 				return errors.New("-o OUT is required")
 			}
-			if err := pipeline.Convert(cmd.Context(), args[0], array, out, chunks, levels, pipeline.Options{Log: cmd.ErrOrStderr()}); err != nil {
+			m := volume.Method(method)
+			switch m {
+			case "auto":
+				m = volume.Auto
+			case volume.Mean, volume.Mode:
+			default:
+				return fmt.Errorf("--downsample %q: want auto, mean or mode", method)
+			}
+			if err := pipeline.Convert(cmd.Context(), args[0], array, out, chunks, levels, m, pipeline.Options{Log: cmd.ErrOrStderr()}); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s → %s\n", args[0], out)
@@ -504,5 +514,6 @@ func convertCmd() *cobra.Command {
 	c.Flags().StringVar(&array, "array", "", "which array of SRC (default: the first)")
 	c.Flags().Int64Var(&chunks, "chunks", 128, "chunk edge in voxels")
 	c.Flags().IntVar(&levels, "levels", 1, "multiscale levels (each halves the spatial axes)")
+	c.Flags().StringVar(&method, "downsample", "auto", "how levels are reduced: mean, mode (labels), or auto (mode for label images)")
 	return c
 }
