@@ -434,14 +434,7 @@ func meanFloat(dt DType, comps int) func(out, src []byte, base int64, win []int6
 	sum := func(src []byte, base int64, win []int64, scale float64) float64 {
 		var s, comp float64
 		for _, o := range win {
-			v := get(src[base+o:]) * scale
-			t := s + v
-			if math.Abs(s) >= math.Abs(v) {
-				comp += (s - t) + v
-			} else {
-				comp += (v - t) + s
-			}
-			s = t
+			s, comp = neumaier(s, comp, get(src[base+o:])*scale)
 		}
 		return s + comp
 	}

@@ -289,8 +289,9 @@ func (a *statsAcc) addBytes(b []byte) {
 	a.isum.Add(a.isum, big.NewInt(sum))
 }
 
-// addInts counts integers of 16 or 32 bits. A block's sum fits an int64
-// (it would take 2^31 elements of 2^32 to overflow).
+// addInts counts integers of 16 or 32 bits, summed in an int64 that is
+// moved to the exact sum every 2^24 elements, long before 2^32-sized values
+// could overflow it.
 func (a *statsAcc) addInts(b []byte) {
 	es := a.dt.Size()
 	if len(b) == 0 {
@@ -302,6 +303,10 @@ func (a *statsAcc) addInts(b []byte) {
 		v := a.getInt(b[i:])
 		sum += v
 		lo, hi = min(lo, v), max(hi, v)
+		if (i/es)&(1<<24-1) == 1<<24-1 {
+			a.isum.Add(a.isum, big.NewInt(sum))
+			sum = 0
+		}
 	}
 	a.n += int64(len(b) / es)
 	a.isum.Add(a.isum, big.NewInt(sum))
