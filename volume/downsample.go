@@ -75,9 +75,11 @@ type downsampled struct {
 // Mean, per dtype:
 //   - integers, bool (as 0/1) and rgba8 (per channel): the exact mean of the
 //     block (64-bit values are summed in 128 bits, so nothing overflows),
-//     rounded half to even. That is what np.round(block.mean()).astype(dtype)
-//     gives whenever float64 holds the block's mean exactly (every dtype up
-//     to 32 bits); a bool block is true when most of it is true.
+//     rounded half to even. That equals np.round(block.mean()).astype(dtype)
+//     unless numpy's float64 mean is itself rounded onto or across a half,
+//     which cannot happen for 2×2×2 blocks of integers of up to 32 bits
+//     (64-bit values beyond 2^53 are where numpy's answer is the rounded
+//     one). A bool block is true when most of it is true.
 //   - float16, float32, float64 and complex (per component): averaged in
 //     float64 with compensated summation and rounded once to the dtype.
 //     A NaN in a block makes its mean NaN, and infinities give what np.mean

@@ -357,8 +357,9 @@ type levelWriter interface {
 // spatial axes, ceil(n/2) long, with opt.Method), then the group metadata,
 // last, so a reader never sees metadata for missing levels. A label image
 // (volume.IsLabel) reduced by mode stays one: its group gets "image-label",
-// the source's own when src is an NGFF label array of this package. Version "0.4" (default) writes Zarr v2 with .zgroup and
-// the .zattrs multiscales; "0.5" writes Zarr v3 with the multiscales under
+// the source's own when src is an NGFF label array of this package.
+// Version "0.4" (default) writes Zarr v2 with .zgroup and the .zattrs
+// multiscales; "0.5" writes Zarr v3 with the multiscales under
 // attributes.ome of the group's zarr.json and the axis names as every array's
 // dimension_names, sharded when opt.ShardShape is set (shards are written in
 // parallel, one shard row of data in flight per worker). Memory is bounded
