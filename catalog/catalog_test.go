@@ -2,6 +2,7 @@ package catalog
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/csv"
 	"encoding/json"
 	"math"
@@ -47,7 +48,7 @@ func TestFileWinsAndConflictsAreListed(t *testing.T) {
 	if r.Isotropic == nil || !*r.Isotropic {
 		t.Fatalf("20 nm on all axes must be isotropic")
 	}
-	if *r.ValueMin != 10 || *r.ValueMax != 59 || r.ValueSample != "all voxels" {
+	if *r.ValueMin != 10 || *r.ValueMax != 59 || r.ValueSample != "all 120 voxels" {
 		t.Fatalf("value range %v..%v (%s)", *r.ValueMin, *r.ValueMax, r.ValueSample)
 	}
 }
@@ -162,4 +163,57 @@ func TestNaNIsNullInJSON(t *testing.T) {
 	if _, err := json.Marshal(Document{Records: rs}); err != nil {
 		t.Fatalf("catalog.json with a NaN: %v", err)
 	}
+}
+
+// TestValueColumns checks the value columns against sums done here: the mean
+// of every voxel for small arrays, finite voxels only (NaN and infinities are
+// left out, and the note says how many).
+func TestValueColumns(t *testing.T) {
+	axes := []volume.Axis{{Name: "z", Size: 2, Scale: 1}, {Name: "y", Size: 3, Scale: 1}, {Name: "x", Size: 4, Scale: 1}}
+	f32 := func(vs ...float32) []byte {
+		var b []byte
+		for _, v := range vs {
+			b = binary.LittleEndian.AppendUint32(b, math.Float32bits(v))
+		}
+		return b
+	}
+	nan, inf := float32(math.NaN()), float32(math.Inf(1))
+	for _, c := range []struct {
+		name           string
+		dt             volume.DType
+		data           []byte
+		min, max, mean float64
+		note           string
+	}{
+		{"uint16", volume.Uint16, binary.LittleEndian.AppendUint16(make([]byte, 46), 65535), 0, 65535, 65535.0 / 24, "all 24 voxels"},
+		{"float32 with NaN and Inf", volume.Float32, f32(nan, inf, -inf, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21.5),
+			1, 21.5, (20*21/2 + 21.5) / 21, "all 24 voxels; 1 NaN left out; 2 infinite left out"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			in := volume.Info{Name: "v", Shape: []int64{2, 3, 4}, DType: c.dt, Axes: axes}
+			v, err := volume.NewMem(in, c.data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var r Record
+			FromVolume(context.Background(), &r, v, Hints{}, 1<<20)
+			if r.ValueMin == nil || *r.ValueMin != c.min || *r.ValueMax != c.max || math.Abs(*r.ValueMean-c.mean) > 1e-12*c.mean || r.ValueSample != c.note {
+				t.Errorf("values %v..%v mean %v (%q), want %v..%v mean %v (%q)", ptrVal(r.ValueMin), ptrVal(r.ValueMax), ptrVal(r.ValueMean), r.ValueSample, c.min, c.max, c.mean, c.note)
+			}
+		})
+	}
+	// No budget: no values read.
+	v, _ := volume.NewMem(volume.Info{Name: "v", Shape: []int64{2, 3, 4}, DType: volume.Uint8, Axes: axes}, make([]byte, 24))
+	var r Record
+	FromVolume(context.Background(), &r, v, Hints{}, 0)
+	if r.ValueMin != nil || r.ValueSample != "" {
+		t.Errorf("budget 0 read values: %v %q", r.ValueMin, r.ValueSample)
+	}
+}
+
+func ptrVal(p *float64) any {
+	if p == nil {
+		return nil
+	}
+	return *p
 }

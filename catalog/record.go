@@ -133,7 +133,9 @@ type Hints struct {
 }
 
 // FromVolume fills the array-derived columns of r from v (values from the file win).
-// It samples values with a strided read bounded by budget bytes.
+// Value statistics read the whole array up to volume.DefaultExactStatsBytes
+// decoded, else a sample of whole chunks of about sampleBudget bytes; a
+// sampleBudget <= 0 reads no values.
 func FromVolume(ctx context.Context, r *Record, v volume.Volume, h Hints, sampleBudget int64) {
 	in := v.Info()
 	r.Array = in.Name

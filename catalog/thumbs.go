@@ -204,8 +204,6 @@ func readPlane(ctx context.Context, v volume.Volume, at []int64, ra, ca, maxSide
 func elemValue(dt volume.DType, b []byte) float64 {
 	le := binary.LittleEndian
 	switch dt {
-	case volume.Float16:
-		return halfToFloat(le.Uint16(b))
 	case volume.Complex64:
 		return math.Hypot(float64(math.Float32frombits(le.Uint32(b))), float64(math.Float32frombits(le.Uint32(b[4:]))))
 	case volume.Complex128:
@@ -216,24 +214,14 @@ func elemValue(dt volume.DType, b []byte) float64 {
 	return decode(dt, b)
 }
 
-// halfToFloat converts an IEEE 754 binary16 value.
-func halfToFloat(h uint16) float64 {
-	sign := 1.0
-	if h&0x8000 != 0 {
-		sign = -1
+// decode is one element as a float64, NaN for dtypes without a single real
+// value.
+func decode(dt volume.DType, b []byte) float64 {
+	v, ok := dt.Value(b)
+	if !ok {
+		return math.NaN()
 	}
-	exp := int(h>>10) & 0x1f
-	frac := float64(h & 0x3ff)
-	switch exp {
-	case 0:
-		return sign * frac * math.Pow(2, -24)
-	case 0x1f:
-		if frac != 0 {
-			return math.NaN()
-		}
-		return math.Inf(int(sign))
-	}
-	return sign * (1 + frac/1024) * math.Pow(2, float64(exp-15))
+	return v
 }
 
 // percentileWindow returns the lo-th and hi-th percentiles (0–100, linear

@@ -626,7 +626,7 @@ func (e *bloscEncoder) compress(src []byte, maxout int) ([]byte, error) {
 		if e.clevel >= 9 {
 			level = 22
 		}
-		enc, err := e.c.zstdEncoder(level)
+		enc, err := e.c.zstdEncoder(level, false)
 		if err != nil {
 			return nil, err
 		}

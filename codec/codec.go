@@ -42,7 +42,7 @@ type Codecs struct {
 	zdecErr  error
 
 	mu    sync.Mutex
-	zencs map[zstd.EncoderLevel]*zstd.Encoder
+	zencs map[zencKey]*zstd.Encoder
 
 	// gzReaders and zlReaders pool *gzip.Reader and zlib io.ReadCloser
 	// values for DecodeInto; each holds tens of KiB of inflate state.
@@ -57,7 +57,14 @@ type Codecs struct {
 // New returns an empty set of codecs; decoders and encoders are created on
 // first use and reused afterwards.
 func New() *Codecs {
-	return &Codecs{zencs: map[zstd.EncoderLevel]*zstd.Encoder{}}
+	return &Codecs{zencs: map[zencKey]*zstd.Encoder{}}
+}
+
+// zencKey names a pooled zstd encoder: its level, and whether it writes
+// single-segment frames.
+type zencKey struct {
+	level  zstd.EncoderLevel
+	single bool
 }
 
 // Close releases the pooled zstd state.
@@ -239,7 +246,11 @@ func (c *Codecs) Encode(id string, level int, src []byte) ([]byte, error) {
 	case "raw":
 		return append([]byte(nil), src...), nil
 	case "zstd":
-		enc, err := c.zstdEncoder(level)
+		// Frames of inputs below zstd's minimum window are written as single
+		// segments, the only way their header states the content size:
+		// numcodecs up to 0.11 (Debian's zarr-python) cannot decode a frame
+		// without it, as the top levels of a pyramid often are.
+		enc, err := c.zstdEncoder(level, len(src) <= zstd.MinWindowSize)
 		if err != nil {
 			return nil, err
 		}
@@ -299,23 +310,28 @@ func gzLevel(level int) int {
 	return level
 }
 
-func (c *Codecs) zstdEncoder(level int) (*zstd.Encoder, error) {
+func (c *Codecs) zstdEncoder(level int, single bool) (*zstd.Encoder, error) {
 	if level == 0 {
 		level = 3
 	}
 	l := zstd.EncoderLevelFromZstd(level)
+	key := zencKey{l, single}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if e, ok := c.zencs[l]; ok {
+	if e, ok := c.zencs[key]; ok {
 		return e, nil
 	}
 	// No frame checksum, as numcodecs and zarr-python write: it cost readers
 	// ~30% of zstd decoding time, and chunk integrity is the store's business
 	// (atomic writes here, sha256 of downloads, CRC32C codecs in Zarr v3).
-	e, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(l), zstd.WithEncoderCRC(false))
+	opts := []zstd.EOption{zstd.WithEncoderLevel(l), zstd.WithEncoderCRC(false)}
+	if single {
+		opts = append(opts, zstd.WithSingleSegment(true))
+	}
+	e, err := zstd.NewWriter(nil, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("codec zstd: %w", err)
 	}
-	c.zencs[l] = e
+	c.zencs[key] = e
 	return e, nil
 }

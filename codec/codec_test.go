@@ -231,3 +231,25 @@ func FuzzGzip(f *testing.F) { fuzzCodec(f, "gzip") }
 func FuzzZlib(f *testing.F) { fuzzCodec(f, "zlib") }
 func FuzzBz2(f *testing.F)  { fuzzCodec(f, "bz2") }
 func FuzzLZ4(f *testing.F)  { fuzzCodec(f, "lz4") }
+
+// Every zstd frame Encode writes states its content size, small ones
+// included: numcodecs up to 0.11 refuses frames without it.
+func TestZstdFramesStateContentSize(t *testing.T) {
+	c := New()
+	defer c.Close()
+	for _, n := range []int{0, 1, 90, 255, 256, 1024, 1025, 5000, 1 << 20} {
+		in := sample(n)
+		enc, err := c.Encode("zstd", 0, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var h zstd.Header
+		if err := h.Decode(enc); err != nil || !h.HasFCS || h.FrameContentSize != uint64(n) {
+			t.Errorf("%d bytes: header %+v (%v)", n, h, err)
+		}
+		got, err := c.Decode("zstd", enc, n)
+		if err != nil || !bytes.Equal(got, in) {
+			t.Errorf("%d bytes: round trip %v", n, err)
+		}
+	}
+}

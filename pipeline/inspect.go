@@ -151,8 +151,10 @@ func (r *CatalogResult) Close() {
 
 // Catalog builds table rows for local trees and remote objects without
 // downloading them: every file or store found is opened by header reads only
-// (value statistics read a bounded strided sample). A local directory is read
-// as scan.Dir reads it: a run's output gives the run's table back.
+// (value statistics of local arrays read them whole up to 512 MiB decoded,
+// else a stated sample of whole chunks; remote ones are not read). A local
+// directory is read as scan.Dir reads it: a run's output gives the run's
+// table back.
 func Catalog(ctx context.Context, targets []string, opt Options) (*CatalogResult, error) {
 	opt.Defaults()
 	res := &CatalogResult{Volumes: map[string]volume.Volume{}}

@@ -46,6 +46,10 @@ type OutputOptions struct {
 	// BigTIFF forces BigTIFF for TIFF outputs; otherwise they are classic
 	// TIFF (what ImageJ opens) unless the data passes 4 GiB.
 	BigTIFF bool
+	// Downsample is how each level is reduced from the one before: "mean",
+	// "mode" (labels), or "auto"/"" — mode for a label image, else mean
+	// (volume.Downsample).
+	Downsample string
 }
 
 type outputKind int
@@ -90,14 +94,15 @@ func OutputNames() string {
 
 // outputPlan is a checked output: where and how to write.
 type outputPlan struct {
-	name  string // as given
-	kind  outputKind
-	v3    bool
-	chunk int64
-	o     OutputOptions
-	st    *store.Store
-	key   string
-	dir   string // the output's absolute path, removed again if writing fails
+	name   string // as given
+	kind   outputKind
+	v3     bool
+	chunk  int64
+	method volume.Method // how pyramid levels are reduced
+	o      OutputOptions
+	st     *store.Store
+	key    string
+	dir    string // the output's absolute path, removed again if writing fails
 }
 
 // planOutput checks an output name and the options against the format it
@@ -140,6 +145,14 @@ func planOutput(out string, o OutputOptions, defChunk int64) (*outputPlan, error
 	if o.Levels > 1 && p.kind != outZarr && p.kind != outPrecomputed {
 		return nil, usagef("output %q: only .zarr and .precomputed outputs hold multiscale levels, --levels %d asked", out, o.Levels)
 	}
+	switch volume.Method(o.Downsample) {
+	case "", "auto":
+		p.method = volume.Auto
+	case volume.Mean, volume.Mode:
+		p.method = volume.Method(o.Downsample)
+	default:
+		return nil, usagef("--downsample %q: want auto, mean or mode", o.Downsample)
+	}
 	if o.Levels < 0 || o.Chunk < 0 {
 		return nil, usagef("--levels %d, --chunks %d: want positive numbers", o.Levels, o.Chunk)
 	}
@@ -166,7 +179,7 @@ func (p *outputPlan) write(ctx context.Context, v volume.Volume, f volume.Frame,
 	var err error
 	switch p.kind {
 	case outZarr:
-		opt := zarr.WriteOptions{Chunks: cube(p.chunk, len(in.Shape)), Levels: p.o.Levels, Name: in.Name, Attributes: all}
+		opt := zarr.WriteOptions{Chunks: cube(p.chunk, len(in.Shape)), Levels: p.o.Levels, Method: p.method, Name: in.Name, Attributes: all}
 		if p.v3 {
 			// Shards of 4 chunks a side: few files, and a reader still
 			// fetches single chunks by range.
@@ -180,6 +193,12 @@ func (p *outputPlan) write(ctx context.Context, v volume.Volume, f volume.Frame,
 		err = n5.Write(ctx, root, "", v, n5.WriteOptions{BlockSize: cube(p.chunk, len(in.Shape)), Attributes: all})
 	case outPrecomputed:
 		opt := precomputed.WriteOptions{Scales: p.o.Levels, Attributes: all}
+		switch p.method {
+		case volume.Mode:
+			opt.Type = "segmentation"
+		case volume.Mean:
+			opt.Type = "image"
+		}
 		for d := range opt.ChunkSize {
 			opt.ChunkSize[d] = p.chunk
 			if n := len(in.Shape); n >= 3 {

@@ -41,7 +41,9 @@ type Options struct {
 	Formats *format.Registry
 	// Log receives human-readable progress lines (nil = discard).
 	Log io.Writer
-	// SampleBudget bounds the bytes read per array for value statistics.
+	// SampleBudget is about how many decoded bytes the value statistics of
+	// an array too large to read whole (volume.DefaultExactStatsBytes) read,
+	// in whole chunks; smaller arrays are read whole. Default 64 MiB.
 	SampleBudget int64
 	// Output says how Crop and Convert write.
 	Output OutputOptions

@@ -166,7 +166,7 @@ func Content(ctx context.Context, dir string) (*mirror.Content, error) {
 		return nil, err
 	}
 	if err := zarr.WriteNGFF(ctx, local, "cosem/"+CosemStore+"/recon-2/labels/inference/segmentations/nuc", nuc, zarr.WriteOptions{
-		Chunks: []int64{64, 64, 64}, Compressor: "zstd", Level: 6, Levels: 2, Labels: true, DimensionSeparator: "/"}); err != nil {
+		Chunks: []int64{64, 64, 64}, Compressor: "zstd", Level: 6, Levels: 2, Method: volume.Mode, DimensionSeparator: "/"}); err != nil {
 		return nil, fmt.Errorf("openorganelle labels: %w", err)
 	}
 	if err := local.WriteAll(ctx, "cosem/"+CosemStore+"/.zgroup", []byte(`{"zarr_format": 2}`)); err != nil {

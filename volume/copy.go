@@ -156,9 +156,28 @@ func Checksum16(ctx context.Context, v Volume, budget int64) (string, error) {
 		budget = 64 << 20
 	}
 	slab := slabShape(in, budget/2) // two slabs live at once: one hashed, one read
+	walk := func(yield func(Box) error) error {
+		return Grid(in.Shape, slab, Full(in.Shape), func(_ []int64, region Box) error { return yield(region) })
+	}
+	err := readAhead(ctx, v, walk, func(_ Box, b []byte) error {
+		h.Write(b)
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16], nil
+}
+
+// readAhead reads the regions walk yields, in order, and hands each to fn
+// while the next one is being read, so that reading and consuming overlap and
+// at most two regions' bytes are held. fn must not keep b.
+func readAhead(ctx context.Context, v Volume, walk func(yield func(Box) error) error, fn func(region Box, b []byte) error) error {
+	elem := int64(v.Info().DType.Size())
 	type filled struct {
-		b   []byte
-		err error
+		region Box
+		b      []byte
+		err    error
 	}
 	regions := make(chan Box)
 	out := make(chan filled, 1)
@@ -176,14 +195,14 @@ func Checksum16(ctx context.Context, v Volume, budget int64) (string, error) {
 			case <-cctx.Done():
 				return
 			}
-			nb := region.NumElements() * int64(in.DType.Size())
+			nb := region.NumElements() * elem
 			if int64(cap(buf)) < nb {
 				buf = make([]byte, nb)
 			}
 			b := buf[:nb]
 			err := v.ReadRegion(cctx, region, b)
 			select {
-			case out <- filled{b, err}:
+			case out <- filled{region, b, err}:
 			case <-cctx.Done():
 				return
 			}
@@ -192,9 +211,12 @@ func Checksum16(ctx context.Context, v Volume, budget int64) (string, error) {
 			}
 		}
 	}()
+	// werr is written before regions is closed, which happens before out is
+	// closed, so reading it after out is drained is ordered.
+	var werr error
 	go func() {
 		defer close(regions)
-		Grid(in.Shape, slab, Full(in.Shape), func(_ []int64, region Box) error {
+		werr = walk(func(region Box) error {
 			select {
 			case regions <- region:
 				return nil
@@ -205,15 +227,17 @@ func Checksum16(ctx context.Context, v Volume, budget int64) (string, error) {
 	}()
 	for f := range out {
 		if f.err != nil {
-			return "", f.err
+			return f.err
 		}
-		h.Write(f.b)
+		if err := fn(f.region, f.b); err != nil {
+			return err
+		}
 		free <- f.b
 	}
 	if err := ctx.Err(); err != nil {
-		return "", err
+		return err
 	}
-	return hex.EncodeToString(h.Sum(nil))[:16], nil
+	return werr
 }
 
 // slabShape is the whole of the fastest axes and as many indexes of the slowest

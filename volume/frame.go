@@ -84,6 +84,9 @@ func Reframe(v Volume, f Frame) Volume {
 
 func (r *reframed) Info() Info { return r.info }
 
+// Unwrap returns the volume read in the new frame.
+func (r *reframed) Unwrap() Volume { return r.Volume }
+
 func (r *reframed) ReadRegion(ctx context.Context, box Box, dst []byte) error {
 	return r.Volume.ReadRegion(ctx, box, dst)
 }

@@ -39,6 +39,9 @@ func Window(src Volume, origin, size []int64) (Volume, error) {
 
 func (w *window) Info() Info { return w.info }
 
+// Unwrap returns the volume the window shows part of.
+func (w *window) Unwrap() Volume { return w.src }
+
 func (w *window) ReadRegion(ctx context.Context, box Box, dst []byte) error {
 	if err := CheckRead(w.info, box, dst); err != nil {
 		return err

@@ -173,7 +173,7 @@ func Prod(s []int64) int64 {
 
 // Value reads one little-endian element of type d from b as a float64, for
 // statistics and display. ok is false for types without a single real value
-// (complex, rgba8, float16).
+// (complex, rgba8).
 func (d DType) Value(b []byte) (v float64, ok bool) {
 	le := binary.LittleEndian
 	switch d {
@@ -193,10 +193,37 @@ func (d DType) Value(b []byte) (v float64, ok bool) {
 		return float64(le.Uint64(b)), true
 	case Int64:
 		return float64(int64(le.Uint64(b))), true
+	case Float16:
+		return Float16ToFloat64(le.Uint16(b)), true
 	case Float32:
 		return float64(math.Float32frombits(le.Uint32(b))), true
 	case Float64:
 		return math.Float64frombits(le.Uint64(b)), true
 	}
 	return 0, false
+}
+
+// Unwrapper is implemented by views that show another volume's voxel values
+// unchanged (a new physical frame, a window): facts a format keeps about the
+// volume underneath, such as an NGFF label image's colours, still hold for
+// the view, and As finds that volume through any number of such views.
+type Unwrapper interface {
+	Unwrap() Volume
+}
+
+// As returns the first volume in v's chain of views (v itself, then what
+// each Unwrapper shows) that is a T.
+func As[T any](v Volume) (T, bool) {
+	for v != nil {
+		if t, ok := v.(T); ok {
+			return t, true
+		}
+		u, ok := v.(Unwrapper)
+		if !ok {
+			break
+		}
+		v = u.Unwrap()
+	}
+	var zero T
+	return zero, false
 }

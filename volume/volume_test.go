@@ -208,3 +208,25 @@ func TestEach(t *testing.T) {
 		t.Errorf("error not returned at once: %v after %d calls", err, n)
 	}
 }
+
+func TestAsFindsThroughViews(t *testing.T) {
+	m, err := volume.NewMem(memInfo([]int64{4, 4}, volume.Uint8), make([]byte, 16))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := volume.Window(m, []int64{1, 1}, []int64{2, 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := volume.Reframe(w, volume.Frame{})
+	if got, ok := volume.As[*volume.Mem](v); !ok || got != m {
+		t.Fatalf("As[*Mem] through a reframed window = %v, %v; want the Mem", got, ok)
+	}
+	st, err := volume.Stack("s", []volume.Volume{m, m}, volume.Axis{Name: "z", Scale: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := volume.As[*volume.Mem](st); ok {
+		t.Fatal("As[*Mem] found a Mem through a stack, which changes the voxels' meaning")
+	}
+}

@@ -512,19 +512,21 @@ type outputFlags struct {
 	levels      int
 	zarrVersion int
 	bigTIFF     bool
+	downsample  string
 }
 
 func (f *outputFlags) add(c *cobra.Command, levels bool) {
 	c.Flags().Int64Var(&f.chunks, "chunks", 128, "chunk (block) edge in voxels of .zarr, .n5 and .precomputed outputs")
 	if levels {
 		c.Flags().IntVar(&f.levels, "levels", 1, "multiscale levels of .zarr and .precomputed outputs (each halves the spatial axes)")
+		c.Flags().StringVar(&f.downsample, "downsample", "auto", "how levels are reduced: mean, mode (labels), or auto (mode for label images)")
 	}
 	c.Flags().IntVar(&f.zarrVersion, "zarr-version", 0, "2 (NGFF 0.4) or 3 (NGFF 0.5, sharded) for .zarr outputs (default: 3 for .ome.zarr, 2 for .zarr)")
 	c.Flags().BoolVar(&f.bigTIFF, "bigtiff", false, "write .tif outputs as BigTIFF even when classic TIFF would do (ImageJ 1 cannot open BigTIFF)")
 }
 
 func (f *outputFlags) options() pipeline.OutputOptions {
-	return pipeline.OutputOptions{Chunk: f.chunks, Levels: f.levels, ZarrVersion: f.zarrVersion, BigTIFF: f.bigTIFF}
+	return pipeline.OutputOptions{Chunk: f.chunks, Levels: f.levels, ZarrVersion: f.zarrVersion, BigTIFF: f.bigTIFF, Downsample: f.downsample}
 }
 
 func convertCmd() *cobra.Command {

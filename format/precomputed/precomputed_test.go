@@ -9,6 +9,7 @@ import (
 	"image"
 	"image/jpeg"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -305,30 +306,64 @@ func directJPEG(t *testing.T, d *memDriver, v *scaleVolume, nc int) []byte {
 
 func TestScalesDownsample(t *testing.T) {
 	for _, c := range []struct {
-		name string
-		dt   volume.DType
-		enc  string
-		typ  string
-		sh   *Sharding
+		name  string
+		dt    volume.DType
+		enc   string
+		typ   string // "" lets Write choose from label
+		label bool   // the source says it holds labels
+		sh    *Sharding
 	}{
-		{"image-raw", volume.Uint8, EncRaw, "image", nil},
-		{"image-uint64", volume.Uint64, EncRaw, "image", sharding("identity", true)},
-		{"seg-cseg", volume.Uint32, EncCSeg, "segmentation", sharding("murmurhash3_x86_128", false)},
+		{"image-raw", volume.Uint8, EncRaw, "image", false, nil},
+		{"image-uint64", volume.Uint64, EncRaw, "image", false, sharding("identity", true)},
+		{"image-int16", volume.Int16, EncRaw, "", false, nil},
+		{"image-float32", volume.Float32, EncRaw, "image", false, nil},
+		{"seg-cseg", volume.Uint32, EncCSeg, "segmentation", false, sharding("murmurhash3_x86_128", false)},
+		{"seg-from-label-source", volume.Uint64, EncRaw, "", true, nil},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			src := makeSource(t, c.dt, 1, c.dt == volume.Uint8)
+			var src volume.Volume = makeSource(t, c.dt, 1, c.dt == volume.Uint8)
+			if c.label {
+				in := src.Info()
+				in.Metadata = map[string]any{volume.MetaIsLabel: true}
+				m, err := volume.NewMem(in, src.(*volume.Mem).Bytes())
+				if err != nil {
+					t.Fatal(err)
+				}
+				src = m
+			}
 			opt := WriteOptions{Encoding: c.enc, ChunkSize: testChunk, Scales: 3, Type: c.typ,
 				Resolution: [3]float64{8, 8, 8}, VoxelOffset: [3]int64{-3, 5, 0}, Sharding: c.sh}
 			_, _, vs := writeOpen(t, src, opt)
-			want := src.Bytes()
-			shape := testShape
+			want := src.(*volume.Mem).Bytes()
+			shape := slices.Clone(testShape)
+			typ, method := "image", volume.Mean
+			if c.typ == "segmentation" || (c.typ == "" && c.label) {
+				typ, method = "segmentation", volume.Mode
+			}
+			if got := vs[0].Info().Metadata["type"]; got != typ {
+				t.Errorf("info type %v, want %s", got, typ)
+			}
 			for level, v := range vs {
 				in := v.Info()
 				if level > 0 {
-					want, shape = refDownsample(want, shape, c.dt.Size(), c.typ == "segmentation")
+					// Each scale is volume.Downsample of the scale before, as stored.
+					for d := range shape {
+						shape[d] = (shape[d] + 1) / 2
+					}
+					d, err := volume.Downsample(vs[level-1], []int64{2, 2, 2}, method)
+					if err != nil {
+						t.Fatal(err)
+					}
+					want = make([]byte, d.Info().NumBytes())
+					if err := d.ReadRegion(context.Background(), volume.Full(d.Info().Shape), want); err != nil {
+						t.Fatal(err)
+					}
 				}
 				if fmt.Sprint(in.Shape) != fmt.Sprint(shape) {
 					t.Fatalf("scale %d shape %v, want %v", level, in.Shape, shape)
+				}
+				if volume.IsLabel(in) != (typ == "segmentation") {
+					t.Errorf("scale %d: is_label %v for type %s", level, in.Metadata[volume.MetaIsLabel], typ)
 				}
 				f := float64(int(1) << level)
 				if in.Axes[0].Scale != 8*f || in.Axes[0].Unit != "nm" || !in.Axes[0].ScaleKnown {
@@ -345,58 +380,6 @@ func TestScalesDownsample(t *testing.T) {
 			}
 		})
 	}
-}
-
-// refDownsample is a naive 2× reduction: rounded mean, or the most frequent
-// value (first seen in z, y, x order on ties).
-func refDownsample(b []byte, shape []int64, es int, seg bool) ([]byte, []int64) {
-	os := []int64{(shape[0] + 1) / 2, (shape[1] + 1) / 2, (shape[2] + 1) / 2}
-	out := make([]byte, volume.Prod(os)*int64(es))
-	get := func(i int64) uint64 {
-		var buf [8]byte
-		copy(buf[:], b[i*int64(es):(i+1)*int64(es)])
-		return binary.LittleEndian.Uint64(buf[:])
-	}
-	for z := int64(0); z < os[0]; z++ {
-		for y := int64(0); y < os[1]; y++ {
-			for x := int64(0); x < os[2]; x++ {
-				var vals []uint64
-				for dz := int64(0); dz < 2; dz++ {
-					for dy := int64(0); dy < 2; dy++ {
-						for dx := int64(0); dx < 2; dx++ {
-							pz, py, px := 2*z+dz, 2*y+dy, 2*x+dx
-							if pz < shape[0] && py < shape[1] && px < shape[2] {
-								vals = append(vals, get((pz*shape[1]+py)*shape[2]+px))
-							}
-						}
-					}
-				}
-				var r uint64
-				if seg {
-					counts := map[uint64]int{}
-					best := -1
-					for _, v := range vals {
-						counts[v]++
-					}
-					for _, v := range vals {
-						if counts[v] > best {
-							best, r = counts[v], v
-						}
-					}
-				} else {
-					var s uint64 // values here stay far below overflow
-					for _, v := range vals {
-						s += v
-					}
-					r = (s + uint64(len(vals))/2) / uint64(len(vals))
-				}
-				var buf [8]byte
-				binary.LittleEndian.PutUint64(buf[:], r)
-				copy(out[((z*os[1]+y)*os[2]+x)*int64(es):], buf[:es])
-			}
-		}
-	}
-	return out, os
 }
 
 func TestAbsentChunks(t *testing.T) {

@@ -133,6 +133,9 @@ func scaleInfo(in *Info, idx int) volume.Info {
 			}
 		}
 	}
+	if in.Type == "segmentation" {
+		md[volume.MetaIsLabel] = true
+	}
 	vi.Metadata = md
 	return vi
 }

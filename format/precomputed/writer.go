@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"math/bits"
 	"runtime"
 	"slices"
 	"strconv"
@@ -33,10 +32,12 @@ type WriteOptions struct {
 	Resolution [3]float64
 	// VoxelOffset of scale 0.
 	VoxelOffset [3]int64
-	// Scales is the number of levels, each a 2× downsampling of the one
-	// before (mean for images, most frequent label for segmentation); default 1.
+	// Scales is the number of levels, each volume.Downsample of the one
+	// before by 2 along x, y and z (ceil(n/2) long): by mean for images, by
+	// mode (most frequent label) for segmentation; default 1.
 	Scales int
-	// Type is "image" (default) or "segmentation".
+	// Type is "image" or "segmentation"; the default is "segmentation" for a
+	// label volume (volume.IsLabel) and "image" otherwise.
 	Type string
 	// CSBlockSize is the compressed_segmentation block; default 8³.
 	CSBlockSize [3]int64
@@ -65,6 +66,17 @@ func Write(ctx context.Context, st *store.Store, prefix string, src volume.Volum
 	if err != nil {
 		return err
 	}
+	method := volume.Mean
+	if in.Type == "segmentation" {
+		method = volume.Mode
+	}
+	factors := make([]int64, len(si.Shape))
+	for d := range factors {
+		factors[d] = 1
+		if d >= len(factors)-3 {
+			factors[d] = 2
+		}
+	}
 	var prev *scaleVolume
 	for level := range in.Scales {
 		key := in.Scales[level].Key
@@ -75,7 +87,9 @@ func Write(ctx context.Context, st *store.Store, prefix string, src volume.Volum
 		sv := newScaleVolume(st, sdir, in, level)
 		var lsrc volume.Volume = src
 		if level > 0 {
-			lsrc = newDownsampled(prev, in.Type == "segmentation")
+			if lsrc, err = volume.Downsample(prev, factors, method); err != nil {
+				return fmt.Errorf("precomputed write %q scale %q: %w", prefix, key, err)
+			}
 		}
 		if sv.shards == nil {
 			err = writeUnsharded(ctx, st, sv, lsrc, opt.JPEGQuality)
@@ -134,6 +148,9 @@ func writeInfo(si volume.Info, opt *WriteOptions) (*Info, error) {
 	}
 	if opt.Type == "" {
 		opt.Type = "image"
+		if volume.IsLabel(si) {
+			opt.Type = "segmentation"
+		}
 	}
 	if opt.Type != "image" && opt.Type != "segmentation" {
 		return nil, fmt.Errorf("type %q", opt.Type)
@@ -158,9 +175,6 @@ func writeInfo(si volume.Info, opt *WriteOptions) (*Info, error) {
 		}
 	default:
 		return nil, fmt.Errorf("cannot write encoding %q", opt.Encoding)
-	}
-	if opt.Scales > 1 && dt != volume.Uint8 && dt != volume.Uint16 && dt != volume.Uint32 && dt != volume.Uint64 {
-		return nil, fmt.Errorf("downsampling %s is not supported (unsigned integers only)", dt)
 	}
 	if sh := opt.Sharding; sh != nil && sh.MinishardBits > 32 {
 		return nil, fmt.Errorf("minishard_bits %d: shard index too large to write", sh.MinishardBits)
@@ -410,150 +424,4 @@ func buildShard(chunks []shardChunk, spec Sharding) [][]byte {
 		i = j
 	}
 	return pieces
-}
-
-// downsampled is a 2× downsampling of a volume along z, y, x: the mean of each
-// 2×2×2 block (rounded half up; edge blocks average what they have), or for
-// segmentation its most frequent label.
-type downsampled struct {
-	parent volume.Volume
-	info   volume.Info
-	seg    bool
-}
-
-func newDownsampled(p volume.Volume, seg bool) *downsampled {
-	pi := p.Info()
-	in := pi
-	in.Shape = slices.Clone(pi.Shape)
-	in.Axes = slices.Clone(pi.Axes)
-	n := len(in.Shape)
-	for d := n - 3; d < n; d++ {
-		in.Shape[d] = (in.Shape[d] + 1) / 2
-		in.Axes[d].Size = in.Shape[d]
-	}
-	return &downsampled{parent: p, info: in, seg: seg}
-}
-
-func (v *downsampled) Info() volume.Info { return v.info }
-
-func (v *downsampled) ReadRegion(ctx context.Context, box volume.Box, dst []byte) error {
-	if err := volume.CheckRead(v.info, box, dst); err != nil {
-		return err
-	}
-	if box.Empty() {
-		return nil
-	}
-	n := len(box.Start)
-	ps := v.parent.Info().Shape
-	pb := volume.Box{Start: slices.Clone(box.Start), Stop: slices.Clone(box.Stop)}
-	for d := n - 3; d < n; d++ {
-		pb.Start[d] = 2 * box.Start[d]
-		pb.Stop[d] = min(2*box.Stop[d], ps[d])
-	}
-	es := int64(v.info.DType.Size())
-	buf := make([]byte, pb.NumElements()*es)
-	if err := v.parent.ReadRegion(ctx, pb, buf); err != nil {
-		return err
-	}
-	get := func(i int64) uint64 {
-		switch es {
-		case 1:
-			return uint64(buf[i])
-		case 2:
-			return uint64(binary.LittleEndian.Uint16(buf[2*i:]))
-		case 4:
-			return uint64(binary.LittleEndian.Uint32(buf[4*i:]))
-		}
-		return binary.LittleEndian.Uint64(buf[8*i:])
-	}
-	put := func(i int64, x uint64) {
-		switch es {
-		case 1:
-			dst[i] = byte(x)
-		case 2:
-			binary.LittleEndian.PutUint16(dst[2*i:], uint16(x))
-		case 4:
-			binary.LittleEndian.PutUint32(dst[4*i:], uint32(x))
-		default:
-			binary.LittleEndian.PutUint64(dst[8*i:], x)
-		}
-	}
-	nch := int64(1)
-	if n == 4 {
-		nch = box.Stop[0] - box.Start[0]
-	}
-	os := box.Shape()[n-3:]
-	pshape := pb.Shape()[n-3:]
-	var vals [8]uint64
-	o := int64(0)
-	for c := int64(0); c < nch; c++ {
-		pbase := c * pshape[0] * pshape[1] * pshape[2]
-		for z := int64(0); z < os[0]; z++ {
-			for y := int64(0); y < os[1]; y++ {
-				for x := int64(0); x < os[2]; x++ {
-					k := 0
-					for dz := int64(0); dz < 2; dz++ {
-						pz := 2*z + dz
-						if pz >= pshape[0] {
-							break
-						}
-						for dy := int64(0); dy < 2; dy++ {
-							py := 2*y + dy
-							if py >= pshape[1] {
-								break
-							}
-							for dx := int64(0); dx < 2; dx++ {
-								px := 2*x + dx
-								if px >= pshape[2] {
-									break
-								}
-								vals[k] = get(pbase + (pz*pshape[1]+py)*pshape[2] + px)
-								k++
-							}
-						}
-					}
-					if v.seg {
-						put(o, mode(vals[:k]))
-					} else {
-						put(o, mean(vals[:k]))
-					}
-					o++
-				}
-			}
-		}
-	}
-	return nil
-}
-
-// mean is the rounded mean of up to 8 values, exact for the whole uint64 range.
-func mean(vs []uint64) uint64 {
-	var hi, lo uint64
-	for _, v := range vs {
-		var c uint64
-		lo, c = bits.Add64(lo, v, 0)
-		hi += c
-	}
-	n := uint64(len(vs))
-	var c uint64
-	lo, c = bits.Add64(lo, n/2, 0)
-	hi += c
-	q, _ := bits.Div64(hi, lo, n)
-	return q
-}
-
-// mode is the most frequent value, the first seen winning ties.
-func mode(vs []uint64) uint64 {
-	best, bestN := vs[0], 0
-	for i, v := range vs {
-		c := 0
-		for _, w := range vs[i:] {
-			if w == v {
-				c++
-			}
-		}
-		if c > bestN {
-			best, bestN = v, c
-		}
-	}
-	return best
 }

@@ -103,7 +103,7 @@ func voxelSums(m *volume.Mem) (sum, wsum float64) {
 	for z := int64(0); z < nz; z++ {
 		for y := int64(0); y < h; y++ {
 			for x := int64(0); x < w; x++ {
-				v := elementValue(in.DType, data[((z*h+y)*w+x)*size:])
+				v, _ := in.DType.Value(data[((z*h+y)*w+x)*size:])
 				sum += v
 				wsum += v * float64((x*31+y*17+z*7)%101+1)
 			}
@@ -201,7 +201,7 @@ func TestImageJReadsWriterOutput(t *testing.T) {
 			if want := strings.ReplaceAll(c.opt.Unit, "μ", "µ"); g.unit != want {
 				t.Errorf("ImageJ unit %q %U, wrote %q (want %U)", g.unit, []rune(g.unit), c.opt.Unit, []rune(want))
 			}
-			lo, hi, err := valueRange(context.Background(), src, nz)
+			lo, hi, err := valueRange(context.Background(), src)
 			if err != nil {
 				t.Fatal(err)
 			}

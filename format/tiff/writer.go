@@ -148,7 +148,7 @@ func Write(ctx context.Context, w io.Writer, v volume.Volume, opt WriteOptions) 
 			lo, hi = opt.DisplayRange[0], opt.DisplayRange[1]
 		} else {
 			var err error
-			if lo, hi, err = valueRange(ctx, v, nz); err != nil {
+			if lo, hi, err = valueRange(ctx, v); err != nil {
 				return err
 			}
 		}
@@ -229,60 +229,18 @@ func Write(ctx context.Context, w io.Writer, v volume.Volume, opt WriteOptions) 
 	return nil
 }
 
-// valueRange scans the volume page by page for ImageJ's display range.
-func valueRange(ctx context.Context, v volume.Volume, nz int64) (float64, float64, error) {
-	in := v.Info()
-	shape := in.Shape
-	h, wd := shape[len(shape)-2], shape[len(shape)-1]
-	buf := make([]byte, h*wd*int64(in.DType.Size()))
-	lo, hi := math.Inf(1), math.Inf(-1)
-	for z := int64(0); z < nz; z++ {
-		box := volume.Box{Start: []int64{0, 0}, Stop: []int64{h, wd}}
-		if len(shape) == 3 {
-			box = volume.Box{Start: []int64{z, 0, 0}, Stop: []int64{z + 1, h, wd}}
-		}
-		if err := v.ReadRegion(ctx, box, buf); err != nil {
-			return 0, 0, fmt.Errorf("tiff write %q: scan page %d: %w", in.Name, z, err)
-		}
-		for i := 0; i < len(buf); i += in.DType.Size() {
-			x := elementValue(in.DType, buf[i:])
-			if math.IsNaN(x) || math.IsInf(x, 0) {
-				continue
-			}
-			lo, hi = min(lo, x), max(hi, x)
-		}
+// valueRange is ImageJ's display range: the extremes of the volume's finite
+// values (ImageJ leaves infinities out too), read whole by volume.Stats in
+// bounded memory; 0, 0 when there is no finite value.
+func valueRange(ctx context.Context, v volume.Volume) (float64, float64, error) {
+	s, err := volume.Stats(ctx, v, volume.StatsOptions{ExactBytes: -1})
+	if err != nil {
+		return 0, 0, fmt.Errorf("tiff write %q: display range: %w", v.Info().Name, err)
 	}
-	if lo > hi {
+	if math.IsNaN(s.FiniteMin) {
 		return 0, 0, nil
 	}
-	return lo, hi, nil
-}
-
-func elementValue(dt volume.DType, b []byte) float64 {
-	le := binary.LittleEndian
-	switch dt {
-	case volume.Uint8:
-		return float64(b[0])
-	case volume.Int8:
-		return float64(int8(b[0]))
-	case volume.Uint16:
-		return float64(le.Uint16(b))
-	case volume.Int16:
-		return float64(int16(le.Uint16(b)))
-	case volume.Uint32:
-		return float64(le.Uint32(b))
-	case volume.Int32:
-		return float64(int32(le.Uint32(b)))
-	case volume.Uint64:
-		return float64(le.Uint64(b))
-	case volume.Int64:
-		return float64(int64(le.Uint64(b)))
-	case volume.Float32:
-		return float64(math.Float32frombits(le.Uint32(b)))
-	case volume.Float64:
-		return math.Float64frombits(le.Uint64(b))
-	}
-	return 0
+	return s.FiniteMin, s.FiniteMax, nil
 }
 
 // javaDouble formats like Java's Double.toString for ordinary magnitudes

@@ -2,6 +2,7 @@ package zarr
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"path"
@@ -51,6 +52,10 @@ type array struct {
 	// obj is set for variable-length string (object) arrays, which are
 	// returned wrapped as objectArray.
 	obj *objectSpec
+
+	// imageLabel is the raw "image-label" object of an NGFF label image
+	// (Metadata has only a summary), for writers that copy the label image.
+	imageLabel json.RawMessage
 }
 
 // Info implements volume.Volume.
@@ -188,6 +193,11 @@ func readChunk(ctx context.Context, st *store.Store, key string, limit int64, bu
 	}
 	if cap(b) > cap(*buf) {
 		*buf = b[:0] // keep the grown buffer for the pool
+	}
+	if b == nil {
+		// An empty object exists: it is a chunk that decodes to nothing, not
+		// a missing one that reads as the fill value.
+		b = []byte{}
 	}
 	return b, nil
 }

@@ -3,6 +3,7 @@ package zarr
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -34,7 +35,10 @@ func writeLabelled(t *testing.T, st *store.Store, img, version string) {
 		labels bool
 	}{{img, volume.Uint16, false}, {img + "/labels/cells", volume.Uint32, true}, {img + "/labels/plain", volume.Uint8, true}} {
 		src := memVolume(t, w.key, []int64{4, 6, 8}, w.dt, axes)
-		opt := WriteOptions{Version: version, Levels: 2, Chunks: []int64{2, 4, 4}, Labels: w.labels}
+		opt := WriteOptions{Version: version, Levels: 2, Chunks: []int64{2, 4, 4}, Method: volume.Mean}
+		if w.labels {
+			opt.Method = volume.Mode
+		}
 		if err := WriteNGFF(ctx, st, w.key, src, opt); err != nil {
 			t.Fatal(err)
 		}
@@ -310,4 +314,108 @@ for k, a in [("img.zarr/0", img), ("img.zarr/labels/seg/0", lab)]:
 	if seg.Metadata["is_label"] != true || seg.Metadata["label_of"] != "img.zarr" || sum["colors"] != 2 || fmt.Sprint(sum["property_keys"]) != "[kind]" || seg.Axes[1].Scale != 1 {
 		t.Errorf("label: metadata %v axes %+v", seg.Metadata, seg.Axes)
 	}
+}
+
+// TestWriteNGFFKeepsImageLabel copies a label image (read through Format) and
+// an intensity image with three levels: the label copy is reduced by mode, so
+// every level holds only labels of the source, and its group keeps the
+// source's image-label (colors, properties, source link); the intensity copy
+// gets no image-label.
+func TestWriteNGFFKeepsImageLabel(t *testing.T) {
+	ctx := context.Background()
+	for _, version := range []string{"0.4", "0.5"} {
+		t.Run(version, func(t *testing.T) {
+			st := store.New(store.NewFile(t.TempDir()))
+			writeLabelled(t, st, "img.zarr", version)
+			for _, c := range []struct {
+				src   string
+				label bool
+			}{{"img.zarr/labels/cells", true}, {"img.zarr", false}} {
+				vs, err := Format{}.Open(ctx, st, c.src)
+				if err != nil {
+					t.Fatal(err)
+				}
+				src := vs[0]
+				if volume.IsLabel(src.Info()) != c.label {
+					t.Fatalf("%s: is_label %v", c.src, src.Info().Metadata)
+				}
+				dst := strings.ReplaceAll(c.src, "/", "_") + ".copy"
+				if err := WriteNGFF(ctx, st, dst, src, WriteOptions{Version: version, Levels: 3, Chunks: []int64{2, 2, 2}}); err != nil {
+					t.Fatal(err)
+				}
+				attrs := readAttrs(t, st, dst, version)
+				il, has := attrs["image-label"].(map[string]any)
+				if has != c.label {
+					t.Fatalf("%s: image-label %v in %v", dst, attrs["image-label"], attrs)
+				}
+				ms := attrs["multiscales"].([]any)[0].(map[string]any)
+				if want := map[bool]string{true: "mode", false: "mean"}[c.label]; ms["type"] != want {
+					t.Errorf("%s: multiscale type %v, want %s", dst, ms["type"], want)
+				}
+				if !c.label {
+					continue
+				}
+				if len(il["colors"].([]any)) != 2 || len(il["properties"].([]any)) != 2 || il["source"] == nil {
+					t.Errorf("%s: image-label %v", dst, il)
+				}
+				if v, ok := il["version"]; (version == "0.4") != ok || (ok && v != "0.4") {
+					t.Errorf("%s: image-label version %v in NGFF %s", dst, v, version)
+				}
+				srcLabels := labelSet(t, src)
+				copies, err := Format{}.Open(ctx, st, dst)
+				if err != nil || len(copies) != 3 {
+					t.Fatalf("%s: %d levels, %v", dst, len(copies), err)
+				}
+				for k, v := range copies {
+					md := v.Info().Metadata
+					sum, _ := md["image-label"].(map[string]any)
+					if !volume.IsLabel(v.Info()) || sum["colors"] != 2 || sum["properties"] != 2 {
+						t.Errorf("%s level %d: metadata %v", dst, k, md)
+					}
+					for l := range labelSet(t, v) {
+						if !srcLabels[l] {
+							t.Errorf("%s level %d: label %d is not in the source", dst, k, l)
+						}
+					}
+				}
+			}
+		})
+	}
+}
+
+// readAttrs returns a group's NGFF attributes: .zattrs (0.4) or
+// attributes.ome of zarr.json (0.5).
+func readAttrs(t *testing.T, st *store.Store, group, version string) map[string]any {
+	t.Helper()
+	key := group + "/.zattrs"
+	if version == "0.5" {
+		key = group + "/zarr.json"
+	}
+	b, err := st.ReadAll(context.Background(), key, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	if version == "0.5" {
+		return doc["attributes"].(map[string]any)["ome"].(map[string]any)
+	}
+	return doc
+}
+
+// labelSet reads a uint32 volume and returns the values it holds.
+func labelSet(t *testing.T, v volume.Volume) map[uint32]bool {
+	t.Helper()
+	in := v.Info()
+	b := make([]byte, in.NumBytes())
+	if err := v.ReadRegion(context.Background(), volume.Full(in.Shape), b); err != nil {
+		t.Fatal(err)
+	}
+	set := map[uint32]bool{}
+	for i := 0; i+4 <= len(b); i += 4 {
+		set[binary.LittleEndian.Uint32(b[i:])] = true
+	}
+	return set
 }

@@ -212,7 +212,7 @@ func putNumber(out []byte, vt volume.DType, s string) ([]byte, error) {
 		if ferr != nil {
 			return bad(ferr)
 		}
-		binary.LittleEndian.PutUint16(out, float16Bits(f))
+		binary.LittleEndian.PutUint16(out, volume.Float16FromFloat64(f))
 	case volume.Float32:
 		if ferr != nil {
 			return bad(ferr)
@@ -254,23 +254,6 @@ func putNumber(out []byte, vt volume.DType, s string) ([]byte, error) {
 		}
 	}
 	return out, nil
-}
-
-// float16Bits converts to IEEE half precision (round to nearest, for fills).
-func float16Bits(f float64) uint16 {
-	b := math.Float32bits(float32(f))
-	sign := uint16(b>>16) & 0x8000
-	exp := int((b>>23)&0xff) - 127 + 15
-	mant := b & 0x7fffff
-	switch {
-	case math.IsNaN(f):
-		return 0x7e00
-	case exp >= 31:
-		return sign | 0x7c00
-	case exp <= 0:
-		return sign
-	}
-	return sign | uint16(exp)<<10 | uint16(mant>>13)
 }
 
 // zarray is the v2 array metadata (.zarray).

@@ -454,6 +454,7 @@ func (l *ngffLevel) apply(a *array) {
 		}
 	}
 	if l.group.imageLabel != nil {
+		a.imageLabel = l.group.imageLabel
 		l.group.applyLabel(md)
 		switch in.DType {
 		case volume.Uint8, volume.Int8, volume.Uint16, volume.Int16, volume.Uint32, volume.Int32, volume.Uint64, volume.Int64:
@@ -499,7 +500,7 @@ func (l *ngffLevel) apply(a *array) {
 // key of the image group it annotates, "" for the store root) and a summary
 // of the "image-label" object.
 func (g *ngffGroup) applyLabel(md map[string]any) {
-	md["is_label"] = true
+	md[volume.MetaIsLabel] = true
 	var il struct {
 		Colors     json.RawMessage `json:"colors"`
 		Properties json.RawMessage `json:"properties"`

@@ -2,10 +2,8 @@ package zarr
 
 import (
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"math"
 	"runtime"
 	"strconv"
 	"strings"
@@ -41,9 +39,12 @@ type WriteOptions struct {
 	// Levels is the number of multiscale levels WriteNGFF writes (level 0
 	// included); each further level halves the spatial axes. 0 means 1.
 	Levels int
-	// Labels selects mode (most frequent value) instead of mean downsampling,
-	// so label ids are never averaged into ids that do not exist.
-	Labels bool
+	// Method is how each level is reduced from the one before (see
+	// volume.Downsample): volume.Mode (most frequent value, so label ids are
+	// never averaged into ids that do not exist), volume.Mean, or
+	// volume.Auto (the default), which is Mode for a label image
+	// (volume.IsLabel) and Mean otherwise.
+	Method volume.Method
 	// Axes overrides the source's axes (names, units, scale, offset). Either
 	// way the calibrated spatial axes are written in one unit (volume.OneUnit).
 	Axes []volume.Axis
@@ -353,10 +354,13 @@ type levelWriter interface {
 }
 
 // WriteNGFF writes src as an OME-NGFF multiscale image under prefix: arrays
-// s0, s1, … (each level halves the spatial axes, by mean, or by mode when
-// opt.Labels), then the group metadata, last, so a reader never sees metadata
-// for missing levels. Version "0.4" (default) writes Zarr v2 with .zgroup and
-// the .zattrs multiscales; "0.5" writes Zarr v3 with the multiscales under
+// s0, s1, … (each level is volume.Downsample of the level before by 2 on the
+// spatial axes, ceil(n/2) long, with opt.Method), then the group metadata,
+// last, so a reader never sees metadata for missing levels. A label image
+// (volume.IsLabel) reduced by mode stays one: its group gets "image-label",
+// the source's own when src is an NGFF label array of this package.
+// Version "0.4" (default) writes Zarr v2 with .zgroup and the .zattrs
+// multiscales; "0.5" writes Zarr v3 with the multiscales under
 // attributes.ome of the group's zarr.json and the axis names as every array's
 // dimension_names, sharded when opt.ShardShape is set (shards are written in
 // parallel, one shard row of data in flight per worker). Memory is bounded
@@ -382,6 +386,12 @@ func WriteNGFF(ctx context.Context, st *store.Store, prefix string, src volume.V
 		name = in.Name
 	}
 	levels := max(1, opt.Levels)
+	// Resolved once from the source: the levels read back below carry no
+	// NGFF metadata of their own.
+	method := opt.Method.Resolve(in)
+	if method != volume.Mean && method != volume.Mode {
+		return fmt.Errorf("zarr write %q: downsampling method %q", prefix, opt.Method)
+	}
 	cs := codec.New()
 	defer cs.Close()
 
@@ -398,7 +408,6 @@ func WriteNGFF(ctx context.Context, st *store.Store, prefix string, src volume.V
 	for k := 0; k < levels; k++ {
 		if k > 0 {
 			f := make([]int64, len(in.Shape))
-			shape := make([]int64, len(in.Shape))
 			prev := cur.Info().Shape
 			stop := false
 			for i := range f {
@@ -409,12 +418,13 @@ func WriteNGFF(ctx context.Context, st *store.Store, prefix string, src volume.V
 						stop = true
 					}
 				}
-				shape[i] = prev[i] / f[i]
 			}
 			if stop {
 				break
 			}
-			cur = newDownsampled(cur, f, shape, opt.Labels)
+			if cur, err = volume.Downsample(cur, f, method); err != nil {
+				return fmt.Errorf("zarr write %q: %w", prefix, err)
+			}
 			for i := range factor {
 				factor[i] *= f[i]
 			}
@@ -492,23 +502,27 @@ func WriteNGFF(ctx context.Context, st *store.Store, prefix string, src volume.V
 			},
 		}
 	}
-	method := "mean"
-	if opt.Labels {
-		method = "mode"
-	}
 	ms := map[string]any{
 		"name":     name,
 		"axes":     jaxes,
 		"datasets": datasets,
-		"type":     method,
-		"metadata": map[string]any{"method": "imgdataset 2x " + method},
+		"type":     string(method),
+		"metadata": map[string]any{"method": "imgdataset 2x " + string(method)},
 	}
 	top := map[string]any{}
 	for k, v := range opt.Attributes {
 		top[k] = v
 	}
+	var imageLabel map[string]any
+	if method == volume.Mode && volume.IsLabel(in) {
+		imageLabel = keptImageLabel(src, v3)
+	}
 	if v3 {
-		top["ome"] = map[string]any{"version": "0.5", "multiscales": []map[string]any{ms}}
+		ome := map[string]any{"version": "0.5", "multiscales": []map[string]any{ms}}
+		if imageLabel != nil {
+			ome["image-label"] = imageLabel
+		}
+		top["ome"] = ome
 		meta, err := json.MarshalIndent(map[string]any{
 			"zarr_format": 3,
 			"node_type":   "group",
@@ -524,6 +538,9 @@ func WriteNGFF(ctx context.Context, st *store.Store, prefix string, src volume.V
 	}
 	ms["version"] = "0.4"
 	top["multiscales"] = []map[string]any{ms}
+	if imageLabel != nil {
+		top["image-label"] = imageLabel
+	}
 	attrs, err := json.MarshalIndent(top, "", "    ")
 	if err != nil {
 		return err
@@ -537,159 +554,23 @@ func WriteNGFF(ctx context.Context, st *store.Store, prefix string, src volume.V
 	return nil
 }
 
-// downsampled is a lazy 2× reduction of a volume by integer factors per axis
-// (floor of the size), computed by mean or mode in ReadRegion.
-type downsampled struct {
-	src    volume.Volume
-	f      []int64
-	info   volume.Info
-	labels bool
-}
-
-func newDownsampled(src volume.Volume, f, shape []int64, labels bool) *downsampled {
-	in := src.Info()
-	out := in
-	out.Shape = shape
-	out.Axes = append([]volume.Axis(nil), in.Axes...)
-	for i := range out.Axes {
-		out.Axes[i].Size = shape[i]
-		out.Axes[i].Scale *= float64(f[i])
-	}
-	out.Metadata = nil
-	return &downsampled{src: src, f: f, info: out, labels: labels}
-}
-
-func (d *downsampled) Info() volume.Info { return d.info }
-
-func (d *downsampled) ReadRegion(ctx context.Context, box volume.Box, dst []byte) error {
-	if err := volume.CheckRead(d.info, box, dst); err != nil {
-		return err
-	}
-	if box.Empty() {
-		return nil
-	}
-	n := len(box.Start)
-	sb := volume.Box{Start: make([]int64, n), Stop: make([]int64, n)}
-	for i := range sb.Start {
-		sb.Start[i] = box.Start[i] * d.f[i]
-		sb.Stop[i] = box.Stop[i] * d.f[i]
-	}
-	elem := d.info.DType.Size()
-	buf := make([]byte, sb.NumElements()*int64(elem))
-	if err := d.src.ReadRegion(ctx, sb, buf); err != nil {
-		return err
-	}
-	reduce(dst, box.Shape(), buf, sb.Shape(), d.f, d.info.DType, d.labels)
-	return nil
-}
-
-// reduce computes each dst element from its window of f elements in src.
-func reduce(dst []byte, dshape []int64, src []byte, sshape, f []int64, dt volume.DType, labels bool) {
-	n := len(dshape)
-	elem := int64(dt.Size())
-	sstr := make([]int64, n)
-	acc := elem
-	for i := n - 1; i >= 0; i-- {
-		sstr[i] = acc
-		acc *= sshape[i]
-	}
-	// Byte offsets of the window elements relative to the window origin.
-	win := []int64{0}
-	for i := 0; i < n; i++ {
-		var next []int64
-		for _, o := range win {
-			for j := int64(0); j < f[i]; j++ {
-				next = append(next, o+j*sstr[i])
-			}
-		}
-		win = next
-	}
-	acc2 := numeric(dt)
-	useMode := labels || acc2 == nil
-	var get func([]byte) float64
-	var put func([]byte, float64)
-	if !useMode {
-		get, put = acc2()
-	}
-	idx := make([]int64, n)
-	total := volume.Prod(dshape)
-	for o := int64(0); o < total; o++ {
-		var base int64
-		for i := 0; i < n; i++ {
-			base += idx[i] * f[i] * sstr[i]
-		}
-		out := dst[o*elem : (o+1)*elem]
-		if useMode {
-			best, bestN := win[0], 0
-			for a, oa := range win {
-				c := 0
-				for _, ob := range win[a:] {
-					if string(src[base+oa:base+oa+elem]) == string(src[base+ob:base+ob+elem]) {
-						c++
-					}
-				}
-				if c > bestN {
-					best, bestN = oa, c
-				}
-			}
-			copy(out, src[base+best:base+best+elem])
-		} else {
-			var sum float64
-			for _, ow := range win {
-				sum += get(src[base+ow:])
-			}
-			put(out, sum/float64(len(win)))
-		}
-		for d := n - 1; d >= 0; d-- {
-			idx[d]++
-			if idx[d] < dshape[d] {
-				break
-			}
-			idx[d] = 0
+// keptImageLabel is the "image-label" object of a label image copied from
+// src: the source's own object when src is (a view of) an NGFF label array
+// read by this package (colors, properties and source link as they were), else an empty
+// one; "version" is set for NGFF 0.4, or removed for 0.5, which states it
+// once under "ome".
+func keptImageLabel(src volume.Volume, v3 bool) map[string]any {
+	il := map[string]any{}
+	if a, ok := volume.As[*array](src); ok && a.imageLabel != nil {
+		var m map[string]any
+		if json.Unmarshal(a.imageLabel, &m) == nil && m != nil {
+			il = m
 		}
 	}
-}
-
-// numeric returns element accessors for dtypes that can be averaged (nil for
-// bool, float16 and complex, which are reduced by mode).
-func numeric(dt volume.DType) func() (func([]byte) float64, func([]byte, float64)) {
-	le := binary.LittleEndian
-	round := func(v, lo, hi float64) float64 { return math.Max(lo, math.Min(hi, math.Round(v))) }
-	var get func([]byte) float64
-	var put func([]byte, float64)
-	switch dt {
-	case volume.Uint8:
-		get = func(b []byte) float64 { return float64(b[0]) }
-		put = func(b []byte, v float64) { b[0] = uint8(round(v, 0, math.MaxUint8)) }
-	case volume.Int8:
-		get = func(b []byte) float64 { return float64(int8(b[0])) }
-		put = func(b []byte, v float64) { b[0] = byte(int8(round(v, math.MinInt8, math.MaxInt8))) }
-	case volume.Uint16:
-		get = func(b []byte) float64 { return float64(le.Uint16(b)) }
-		put = func(b []byte, v float64) { le.PutUint16(b, uint16(round(v, 0, math.MaxUint16))) }
-	case volume.Int16:
-		get = func(b []byte) float64 { return float64(int16(le.Uint16(b))) }
-		put = func(b []byte, v float64) { le.PutUint16(b, uint16(int16(round(v, math.MinInt16, math.MaxInt16)))) }
-	case volume.Uint32:
-		get = func(b []byte) float64 { return float64(le.Uint32(b)) }
-		put = func(b []byte, v float64) { le.PutUint32(b, uint32(round(v, 0, math.MaxUint32))) }
-	case volume.Int32:
-		get = func(b []byte) float64 { return float64(int32(le.Uint32(b))) }
-		put = func(b []byte, v float64) { le.PutUint32(b, uint32(int32(round(v, math.MinInt32, math.MaxInt32)))) }
-	case volume.Uint64:
-		get = func(b []byte) float64 { return float64(le.Uint64(b)) }
-		put = func(b []byte, v float64) { le.PutUint64(b, uint64(round(v, 0, math.MaxUint64))) }
-	case volume.Int64:
-		get = func(b []byte) float64 { return float64(int64(le.Uint64(b))) }
-		put = func(b []byte, v float64) { le.PutUint64(b, uint64(int64(round(v, math.MinInt64, math.MaxInt64)))) }
-	case volume.Float32:
-		get = func(b []byte) float64 { return float64(math.Float32frombits(le.Uint32(b))) }
-		put = func(b []byte, v float64) { le.PutUint32(b, math.Float32bits(float32(v))) }
-	case volume.Float64:
-		get = func(b []byte) float64 { return math.Float64frombits(le.Uint64(b)) }
-		put = func(b []byte, v float64) { le.PutUint64(b, math.Float64bits(v)) }
-	default:
-		return nil
+	if v3 {
+		delete(il, "version")
+	} else {
+		il["version"] = "0.4"
 	}
-	return func() (func([]byte) float64, func([]byte, float64)) { return get, put }
+	return il
 }

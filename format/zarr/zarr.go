@@ -351,7 +351,7 @@ func (o *opener) labelMetadata(ctx context.Context, a *array, g *ngffGroup) {
 		}
 		parent, name := strings.Join(segs[:i], "/"), strings.Join(segs[i+1:], "/")
 		if ls := o.labelsOf(ctx, parent); ls != nil && slices.Contains(ls.names, name) {
-			md["is_label"] = true
+			md[volume.MetaIsLabel] = true
 			md["label_of"] = parent
 			md["label_warning"] = "label image without \"image-label\" metadata"
 			return
