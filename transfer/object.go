@@ -1,0 +1,340 @@
+package transfer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/imgdataset/imgdataset/source"
+	"github.com/imgdataset/imgdataset/store"
+)
+
+// This file holds the object state machine: how task results move an object
+// towards done, retry, restart or failure.
+
+// maxRestarts bounds how often an object that keeps changing is restarted.
+const maxRestarts = 3
+
+type action int
+
+const (
+	actNone action = iota
+	actRestart
+	actFail
+)
+
+type object struct {
+	ds       *dsState
+	idx      int
+	src      source.Object
+	path     string // cleaned, relative to the dataset directory
+	final    string // absolute
+	partPath string // part file (ranged) or temp file (small)
+	key      string
+	st       *store.Store
+	host     *host
+	lane     *lane
+	s3       bool // the store is S3: a plain 32-hex ETag is the MD5
+
+	// Expectations; changed only while no task of the object runs.
+	size   int64
+	hint   int64 // approximate size when size < 0 (0: none)
+	etag   string
+	md5    []byte
+	crc    uint32
+	hasCRC bool
+	ranged bool
+	file   *os.File // ranged: the part file
+	have   rangeSet
+	hash   *hasher // ranged: hashes the part file's contiguous prefix
+
+	gen           int // bumped on restart; stale tasks are dropped
+	ctx           context.Context
+	cancel        context.CancelFunc
+	queued        int
+	inflight      int
+	restarts      int
+	verifyRetried bool
+	action        action
+	actErr        error
+	changed       bool // the pending restart is because the object changed
+	started       bool
+	settled       bool
+	reported      int64
+
+	haveBytes atomic.Int64 // bytes in place (workers add)
+	fetched   atomic.Int64 // bytes downloaded this run (workers add)
+	res       Result
+}
+
+// name identifies the object in errors: dataset/path, or the raw path when it
+// was rejected.
+func (o *object) name() string {
+	if o.path == "" {
+		return fmt.Sprintf("%s/%q", o.ds.name, o.src.Path)
+	}
+	return o.ds.name + "/" + o.path
+}
+
+func (r *run) handle(res *taskResult, now time.Time) {
+	t := res.t
+	o := t.obj
+	r.inflight--
+	o.inflight--
+	if !res.released {
+		o.host.inflight--
+	}
+	if res.err == nil {
+		o.host.succeeded(now)
+	}
+	if t.gen != o.gen || o.settled {
+		return
+	}
+	if t.kind == kRange && res.done.hi > res.done.lo {
+		r.addHave(o, res.done)
+	}
+	if o.action != actNone {
+		r.act(o, now)
+		return
+	}
+	if res.err == nil {
+		r.succeeded(t, res, now)
+	} else {
+		r.failed(t, res, now)
+	}
+	r.act(o, now)
+}
+
+func (r *run) note(n note, now time.Time) {
+	o := n.t.obj
+	if n.started {
+		o.host.succeeded(now)
+	}
+	if n.released {
+		o.host.inflight--
+	}
+	if n.done.hi > n.done.lo && n.gen == o.gen && !o.settled && o.action == actNone {
+		r.addHave(o, n.done)
+	}
+}
+
+// addHave records journaled bytes of a ranged object and lets its hasher go on.
+func (r *run) addHave(o *object, iv interval) {
+	o.have.add(iv.lo, iv.hi)
+	o.hash.advance(o.have.prefix())
+}
+
+func (r *run) succeeded(t *task, res *taskResult, now time.Time) {
+	o := t.obj
+	switch t.kind {
+	case kStat:
+		r.applyStat(o, res.info)
+		r.plan(o, now)
+	case kCheck:
+		if r.changedFrom(o, res.info) {
+			r.requestRestart(o, true)
+		} else {
+			r.requestFail(o, t.cause)
+		}
+	case kRange:
+		if o.queued == 0 && o.inflight == 0 {
+			if len(o.have.missing(o.size)) == 0 {
+				r.enqueue(&task{obj: o, kind: kFinish}, now)
+			} else {
+				r.requestFail(o, fmt.Errorf("internal error: ranges missing after all parts finished"))
+			}
+		}
+	case kSmall, kFinish:
+		r.emit(Event{Type: EventDone, Dataset: o.ds.name, Path: o.path, Bytes: o.res.Size, Total: o.res.Size})
+		r.settle(o)
+	}
+}
+
+func (r *run) failed(t *task, res *taskResult, now time.Time) {
+	o := t.obj
+	err := res.err
+	if t.kind == kSmall && errors.Is(err, errSplit) {
+		r.applyStat(o, res.info)
+		r.plan(o, now)
+		return
+	}
+	switch c, after, throttle := classify(err); c {
+	case errClassCanceled:
+		// The run is stopping; the object stays unfinished.
+	case errClassChanged:
+		r.requestRestart(o, true)
+	case errClassVerify:
+		if o.verifyRetried {
+			r.requestFail(o, err)
+			return
+		}
+		o.verifyRetried = true
+		r.requestRestart(o, false)
+		r.emit(Event{Type: EventRetry, Dataset: o.ds.name, Path: o.path, Total: o.size, Err: err.Error()})
+	case errClassRetry:
+		if res.progress >= minProgress {
+			t.attempts = 0
+			t.bo.Reset()
+		}
+		t.attempts++
+		if t.attempts <= r.opt.Retries {
+			delay := t.bo.NextBackOff()
+			if throttle {
+				o.host.throttled(now, after)
+			}
+			if after > delay {
+				delay = min(after, maxRetryAfter)
+			}
+			t.notBefore = now.Add(delay)
+			r.enqueue(t, now)
+			r.emit(Event{Type: EventRetry, Dataset: o.ds.name, Path: o.path, Bytes: o.haveBytes.Load(), Total: o.size, Err: err.Error()})
+			return
+		}
+		err = fmt.Errorf("giving up after %d retries: %w", r.opt.Retries, err)
+		fallthrough
+	default:
+		switch {
+		case t.kind == kRange:
+			// A range that keeps failing (e.g. beyond the end) may mean the
+			// object changed; a Stat tells.
+			r.enqueue(&task{obj: o, kind: kCheck, cause: err}, now)
+		case t.kind == kStat && o.size >= 0 && !errors.Is(err, store.ErrNotExist):
+			// Some servers refuse HEAD; the listing's size will do.
+			r.plan(o, now)
+		case t.kind == kCheck:
+			r.requestFail(o, t.cause)
+		default:
+			r.requestFail(o, err)
+		}
+	}
+}
+
+// applyStat adopts what a Stat says. A different size or ETag than the
+// listing's means the object changed since it was listed; the listing's
+// checksums then describe another version and are dropped.
+func (r *run) applyStat(o *object, info store.ObjectInfo) {
+	if r.changedFrom(o, info) {
+		o.md5, o.crc, o.hasCRC = nil, 0, false
+	}
+	if info.Size >= 0 {
+		o.size = info.Size
+	}
+	if e := cleanETag(info.ETag); e != "" {
+		o.etag = e
+	}
+	if len(info.MD5) == 16 {
+		o.md5 = info.MD5
+	}
+	if info.HasCRC {
+		o.crc, o.hasCRC = info.CRC32C, true
+	}
+}
+
+// changedFrom reports whether info describes another version than o expects.
+func (r *run) changedFrom(o *object, info store.ObjectInfo) bool {
+	if info.Size >= 0 && o.size >= 0 && info.Size != o.size {
+		return true
+	}
+	e := cleanETag(info.ETag)
+	return e != "" && o.etag != "" && e != o.etag
+}
+
+func (r *run) requestRestart(o *object, changed bool) {
+	if o.action == actFail {
+		return
+	}
+	o.action = actRestart
+	o.changed = o.changed || changed
+	o.cancel()
+}
+
+func (r *run) requestFail(o *object, err error) {
+	if o.action == actFail {
+		return
+	}
+	o.action, o.actErr = actFail, err
+	o.cancel()
+}
+
+// act performs a pending restart or failure once no task of the object runs:
+// a task still running could otherwise journal bytes of the old attempt after
+// the reset record.
+func (r *run) act(o *object, now time.Time) {
+	if o.action == actNone || o.inflight > 0 || o.settled {
+		return
+	}
+	a := o.action
+	o.action = actNone
+	if a == actFail {
+		r.settleFailed(o, o.actErr)
+		return
+	}
+	o.restarts++
+	if o.restarts > maxRestarts {
+		r.settleFailed(o, fmt.Errorf("restarted %d times (the object keeps changing or failing verification)", maxRestarts))
+		return
+	}
+	if err := r.discard(o); err != nil {
+		r.settleFailed(o, err)
+		return
+	}
+	o.gen++
+	o.queued = 0
+	o.ctx, o.cancel = context.WithCancel(r.ctx)
+	changed := o.changed
+	o.changed = false
+	if changed || o.ranged || o.size < 0 {
+		if changed {
+			// The listing described another version: learn the new one.
+			o.md5, o.crc, o.hasCRC = nil, 0, false
+		}
+		r.enqueue(&task{obj: o, kind: kStat}, now)
+		return
+	}
+	r.enqueue(&task{obj: o, kind: kSmall}, now)
+}
+
+// discard forgets the bytes of an object: part file and journal records.
+func (r *run) discard(o *object) error {
+	if o.file != nil {
+		o.file.Close()
+		o.file = nil
+	}
+	o.hash = nil // its context is cancelled: it stops
+	os.Remove(o.partPath)
+	o.have = nil
+	o.haveBytes.Store(0)
+	delete(r.j.entries, entryKey(o.ds.name, o.path))
+	return r.j.append(record{T: recReset, Dataset: o.ds.name, Path: o.path})
+}
+
+func (r *run) settleFailed(o *object, err error) {
+	if o.settled {
+		return
+	}
+	if o.file != nil {
+		o.file.Close()
+		o.file = nil
+	}
+	if o.verifyRetried && o.path != "" && errors.Is(err, errVerify) {
+		// Bad bytes must not be resumed from.
+		_ = r.discard(o)
+	}
+	o.res.Err = fmt.Errorf("%s: %w", o.name(), err)
+	r.emit(Event{Type: EventFailed, Dataset: o.ds.name, Path: o.path, Bytes: o.haveBytes.Load(), Total: o.size, Err: o.res.Err.Error()})
+	o.ds.failed = true
+	r.settle(o)
+}
+
+func (r *run) settle(o *object) {
+	o.settled = true
+	o.cancel()
+	delete(r.active, o)
+	o.ds.unsettled--
+	if o.ds.unsettled == 0 {
+		r.datasetDone(o.ds)
+	}
+}
