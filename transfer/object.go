@@ -26,7 +26,22 @@ const (
 	actFail
 )
 
+// object is one object of a job on its way to a verified local file. Its
+// fields come in parts by who changes them and when.
 type object struct {
+	placement
+	expectation
+	assembly
+	lifecycle
+
+	haveBytes atomic.Int64 // bytes in place (workers add)
+	fetched   atomic.Int64 // bytes downloaded this run (workers add)
+	reported  int64        // haveBytes at the last progress event
+	res       Result
+}
+
+// placement is where an object comes from and goes to; fixed at setup.
+type placement struct {
 	ds       *dsState
 	idx      int
 	src      source.Object
@@ -38,19 +53,31 @@ type object struct {
 	host     *host
 	lane     *lane
 	s3       bool // the store is S3: a plain 32-hex ETag is the MD5
+}
 
-	// Expectations; changed only while no task of the object runs.
+// expectation is what the object's bytes must be; changed only while no task
+// of the object runs.
+type expectation struct {
 	size   int64
 	hint   int64 // approximate size when size < 0 (0: none)
 	etag   string
 	md5    []byte
 	crc    uint32
 	hasCRC bool
+}
+
+// assembly is the bytes of a ranged object on disk; changed only while no
+// task of the object runs, except that workers write into file.
+type assembly struct {
 	ranged bool
 	file   *os.File // ranged: the part file
 	have   rangeSet
 	hash   *hasher // ranged: hashes the part file's contiguous prefix
+}
 
+// lifecycle is the object's place in the state machine; only the dispatcher
+// touches it.
+type lifecycle struct {
 	gen           int // bumped on restart; stale tasks are dropped
 	ctx           context.Context
 	cancel        context.CancelFunc
@@ -63,11 +90,6 @@ type object struct {
 	changed       bool // the pending restart is because the object changed
 	started       bool
 	settled       bool
-	reported      int64
-
-	haveBytes atomic.Int64 // bytes in place (workers add)
-	fetched   atomic.Int64 // bytes downloaded this run (workers add)
-	res       Result
 }
 
 // name identifies the object in errors: dataset/path, or the raw path when it

@@ -70,7 +70,10 @@ func newRun(ctx context.Context, jobs []Job, opt Options) (*run, error) {
 		}
 		seen := map[string]bool{}
 		for k, src := range job.Objects {
-			o := &object{ds: ds, idx: k, src: src, key: src.Key, size: src.Size, etag: cleanETag(src.ETag)}
+			o := &object{
+				placement:   placement{ds: ds, idx: k, src: src, key: src.Key},
+				expectation: expectation{size: src.Size, etag: cleanETag(src.ETag)},
+			}
 			o.res = Result{Dataset: job.Dataset, Path: src.Path, SourceURL: src.SourceURL, Size: src.Size}
 			ds.objs = append(ds.objs, o)
 			ds.unsettled++
