@@ -52,6 +52,14 @@ func NewGCS(client *http.Client, endpoint, bucket, prefix string) (*GCSDriver, e
 	return &GCSDriver{client: client, endpoint: endpoint, bucket: bucket, prefix: p}, nil
 }
 
+// Close implements io.Closer: it drops the idle keep-alive connections of the
+// driver's HTTP client. The client may be shared with other stores; they dial
+// again when they next need a connection.
+func (d *GCSDriver) Close() error {
+	d.client.CloseIdleConnections()
+	return nil
+}
+
 // String names the root as a gs:// URL.
 func (d *GCSDriver) String() string { return "gs://" + d.bucket + "/" + d.prefix }
 

@@ -67,6 +67,10 @@ func (r *RetryDriver) do(ctx context.Context, op func() error) error {
 	return err
 }
 
+// Unwrap implements Unwrapper: writing, public URLs and closing are the
+// wrapped driver's, found with As.
+func (r *RetryDriver) Unwrap() Driver { return r.Driver }
+
 // Stat implements Driver.
 func (r *RetryDriver) Stat(ctx context.Context, key string) (ObjectInfo, error) {
 	var oi ObjectInfo
@@ -112,28 +116,4 @@ func (r *RetryDriver) ReadRange(ctx context.Context, key string, off, n int64) (
 		return err
 	})
 	return rc, err
-}
-
-// NewWriter passes through to the wrapped driver when it can write.
-func (r *RetryDriver) NewWriter(ctx context.Context, key string) (AtomicWriter, error) {
-	if w, ok := r.Driver.(WriterDriver); ok {
-		return w.NewWriter(ctx, key)
-	}
-	return nil, ErrNotSupported
-}
-
-// URL passes through to the wrapped driver when it knows public URLs.
-func (r *RetryDriver) URL(key string) string {
-	if u, ok := r.Driver.(URLDriver); ok {
-		return u.URL(key)
-	}
-	return ""
-}
-
-// Close releases the wrapped driver's resources, if it holds any.
-func (r *RetryDriver) Close() error {
-	if c, ok := r.Driver.(io.Closer); ok {
-		return c.Close()
-	}
-	return nil
 }

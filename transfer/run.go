@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/imgdataset/imgdataset/store"
 )
 
 // This file holds one Run's state and its dispatcher loop, from the first
@@ -31,6 +33,7 @@ type run struct {
 	ckpt     int64 // bytes between journal checkpoints; also the small/ranged threshold
 	j        *journal
 	lock     *os.File
+	stores   map[string]*store.Store // by StoreURL; the run opened them and closes them
 
 	datasets []*dsState
 	lanes    []*lane
@@ -67,6 +70,9 @@ func (r *run) run(ctx context.Context) (*Summary, error) {
 		<-emitted
 		r.j.close()
 		r.lock.Close()
+		for _, st := range r.stores {
+			st.Close() // releases connections and handles; nothing to report
+		}
 	}()
 
 	now := time.Now()

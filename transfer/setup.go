@@ -53,7 +53,7 @@ func newRun(ctx context.Context, jobs []Job, opt Options) (*run, error) {
 		r.lock.Close()
 		return nil, fmt.Errorf("transfer: %w", err)
 	}
-	stores := map[string]*store.Store{}
+	r.stores = map[string]*store.Store{}
 	storeErrs := map[string]error{}
 	seenDS := map[string]bool{}
 	finals := map[string]string{} // final file → dataset/path that claimed it
@@ -113,13 +113,13 @@ func newRun(ctx context.Context, jobs []Job, opt Options) (*run, error) {
 			o.final = final
 			o.partPath = filepath.Join(r.partsDir, partName(ds.name, p))
 			o.res.File = o.final
-			st, ok := stores[src.StoreURL]
+			st, ok := r.stores[src.StoreURL]
 			if !ok && storeErrs[src.StoreURL] == nil {
 				st, err = opt.Stores.Open(ctx, src.StoreURL)
 				if err != nil {
 					storeErrs[src.StoreURL] = err
 				} else {
-					stores[src.StoreURL] = st
+					r.stores[src.StoreURL] = st
 				}
 			}
 			if st == nil {
