@@ -109,3 +109,32 @@ func TestRemoteCloseDropsIdleConnections(t *testing.T) {
 		}
 	}
 }
+
+// TestHostInfo: every store tells what its server is, through decorators;
+// stores without HostInfo count as one local server.
+func TestHostInfo(t *testing.T) {
+	defaults := &store.Opener{Retry: 3}
+	mirror := &store.Opener{S3Endpoint: "http://127.0.0.1:9000", Retry: 3}
+	cases := []struct {
+		o    *store.Opener
+		url  string
+		want store.Host
+	}{
+		{defaults, "https://FTP.ebi.ac.uk/empiar/", store.Host{Name: "ftp.ebi.ac.uk", Parallel: store.ParallelWeb}},
+		{mirror, "s3://bkt/p/", store.Host{Name: "127.0.0.1:9000", ObjectStore: true, Parallel: store.ParallelObjectStore, ETagIsMD5: true}},
+		{defaults, "gs://bkt/p/", store.Host{Name: "storage.googleapis.com", ObjectStore: true, Parallel: store.ParallelObjectStore}},
+		{defaults, "https://bkt.s3.eu-west-1.amazonaws.com/p/", store.Host{Name: "s3.amazonaws.com", ObjectStore: true, Parallel: store.ParallelObjectStore, ETagIsMD5: true}},
+		{mirror, "https://bkt.s3.eu-west-1.amazonaws.com/p/", store.Host{Name: "bkt.s3.eu-west-1.amazonaws.com", Parallel: store.ParallelWeb}},
+		{defaults, t.TempDir(), store.Host{Name: "local", Parallel: store.ParallelWeb}},
+	}
+	for _, c := range cases {
+		st, err := c.o.Open(context.Background(), c.url)
+		if err != nil {
+			t.Fatalf("Open(%s): %v", c.url, err)
+		}
+		if got := st.Host(); got != c.want {
+			t.Errorf("Open(%s).Host() = %+v, want %+v", c.url, got, c.want)
+		}
+		st.Close()
+	}
+}

@@ -96,6 +96,38 @@ type URLDriver interface {
 	URL(key string) string
 }
 
+// HostInfo is an optional interface for drivers whose objects live on a
+// network server: it tells whoever schedules requests (the transfer engine)
+// what the server is, so that nobody has to guess it from URLs.
+type HostInfo interface {
+	Host() Host
+}
+
+// Host describes the server behind a store.
+type Host struct {
+	// Name identifies the server: the lower-case host[:port] requests go to.
+	// Stores with the same Name share one per-host limit.
+	Name string
+	// ObjectStore is set for cloud object stores (S3, GCS and compatible
+	// servers), which are built for many parallel requests.
+	ObjectStore bool
+	// Parallel is how many requests to keep in flight to the server unless
+	// the user says otherwise.
+	Parallel int
+	// ETagIsMD5 is set when a plain 32-hex ETag is the MD5 of the content
+	// (S3: single-part uploads; a multipart ETag has a "-N" suffix).
+	ETagIsMD5 bool
+}
+
+// Default requests in flight per server (Host.Parallel).
+const (
+	// ParallelWeb suits plain web servers and local disks.
+	ParallelWeb = 16
+	// ParallelObjectStore suits S3 and GCS: a zarr store's small chunks need
+	// many requests in flight to hide the latency.
+	ParallelObjectStore = 64
+)
+
 // Unwrapper is implemented by driver decorators (retries, fault injection):
 // Unwrap returns the driver they decorate. A decorator implements only the
 // Driver methods and the optional interfaces whose meaning it changes; As
@@ -146,6 +178,16 @@ func (s *Store) Driver() Driver { return s.d }
 
 // String names the store root.
 func (s *Store) String() string { return s.d.String() }
+
+// Host describes the server behind the store (see HostInfo). Drivers that do
+// not say (local files, archives) count as one local server with the web
+// default.
+func (s *Store) Host() Host {
+	if h, ok := As[HostInfo](s.d); ok {
+		return h.Host()
+	}
+	return Host{Name: "local", Parallel: ParallelWeb}
+}
 
 // Close releases what the driver holds: the file driver's cache of open
 // handles, the idle keep-alive connections of a remote driver's HTTP client.

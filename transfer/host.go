@@ -1,15 +1,13 @@
 package transfer
 
 import (
-	"net/url"
-	"strings"
 	"time"
 
 	"github.com/imgdataset/imgdataset/store"
 )
 
-// This file holds the per-host limits: the ramp-up, the back-off after
-// throttling answers and the default caps.
+// This file holds the per-host limits: the cap the store suggests, the
+// ramp-up and the back-off after throttling answers.
 
 const (
 	// maxRetryAfter caps how long one Retry-After may stall a host.
@@ -79,67 +77,13 @@ func (h *host) throttled(now time.Time, after time.Duration) {
 	}
 }
 
-// hostKey names the server a store URL talks to, for the per-host caps.
-func hostKey(storeURL string, op *store.Opener) string {
-	u, err := url.Parse(storeURL)
-	if err != nil || !strings.Contains(storeURL, "://") {
-		return "file"
+// newHost starts the ramp of the server a store describes. perHost, when
+// positive, is the user's cap and wins over the store's default.
+func newHost(info store.Host, perHost int, now time.Time) *host {
+	hmax := info.Parallel
+	if perHost > 0 {
+		hmax = perHost
 	}
-	switch u.Scheme {
-	case "s3":
-		if op.S3Endpoint != "" {
-			return hostOf(op.S3Endpoint)
-		}
-		return "s3.amazonaws.com"
-	case "gs":
-		if op.GCSEndpoint != "" {
-			return hostOf(op.GCSEndpoint)
-		}
-		return "storage.googleapis.com"
-	case "file":
-		return "file"
-	}
-	return strings.ToLower(u.Host)
-}
-
-func hostOf(endpoint string) string {
-	if u, err := url.Parse(endpoint); err == nil && u.Host != "" {
-		return strings.ToLower(u.Host)
-	}
-	return endpoint
-}
-
-// Default per-host caps (Options.PerHost zero).
-const (
-	perHostWeb         = 16
-	perHostObjectStore = 64
-)
-
-// perHostFor is the concurrency cap of the host behind storeURL.
-func perHostFor(storeURL string, opt Options) int {
-	if opt.PerHost > 0 {
-		return opt.PerHost
-	}
-	u, err := url.Parse(storeURL)
-	if err != nil {
-		return perHostWeb
-	}
-	h := strings.ToLower(u.Hostname())
-	if u.Scheme == "gs" || h == "storage.googleapis.com" || isS3(storeURL, opt.Stores) {
-		return perHostObjectStore
-	}
-	return perHostWeb
-}
-
-// isS3 reports whether storeURL is opened with the S3 API.
-func isS3(storeURL string, op *store.Opener) bool {
-	u, err := url.Parse(storeURL)
-	if err != nil {
-		return false
-	}
-	if u.Scheme == "s3" {
-		return true
-	}
-	return (u.Scheme == "https" || u.Scheme == "http") && op.S3Endpoint == "" &&
-		strings.HasSuffix(strings.ToLower(u.Host), ".amazonaws.com") && strings.Contains(strings.ToLower(u.Host), "s3")
+	hmax = max(hmax, 1)
+	return &host{name: info.Name, max: hmax, limit: min(initialPerHost, hmax), lastRaise: now}
 }

@@ -52,7 +52,8 @@ type placement struct {
 	st       *store.Store
 	host     *host
 	lane     *lane
-	s3       bool // the store is S3: a plain 32-hex ETag is the MD5
+	// etagIsMD5: the store says a plain 32-hex ETag is the content's MD5.
+	etagIsMD5 bool
 }
 
 // expectation is what the object's bytes must be; changed only while no task

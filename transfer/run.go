@@ -54,6 +54,15 @@ type run struct {
 	dirs   map[string]bool // directories that received files, to fsync at the end
 }
 
+// close releases what newRun acquired: the journal, the lock and the stores.
+func (r *run) close() {
+	r.j.close()
+	r.lock.Close()
+	for _, st := range r.stores {
+		st.Close() // releases connections and handles; nothing to report
+	}
+}
+
 func (r *run) run(ctx context.Context) (*Summary, error) {
 	r.ctx = ctx
 	emitted := make(chan struct{})
@@ -68,11 +77,7 @@ func (r *run) run(ctx context.Context) (*Summary, error) {
 	defer func() {
 		close(r.events)
 		<-emitted
-		r.j.close()
-		r.lock.Close()
-		for _, st := range r.stores {
-			st.Close() // releases connections and handles; nothing to report
-		}
+		r.close()
 	}()
 
 	now := time.Now()

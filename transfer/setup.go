@@ -127,13 +127,12 @@ func newRun(ctx context.Context, jobs []Job, opt Options) (*run, error) {
 				continue
 			}
 			o.st = st
-			o.s3 = isS3(src.StoreURL, opt.Stores)
-			hk := hostKey(src.StoreURL, opt.Stores)
-			h := r.hosts[hk]
+			info := st.Host()
+			o.etagIsMD5 = info.ETagIsMD5
+			h := r.hosts[info.Name]
 			if h == nil {
-				hmax := perHostFor(src.StoreURL, opt)
-				h = &host{name: hk, max: hmax, limit: min(initialPerHost, hmax), lastRaise: time.Now()}
-				r.hosts[hk] = h
+				h = newHost(info, opt.PerHost, time.Now())
+				r.hosts[info.Name] = h
 			}
 			o.host = h
 			o.lane = ds.lanes[h]

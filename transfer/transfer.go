@@ -35,14 +35,14 @@ type Options struct {
 	OutDir string
 	// Stores opens object.StoreURL; required. Opened stores are cached per URL.
 	Stores *store.Opener
-	// PerHost caps concurrent requests per host. Zero selects 16 for web
-	// servers and 64 for object stores (S3, GCS), which are built for many
-	// parallel requests: a zarr store's small chunks need them in flight to
-	// hide the latency. Each host starts at min(4, cap) and doubles at most
-	// every 100 ms while responses arrive (a request counts once its response
-	// starts, not when its body ends); a 429 or 503 halves it again. A
-	// request's slot is freed once its body is in, before the file is fsynced
-	// and committed.
+	// PerHost caps concurrent requests per host. Zero selects what the store
+	// says of its server (store.Host.Parallel): 16 for web servers and 64 for
+	// object stores (S3, GCS), which are built for many parallel requests: a
+	// zarr store's small chunks need them in flight to hide the latency. Each
+	// host starts at min(4, cap) and doubles at most every 100 ms while
+	// responses arrive (a request counts once its response starts, not when
+	// its body ends); a 429 or 503 halves it again. A request's slot is freed
+	// once its body is in, before the file is fsynced and committed.
 	PerHost int
 	// Total caps requests in flight over all hosts (default 128).
 	Total int

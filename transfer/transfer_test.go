@@ -617,27 +617,48 @@ func TestSizeHints(t *testing.T) {
 	}
 }
 
-func TestPerHostDefaults(t *testing.T) {
-	ops := &store.Opener{}
-	mirrorS3 := &store.Opener{S3Endpoint: "http://127.0.0.1:9000"}
-	for _, c := range []struct {
-		url     string
-		op      *store.Opener
-		perHost int
-		want    int
+// TestHostsFromStores: per-host caps and the ETag rule come from what each
+// store says of its server (store.Host), through the Opener's retry
+// decorator; an explicit PerHost wins everywhere.
+func TestHostsFromStores(t *testing.T) {
+	dir := t.TempDir()
+	cases := []struct {
+		url        string
+		s3Endpoint string
+		perHost    int
+		wantHost   string
+		wantMax    int
+		wantMD5    bool
 	}{
-		{"https://ftp.ebi.ac.uk/empiar/world_availability/11759/data/", ops, 0, perHostWeb},
-		{"http://127.0.0.1:8080/d/", ops, 0, perHostWeb},
-		{"s3://janelia-cosem-datasets/jrc_mus-nacc-2/", ops, 0, perHostObjectStore},
-		{"s3://bucket/p/", mirrorS3, 0, perHostObjectStore},
-		{"https://janelia-cosem-datasets.s3.amazonaws.com/jrc_mus-nacc-2/", ops, 0, perHostObjectStore},
-		{"gs://neuroglancer-janelia-flyem-hemibrain/emdata/", ops, 0, perHostObjectStore},
-		{"https://storage.googleapis.com/bucket/p/", ops, 0, perHostObjectStore},
-		{"s3://bucket/p/", ops, 8, 8}, // an explicit cap wins everywhere
-		{"https://example.org/", ops, 100, 100},
-	} {
-		if got := perHostFor(c.url, Options{PerHost: c.perHost, Stores: c.op}); got != c.want {
-			t.Errorf("perHostFor(%s, PerHost %d) = %d, want %d", c.url, c.perHost, got, c.want)
-		}
+		{"https://ftp.ebi.ac.uk/empiar/world_availability/11759/data/", "", 0, "ftp.ebi.ac.uk", store.ParallelWeb, false},
+		{"http://127.0.0.1:8080/d/", "", 0, "127.0.0.1:8080", store.ParallelWeb, false},
+		{"s3://janelia-cosem-datasets/jrc_mus-nacc-2/", "", 0, "s3.amazonaws.com", store.ParallelObjectStore, true},
+		{"s3://bucket/p/", "http://127.0.0.1:9000", 0, "127.0.0.1:9000", store.ParallelObjectStore, true},
+		{"https://janelia-cosem-datasets.s3.amazonaws.com/jrc_mus-nacc-2/", "", 0, "s3.amazonaws.com", store.ParallelObjectStore, true},
+		{"gs://neuroglancer-janelia-flyem-hemibrain/emdata/", "", 0, "storage.googleapis.com", store.ParallelObjectStore, false},
+		{"https://storage.googleapis.com/bucket/p/", "", 0, "storage.googleapis.com", store.ParallelObjectStore, false},
+		{dir, "", 0, "local", store.ParallelWeb, false},
+		{"s3://bucket/p/", "", 8, "s3.amazonaws.com", 8, true},
+		{"https://example.org/", "", 100, "example.org", 100, false},
+	}
+	for _, c := range cases {
+		t.Run(c.url, func(t *testing.T) {
+			opt := testOptions(t, t.TempDir())
+			opt.Stores.S3Endpoint, opt.Stores.Retry, opt.PerHost = c.s3Endpoint, 3, c.perHost
+			o := opt.withDefaults()
+			jobs := []Job{{Dataset: "d", Objects: []source.Object{{StoreURL: c.url, Key: "k", Path: "k", Size: 1}}}}
+			r, err := newRun(context.Background(), jobs, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.close()
+			obj := r.datasets[0].objs[0]
+			if obj.res.Err != nil {
+				t.Fatal(obj.res.Err)
+			}
+			if obj.host.name != c.wantHost || obj.host.max != c.wantMax || obj.etagIsMD5 != c.wantMD5 {
+				t.Errorf("host %q cap %d ETag-is-MD5 %v; want %q, %d, %v", obj.host.name, obj.host.max, obj.etagIsMD5, c.wantHost, c.wantMax, c.wantMD5)
+			}
+		})
 	}
 }

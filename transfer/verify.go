@@ -80,7 +80,7 @@ func (r *run) wantMD5(o *object) []byte {
 	if len(o.md5) == 16 {
 		return o.md5
 	}
-	if o.s3 {
+	if o.etagIsMD5 {
 		return etagMD5(o.etag)
 	}
 	return nil
