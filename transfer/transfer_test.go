@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -660,5 +661,38 @@ func TestHostsFromStores(t *testing.T) {
 				t.Errorf("host %q cap %d ETag-is-MD5 %v; want %q, %d, %v", obj.host.name, obj.host.max, obj.etagIsMD5, c.wantHost, c.wantMax, c.wantMD5)
 			}
 		})
+	}
+}
+
+// TestClassify: transfer's own errors first, then store.Classify.
+func TestClassify(t *testing.T) {
+	he := func(status int, after time.Duration) error {
+		return fmt.Errorf("read: %w", &store.HTTPError{URL: "http://h/k", Status: status, RetryAfter: after})
+	}
+	cases := []struct {
+		name     string
+		err      error
+		class    errClass
+		after    time.Duration
+		throttle bool
+	}{
+		{"changed", fmt.Errorf("%w: size 1 → 2", errChanged), errClassChanged, 0, false},
+		{"verify", fmt.Errorf("%w: MD5", errVerify), errClassVerify, 0, false},
+		{"local disk", local(errors.New("no space left on device")), errClassPermanent, 0, false},
+		{"local disk while stalled", fmt.Errorf("%w: %w", errStalled, local(errors.New("EIO"))), errClassPermanent, 0, false},
+		{"stall", fmt.Errorf("%w: %w", errStalled, context.Canceled), errClassRetry, 0, false},
+		{"cancelled", fmt.Errorf("read: %w", context.Canceled), errClassCanceled, 0, false},
+		{"429", he(429, 3*time.Second), errClassRetry, 3 * time.Second, true},
+		{"503", he(503, 0), errClassRetry, 0, true},
+		{"500 with Retry-After", he(500, time.Second), errClassRetry, time.Second, false},
+		{"404", he(404, 0), errClassPermanent, 0, false},
+		{"403", he(403, 0), errClassPermanent, 0, false},
+		{"truncated", fmt.Errorf("range: %w", io.ErrUnexpectedEOF), errClassRetry, 0, false},
+	}
+	for _, c := range cases {
+		cl, after, th := classify(c.err)
+		if cl != c.class || after != c.after || th != c.throttle {
+			t.Errorf("%s: classify = %d, %s, %v; want %d, %s, %v", c.name, cl, after, th, c.class, c.after, c.throttle)
+		}
 	}
 }
