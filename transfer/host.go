@@ -10,8 +10,6 @@ import (
 // ramp-up and the back-off after throttling answers.
 
 const (
-	// maxRetryAfter caps how long one Retry-After may stall a host.
-	maxRetryAfter = 10 * time.Minute
 	// initialPerHost is where the per-host ramp-up starts.
 	initialPerHost = 4
 	// rampEvery is the shortest time between two doublings of a host's limit.
@@ -26,6 +24,9 @@ type host struct {
 	inflight    int
 	lastRaise   time.Time
 	pausedUntil time.Time
+	// pausedFor adds up the host's pauses; a task charges the part that
+	// passed while it waited to its Retry-After budget.
+	pausedFor time.Duration
 	// earned is set when a response arrived since the last raise: the
 	// server copes with the current limit, so it may double once rampEvery
 	// has passed, even if no further response comes before then (ranges of
@@ -65,16 +66,23 @@ func (h *host) raiseDue() (time.Time, bool) {
 	return h.lastRaise.Add(rampEvery), true
 }
 
-// throttled backs the host off after a 429/503.
-func (h *host) throttled(now time.Time, after time.Duration) {
+// throttled backs the host off after a 429/503 and pauses it for pause (the
+// server's Retry-After, already cut to the budget of the task that got it).
+func (h *host) throttled(now time.Time, pause time.Duration) {
 	h.limit = max(1, h.limit/2)
 	h.lastRaise = now
 	h.earned = false
-	if after > 0 {
-		if until := now.Add(min(after, maxRetryAfter)); until.After(h.pausedUntil) {
-			h.pausedUntil = until
-		}
+	if until := now.Add(pause); pause > 0 && until.After(h.pausedUntil) {
+		h.pausedFor += until.Sub(maxTime(now, h.pausedUntil))
+		h.pausedUntil = until
 	}
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // newHost starts the ramp of the server a store describes. perHost, when

@@ -198,25 +198,9 @@ func (r *run) failed(t *task, res *taskResult, now time.Time) {
 		r.requestRestart(o, false)
 		r.emit(Event{Type: EventRetry, Dataset: o.ds.name, Path: o.path, Total: o.size, Err: err.Error()})
 	case errClassRetry:
-		if res.progress >= minProgress {
-			t.attempts = 0
-			t.bo.Reset()
-		}
-		t.attempts++
-		if t.attempts <= r.opt.Retries {
-			delay := t.bo.NextBackOff()
-			if throttle {
-				o.host.throttled(now, after)
-			}
-			if after > delay {
-				delay = min(after, maxRetryAfter)
-			}
-			t.notBefore = now.Add(delay)
-			r.enqueue(t, now)
-			r.emit(Event{Type: EventRetry, Dataset: o.ds.name, Path: o.path, Bytes: o.haveBytes.Load(), Total: o.size, Err: err.Error()})
+		if err = r.retry(t, res, after, throttle, now); err == nil {
 			return
 		}
-		err = fmt.Errorf("giving up after %d retries: %w", r.opt.Retries, err)
 		fallthrough
 	default:
 		switch {
@@ -233,6 +217,40 @@ func (r *run) failed(t *task, res *taskResult, now time.Time) {
 			r.requestFail(o, err)
 		}
 	}
+}
+
+// retry queues a failed task again after its back-off, or returns why it may
+// not. Every attempt counts, even one that made progress (the retry resumes
+// after the bytes it got), so a server that always cuts the body off cannot
+// keep a task alive forever. The Retry-After waits a task sits through, its
+// own and its host's pauses, add up to at most MaxRetryAfter, so a server
+// that keeps asking for more ends the task with an error naming the wait.
+func (r *run) retry(t *task, res *taskResult, after time.Duration, throttle bool, now time.Time) error {
+	o, err := t.obj, res.err
+	h := o.host
+	if res.progress >= minProgress {
+		t.bo.Reset() // the transfer was moving: resume it soon
+	}
+	t.attempts++
+	t.waited += h.pausedFor - t.pauseSeen
+	left := r.opt.MaxRetryAfter - t.waited
+	switch {
+	case t.attempts > r.opt.Retries:
+		return fmt.Errorf("giving up after %d attempts: %w", t.attempts, err)
+	case after > 0 && left <= 0:
+		return fmt.Errorf("giving up: the server asks to wait %s more after %s of Retry-After waits (the most MaxRetryAfter allows is %s): %w",
+			after, t.waited, r.opt.MaxRetryAfter, err)
+	}
+	wait := max(min(after, left), 0)
+	if throttle {
+		h.throttled(now, wait)
+	}
+	t.waited += wait
+	t.pauseSeen = h.pausedFor
+	t.notBefore = now.Add(max(t.bo.NextBackOff(), wait))
+	r.enqueue(t, now)
+	r.emit(Event{Type: EventRetry, Dataset: o.ds.name, Path: o.path, Bytes: o.haveBytes.Load(), Total: o.size, Err: err.Error()})
+	return nil
 }
 
 // applyStat adopts what a Stat says. A different size or ETag than the

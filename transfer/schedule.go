@@ -12,7 +12,9 @@ import (
 // This file holds the fair scheduler: tasks, the per-dataset per-host lanes
 // they wait in, and the dispatch of the next task to a free slot.
 
-// minProgress is the progress an attempt must make not to count as a retry.
+// minProgress is the progress after which a retry starts its back-off over
+// (it still counts as an attempt); also the least a task weighs on its
+// dataset's fairness clock.
 const minProgress = 64 << 10
 
 // lane holds the ready tasks of one dataset on one host.
@@ -38,10 +40,15 @@ type task struct {
 	kind      taskKind
 	gen       int
 	off, end  int64 // kRange: the remaining range
-	attempts  int
+	attempts  int   // failed attempts so far
 	bo        *backoff.ExponentialBackOff
 	notBefore time.Time
 	cause     error // kCheck: the failure being checked
+	// waited is the Retry-After time the task has sat through: its own waits
+	// and its host's pauses up to pauseSeen (host.pausedFor when it was last
+	// queued). It may not exceed Options.MaxRetryAfter.
+	waited    time.Duration
+	pauseSeen time.Duration
 }
 
 func (t *task) bytes() int64 {
@@ -106,6 +113,7 @@ func (r *run) enqueue(t *task, now time.Time) {
 			MaxInterval:         backoff.DefaultMaxInterval,
 		}
 		t.bo.Reset()
+		t.pauseSeen = o.host.pausedFor
 	}
 	o.queued++
 	if t.notBefore.After(now) {
