@@ -58,7 +58,7 @@ func (r *run) doneValid(o *object, e *entry) bool {
 	defer f.Close()
 	buf := r.getBuf()
 	defer r.putBuf(buf)
-	sum, _, _, n, err := hashReader(o.ctx, f, false, false, buf)
+	sum, n, err := hashReader(o.ctx, f, buf)
 	return err == nil && n == d.Size && sum == d.SHA256
 }
 

@@ -100,36 +100,52 @@ func (r *run) verifySums(o *object, md, crc hash.Hash, wantMD5 []byte) error {
 	return nil
 }
 
-// hashReader streams r once through sha256 and optionally MD5 and CRC32C.
-func hashReader(ctx context.Context, rd io.Reader, withMD5, withCRC bool, buf []byte) (sum string, md, crc hash.Hash, n int64, err error) {
-	sha := sha256.New()
-	ws := []io.Writer{sha}
+// sums computes the checksums of a stream of bytes: sha256 always (the
+// catalog records it), MD5 and CRC32C when there is something to compare
+// them with. Writing to it writes to all of them.
+type sums struct {
+	io.Writer
+	sha, md, crc hash.Hash // md and crc are nil when not wanted
+}
+
+func newSums(withMD5, withCRC bool) *sums {
+	s := &sums{sha: sha256.New()}
+	ws := []io.Writer{s.sha}
 	if withMD5 {
-		md = md5.New()
-		ws = append(ws, md)
+		s.md = md5.New()
+		ws = append(ws, s.md)
 	}
 	if withCRC {
-		crc = crc32.New(crcTable)
-		ws = append(ws, crc)
+		s.crc = crc32.New(crcTable)
+		ws = append(ws, s.crc)
 	}
-	w := io.MultiWriter(ws...)
+	s.Writer = io.MultiWriter(ws...)
+	return s
+}
+
+// sha256 is the hex SHA-256 of what was written.
+func (s *sums) sha256() string { return hex.EncodeToString(s.sha.Sum(nil)) }
+
+// hashReader streams r once through sha256.
+func hashReader(ctx context.Context, rd io.Reader, buf []byte) (sum string, n int64, err error) {
+	s := newSums(false, false)
 	for {
 		if err := ctx.Err(); err != nil {
-			return "", nil, nil, n, err
+			return "", n, err
 		}
 		m, rerr := rd.Read(buf)
 		if m > 0 {
-			w.Write(buf[:m])
+			s.Write(buf[:m])
 			n += int64(m)
 		}
 		if rerr == io.EOF {
 			break
 		}
 		if rerr != nil {
-			return "", nil, nil, n, rerr
+			return "", n, rerr
 		}
 	}
-	return hex.EncodeToString(sha.Sum(nil)), md, crc, n, nil
+	return s.sha256(), n, nil
 }
 
 // commit makes a verified file final: fsync, rename into place (refusing

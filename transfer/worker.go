@@ -2,13 +2,8 @@ package transfer
 
 import (
 	"context"
-	"crypto/md5"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
-	"hash/crc32"
 	"io"
 	"os"
 	"time"
@@ -90,19 +85,9 @@ func (r *run) fetchSmall(ctx context.Context, t *task, res *taskResult) (err err
 			os.Remove(o.partPath)
 		}
 	}()
-	sha := sha256.New()
-	var md, crc hash.Hash
-	hs := []io.Writer{sha}
 	wantMD5 := r.wantMD5(o)
-	if wantMD5 != nil {
-		md = md5.New()
-		hs = append(hs, md)
-	}
-	if o.hasCRC && !r.opt.NoVerify {
-		crc = crc32.New(crcTable)
-		hs = append(hs, crc)
-	}
-	written, info, err := r.receive(ctx, t, f, io.MultiWriter(hs...), res)
+	hs := newSums(wantMD5 != nil, o.hasCRC && !r.opt.NoVerify)
+	written, info, err := r.receive(ctx, t, f, hs, res)
 	if err != nil {
 		if errors.Is(err, errSplit) {
 			res.info = info
@@ -120,7 +105,7 @@ func (r *run) fetchSmall(ctx context.Context, t *task, res *taskResult) (err err
 	if o.size >= 0 && written != o.size {
 		return fmt.Errorf("%w: got %d bytes, want %d", errVerify, written, o.size)
 	}
-	if err := r.verifySums(o, md, crc, wantMD5); err != nil {
+	if err := r.verifySums(o, hs.md, hs.crc, wantMD5); err != nil {
 		return err
 	}
 	select {
@@ -130,7 +115,7 @@ func (r *run) fetchSmall(ctx context.Context, t *task, res *taskResult) (err err
 	}
 	defer func() { <-r.commits }()
 	committed = true
-	return r.commit(o, f, written, hex.EncodeToString(sha.Sum(nil)), etag)
+	return r.commit(o, f, written, hs.sha256(), etag)
 }
 
 // receive copies the whole body of t's object into f and through hs. It also
