@@ -67,13 +67,14 @@ type expectation struct {
 	hasCRC bool
 }
 
-// assembly is the bytes of a ranged object on disk; changed only while no
-// task of the object runs, except that workers write into file.
+// assembly is the object's bytes on disk; changed only while no task of the
+// object runs, except that workers write into file and partial.
 type assembly struct {
-	ranged bool
-	file   *os.File // ranged: the part file
-	have   rangeSet
-	hash   *hasher // ranged: hashes the part file's contiguous prefix
+	ranged  bool
+	file    *os.File // ranged: the part file
+	have    rangeSet
+	hash    *hasher  // ranged: hashes the part file's contiguous prefix
+	partial *partial // small: what earlier attempts received
 }
 
 // lifecycle is the object's place in the state machine; only the dispatcher
@@ -340,10 +341,7 @@ func (r *run) act(o *object, now time.Time) {
 
 // discard forgets the bytes of an object: part file and journal records.
 func (r *run) discard(o *object) error {
-	if o.file != nil {
-		o.file.Close()
-		o.file = nil
-	}
+	o.release()
 	o.hash = nil // its context is cancelled: it stops
 	os.Remove(o.partPath)
 	o.have = nil
@@ -356,10 +354,7 @@ func (r *run) settleFailed(o *object, err error) {
 	if o.settled {
 		return
 	}
-	if o.file != nil {
-		o.file.Close()
-		o.file = nil
-	}
+	o.release()
 	if o.verifyRetried && o.path != "" && errors.Is(err, errVerify) {
 		// Bad bytes must not be resumed from.
 		_ = r.discard(o)

@@ -3,8 +3,13 @@ package transfer
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -56,5 +61,154 @@ func TestRetryAfterBounded(t *testing.T) {
 	// first 429.
 	if want := len(names) + 1; requests != want {
 		t.Errorf("%d requests, want %d", requests, want)
+	}
+}
+
+// TestCutAtHalf: a server that always ends the body halfway through what was
+// asked. Each retry resumes after the bytes already received (a Range
+// request, also for an object fetched whole), every attempt counts although
+// each made progress, and the object fails after Retries+1 attempts per
+// request with the truncation as cause, having fetched no byte twice.
+func TestCutAtHalf(t *testing.T) {
+	const size = 3 << 20
+	cases := []struct {
+		name     string
+		partSize int64
+		requests int // most GETs of the object: Retries+1 per request
+	}{
+		{"small object, one GET per attempt", 32 << 20, 4},
+		// Three 1 MiB ranges; the first to give up fails the object and
+		// cancels the others.
+		{"ranged object", 1 << 20, 3 * 4},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s := newTestServer(t)
+			data := randBytes(1, size)
+			s.put("cut", data)
+			var mu sync.Mutex
+			var starts []int64
+			s.fault = func(w http.ResponseWriter, r *http.Request, name string, n int) bool {
+				if r.Method != http.MethodGet {
+					return false
+				}
+				lo, hi := int64(0), int64(size)
+				if rg := r.Header.Get("Range"); rg != "" {
+					lo, hi, _ = parseRange(rg, size)
+					w.Header().Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", lo, hi-1, size))
+				}
+				mu.Lock()
+				starts = append(starts, lo)
+				mu.Unlock()
+				w.Header().Set("ETag", `"`+s.get(name).etag+`"`)
+				w.Header().Set("Content-Length", fmt.Sprint(hi-lo))
+				if r.Header.Get("Range") != "" {
+					w.WriteHeader(http.StatusPartialContent)
+				}
+				s.writeBody(w, name, data[lo:lo+(hi-lo)/2]) // then the handler returns short
+				return true
+			}
+			out := t.TempDir()
+			opt := testOptions(t, out)
+			opt.PartSize = c.partSize
+			opt.Retries = 3
+			sum, err := Run(context.Background(), []Job{{Dataset: "d", Objects: s.objects("cut")}}, opt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f := sum.Failed()
+			if len(f) != 1 || !errors.Is(f[0].Err, io.ErrUnexpectedEOF) || !strings.Contains(f[0].Err.Error(), "giving up after 4 attempts") {
+				t.Fatalf("failed = %+v, want cut giving up after 4 attempts on a truncated body", f)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if len(starts) > c.requests {
+				t.Errorf("%d GETs (starting at %v), want at most %d", len(starts), starts, c.requests)
+			}
+			// Every retry asks only for bytes not yet received, so even the
+			// server's count (which includes what a cancelled request left
+			// unread) stays below one copy of the object.
+			if got := s.served.Load(); got >= size {
+				t.Errorf("served %d bytes of a %d-byte object that never completes: bytes were fetched twice", got, size)
+			}
+			if c.partSize > size {
+				// The whole-object GET resumes where the last one was cut.
+				want := []int64{0, size / 2, size * 3 / 4, size * 7 / 8}
+				if fmt.Sprint(starts) != fmt.Sprint(want) {
+					t.Errorf("GETs start at %v, want %v", starts, want)
+				}
+				if left, _ := os.ReadDir(filepath.Join(out, stateDir, "parts")); len(left) != 0 {
+					t.Errorf("temp files left behind: %v", left)
+				}
+			}
+		})
+	}
+}
+
+// TestSmallResume: a whole-object GET cut off once is resumed with a Range
+// request only when the answer's ETag shows the same version; otherwise the
+// retry starts over and the result is the current version, complete.
+func TestSmallResume(t *testing.T) {
+	const size = 200 << 10
+	cases := []struct {
+		name   string
+		etag   bool // the server sends ETags
+		change bool // the object changes after the cut
+		starts []int64
+	}{
+		{"same version: resumed", true, false, []int64{0, size / 2}},
+		{"changed: started over", true, true, []int64{0, size / 2, 0}},
+		{"no validator: started over", false, false, []int64{0, 0}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s := newTestServer(t)
+			s.put("x", randBytes(1, size))
+			changed := randBytes(2, size)
+			var mu sync.Mutex
+			var starts []int64
+			s.fault = func(w http.ResponseWriter, r *http.Request, name string, n int) bool {
+				if r.Method != http.MethodGet {
+					return false
+				}
+				obj := s.get(name)
+				lo, hi := int64(0), int64(size)
+				if rg := r.Header.Get("Range"); rg != "" {
+					lo, hi, _ = parseRange(rg, size)
+					w.Header().Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", lo, hi-1, size))
+				}
+				mu.Lock()
+				starts = append(starts, lo)
+				mu.Unlock()
+				if c.etag {
+					w.Header().Set("ETag", `"`+obj.etag+`"`)
+				}
+				w.Header().Set("Content-Length", fmt.Sprint(hi-lo))
+				if r.Header.Get("Range") != "" {
+					w.WriteHeader(http.StatusPartialContent)
+				}
+				if n == 0 {
+					s.writeBody(w, name, obj.data[:size/2]) // cut off
+					if c.change {
+						s.put(name, changed)
+					}
+					return true
+				}
+				s.writeBody(w, name, obj.data[lo:hi])
+				return true
+			}
+			out := t.TempDir()
+			opt := testOptions(t, out)
+			opt.PartSize = 32 << 20 // the object is small: one GET
+			objs := s.objects("x")
+			objs[0].ETag = ""
+			sum := runOK(t, []Job{{Dataset: "d", Objects: objs}}, opt)
+			checkTree(t, out, sum, s, "d", "x")
+			mu.Lock()
+			defer mu.Unlock()
+			if fmt.Sprint(starts) != fmt.Sprint(c.starts) {
+				t.Errorf("GETs start at %v, want %v", starts, c.starts)
+			}
+		})
 	}
 }

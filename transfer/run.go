@@ -186,10 +186,7 @@ func (r *run) summary(cause error) *Summary {
 		d := DatasetSummary{Dataset: ds.name}
 		for _, o := range ds.objs {
 			if !o.settled && o.res.Err == nil {
-				if o.file != nil {
-					o.file.Close()
-					o.file = nil
-				}
+				o.release()
 				err := cause
 				if err == nil {
 					err = errors.New("not finished")

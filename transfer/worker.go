@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"time"
 
 	"github.com/imgdataset/imgdataset/store"
@@ -68,44 +67,44 @@ func (g *stallGuard) stop(err error) error {
 }
 
 // fetchSmall downloads a whole object in one request into a temp file,
-// hashing as it writes, then verifies and commits it. The host's slot is
-// freed as soon as the body is in: the fsync, rename and journal record that
-// follow must not keep a connection idle.
-func (r *run) fetchSmall(ctx context.Context, t *task, res *taskResult) (err error) {
+// hashing as it writes, then verifies and commits it. A retry continues after
+// the bytes earlier attempts left (see partial). The host's slot is freed as
+// soon as the body is in: the fsync, rename and journal record that follow
+// must not keep a connection idle.
+func (r *run) fetchSmall(ctx context.Context, t *task, res *taskResult) error {
 	o := t.obj
-	o.haveBytes.Store(0)
-	f, err := os.OpenFile(o.partPath, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return local(err)
-	}
-	committed := false
-	defer func() {
-		if !committed {
-			f.Close()
-			os.Remove(o.partPath)
-		}
-	}()
 	wantMD5 := r.wantMD5(o)
-	hs := newSums(wantMD5 != nil, o.hasCRC && !r.opt.NoVerify)
-	written, info, err := r.receive(ctx, t, f, hs, res)
+	p := o.partial
+	if p == nil {
+		var err error
+		if p, err = newPartial(o.partPath, wantMD5 != nil, o.hasCRC && !r.opt.NoVerify); err != nil {
+			return local(err)
+		}
+		o.partial = p
+	}
+	info, err := r.receive(ctx, t, p, res)
 	if err != nil {
 		if errors.Is(err, errSplit) {
 			res.info = info
+			o.release() // ranges take over the part file's name
 		}
-		return err
+		return err // the bytes in place stay for the retry
 	}
 	etag := o.etag
 	if etag == "" {
 		// Unknown until now (a listing without validators): the answer's
 		// ETag lets the next run tell whether the object changed.
-		etag = cleanETag(info.ETag)
+		etag = p.etag
 	}
 	r.notes <- note{t: t, released: true}
 	res.released = true
-	if o.size >= 0 && written != o.size {
-		return fmt.Errorf("%w: got %d bytes, want %d", errVerify, written, o.size)
+	if o.size >= 0 && p.n != o.size {
+		err = fmt.Errorf("%w: got %d bytes, want %d", errVerify, p.n, o.size)
+	} else {
+		err = r.verifySums(o, p.sums.md, p.sums.crc, wantMD5)
 	}
-	if err := r.verifySums(o, hs.md, hs.crc, wantMD5); err != nil {
+	if err != nil {
+		o.release() // bad bytes are not resumed from
 		return err
 	}
 	select {
@@ -114,43 +113,37 @@ func (r *run) fetchSmall(ctx context.Context, t *task, res *taskResult) (err err
 		return ctx.Err()
 	}
 	defer func() { <-r.commits }()
-	committed = true
-	return r.commit(o, f, written, hs.sha256(), etag)
+	o.partial = nil
+	return r.commit(o, p.f, p.n, p.sums.sha256(), etag)
 }
 
-// receive copies the whole body of t's object into f and through hs. It also
-// returns what the response said of the object, when the store tells.
-func (r *run) receive(ctx context.Context, t *task, f *os.File, hs io.Writer, res *taskResult) (int64, store.ObjectInfo, error) {
+// receive copies the rest of t's object into p (see openRest). It returns
+// what the response said of the object, when the store tells.
+func (r *run) receive(ctx context.Context, t *task, p *partial, res *taskResult) (store.ObjectInfo, error) {
 	o := t.obj
 	buf := r.getBuf()
 	defer r.putBuf(buf)
 	g := newStallGuard(ctx, r.opt.StallTimeout)
-	n := o.size // ≥ 0 asks a ranged read, which keeps the bytes as stored
-	info := store.ObjectInfo{Size: -1}
-	rc, err := o.st.ReadRange(g.ctx, o.key, 0, n)
+	rc, info, err := r.openRest(g.ctx, o, p)
 	if err != nil {
-		return 0, info, g.stop(err)
+		return info, g.stop(err)
 	}
 	defer rc.Close()
-	if ir, ok := rc.(store.InfoReader); ok {
-		info = ir.ObjectInfo()
-	}
-	if o.size < 0 && info.Size > r.ckpt {
+	o.haveBytes.Store(p.n)
+	if o.size < 0 && p.n == 0 && info.Size > r.ckpt {
 		// Sized by nothing but this answer, and too big for one stream: the
 		// headers were the Stat; ranges over several connections follow.
-		return 0, info, errSplit
+		return info, g.stop(errSplit)
 	}
 	r.notes <- note{t: t, started: true}
-	var written int64
+	start := p.n
 	for {
 		m, rerr := rc.Read(buf)
 		if m > 0 {
-			if _, werr := f.Write(buf[:m]); werr != nil {
-				return written, info, g.stop(local(werr))
+			if werr := p.write(buf[:m]); werr != nil {
+				return info, g.stop(local(werr))
 			}
-			hs.Write(buf[:m])
-			written += int64(m)
-			res.progress = written
+			res.progress = p.n - start
 			r.fetched.Add(int64(m))
 			o.fetched.Add(int64(m))
 			o.haveBytes.Add(int64(m))
@@ -160,10 +153,10 @@ func (r *run) receive(ctx context.Context, t *task, f *os.File, hs io.Writer, re
 			break
 		}
 		if rerr != nil {
-			return written, info, g.stop(rerr)
+			return info, g.stop(rerr)
 		}
 	}
-	return written, info, g.stop(nil)
+	return info, g.stop(nil)
 }
 
 // fetchRange downloads [t.off, t.end) into the part file, journaling every
