@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -86,25 +87,12 @@ func TestCutAtHalf(t *testing.T) {
 			s := newTestServer(t)
 			data := randBytes(1, size)
 			s.put("cut", data)
-			var mu sync.Mutex
-			var starts []int64
+			var starts startLog
 			s.fault = func(w http.ResponseWriter, r *http.Request, name string, n int) bool {
 				if r.Method != http.MethodGet {
 					return false
 				}
-				lo, hi := int64(0), int64(size)
-				if rg := r.Header.Get("Range"); rg != "" {
-					lo, hi, _ = parseRange(rg, size)
-					w.Header().Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", lo, hi-1, size))
-				}
-				mu.Lock()
-				starts = append(starts, lo)
-				mu.Unlock()
-				w.Header().Set("ETag", `"`+s.get(name).etag+`"`)
-				w.Header().Set("Content-Length", fmt.Sprint(hi-lo))
-				if r.Header.Get("Range") != "" {
-					w.WriteHeader(http.StatusPartialContent)
-				}
+				lo, hi := starts.answer(w, r, s.get(name), true)
 				s.writeBody(w, name, data[lo:lo+(hi-lo)/2]) // then the handler returns short
 				return true
 			}
@@ -120,10 +108,8 @@ func TestCutAtHalf(t *testing.T) {
 			if len(f) != 1 || !errors.Is(f[0].Err, io.ErrUnexpectedEOF) || !strings.Contains(f[0].Err.Error(), "giving up after 4 attempts") {
 				t.Fatalf("failed = %+v, want cut giving up after 4 attempts on a truncated body", f)
 			}
-			mu.Lock()
-			defer mu.Unlock()
-			if len(starts) > c.requests {
-				t.Errorf("%d GETs (starting at %v), want at most %d", len(starts), starts, c.requests)
+			if got := starts.get(); len(got) > c.requests {
+				t.Errorf("%d GETs (starting at %v), want at most %d", len(got), got, c.requests)
 			}
 			// Every retry asks only for bytes not yet received, so even the
 			// server's count (which includes what a cancelled request left
@@ -134,8 +120,8 @@ func TestCutAtHalf(t *testing.T) {
 			if c.partSize > size {
 				// The whole-object GET resumes where the last one was cut.
 				want := []int64{0, size / 2, size * 3 / 4, size * 7 / 8}
-				if fmt.Sprint(starts) != fmt.Sprint(want) {
-					t.Errorf("GETs start at %v, want %v", starts, want)
+				if got := starts.get(); fmt.Sprint(got) != fmt.Sprint(want) {
+					t.Errorf("GETs start at %v, want %v", got, want)
 				}
 				if left, _ := os.ReadDir(filepath.Join(out, stateDir, "parts")); len(left) != 0 {
 					t.Errorf("temp files left behind: %v", left)
@@ -165,28 +151,13 @@ func TestSmallResume(t *testing.T) {
 			s := newTestServer(t)
 			s.put("x", randBytes(1, size))
 			changed := randBytes(2, size)
-			var mu sync.Mutex
-			var starts []int64
+			var starts startLog
 			s.fault = func(w http.ResponseWriter, r *http.Request, name string, n int) bool {
 				if r.Method != http.MethodGet {
 					return false
 				}
 				obj := s.get(name)
-				lo, hi := int64(0), int64(size)
-				if rg := r.Header.Get("Range"); rg != "" {
-					lo, hi, _ = parseRange(rg, size)
-					w.Header().Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", lo, hi-1, size))
-				}
-				mu.Lock()
-				starts = append(starts, lo)
-				mu.Unlock()
-				if c.etag {
-					w.Header().Set("ETag", `"`+obj.etag+`"`)
-				}
-				w.Header().Set("Content-Length", fmt.Sprint(hi-lo))
-				if r.Header.Get("Range") != "" {
-					w.WriteHeader(http.StatusPartialContent)
-				}
+				lo, hi := starts.answer(w, r, obj, c.etag)
 				if n == 0 {
 					s.writeBody(w, name, obj.data[:size/2]) // cut off
 					if c.change {
@@ -204,11 +175,45 @@ func TestSmallResume(t *testing.T) {
 			objs[0].ETag = ""
 			sum := runOK(t, []Job{{Dataset: "d", Objects: objs}}, opt)
 			checkTree(t, out, sum, s, "d", "x")
-			mu.Lock()
-			defer mu.Unlock()
-			if fmt.Sprint(starts) != fmt.Sprint(c.starts) {
-				t.Errorf("GETs start at %v, want %v", starts, c.starts)
+			if got := starts.get(); fmt.Sprint(got) != fmt.Sprint(c.starts) {
+				t.Errorf("GETs start at %v, want %v", got, c.starts)
 			}
 		})
 	}
+}
+
+// startLog records where the GETs of a fault handler start.
+type startLog struct {
+	mu     sync.Mutex
+	starts []int64
+}
+
+// answer writes the headers of the answer to r for obj, as the test server
+// would, records where the asked bytes [lo, hi) start, and leaves the body to
+// the caller.
+func (l *startLog) answer(w http.ResponseWriter, r *http.Request, obj *testObject, etag bool) (lo, hi int64) {
+	size := int64(len(obj.data))
+	lo, hi = 0, size
+	rg := r.Header.Get("Range")
+	if rg != "" {
+		lo, hi, _ = parseRange(rg, size)
+		w.Header().Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", lo, hi-1, size))
+	}
+	l.mu.Lock()
+	l.starts = append(l.starts, lo)
+	l.mu.Unlock()
+	if etag {
+		w.Header().Set("ETag", `"`+obj.etag+`"`)
+	}
+	w.Header().Set("Content-Length", fmt.Sprint(hi-lo))
+	if rg != "" {
+		w.WriteHeader(http.StatusPartialContent)
+	}
+	return lo, hi
+}
+
+func (l *startLog) get() []int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.starts)
 }
