@@ -696,3 +696,25 @@ func TestClassify(t *testing.T) {
 		}
 	}
 }
+
+// idleCounter is a transport that counts CloseIdleConnections calls.
+type idleCounter struct {
+	http.RoundTripper
+	closed atomic.Int32
+}
+
+func (c *idleCounter) CloseIdleConnections() { c.closed.Add(1) }
+
+// TestRunClosesItsStores: the stores a run opens are closed when it ends,
+// which drops the idle connections of their client.
+func TestRunClosesItsStores(t *testing.T) {
+	s := newTestServer(t)
+	s.put("a", randBytes(1, 1000))
+	opt := testOptions(t, t.TempDir())
+	tr := &idleCounter{RoundTripper: opt.Stores.HTTP.Transport}
+	opt.Stores.HTTP = &http.Client{Transport: tr}
+	runOK(t, []Job{{Dataset: "d", Objects: s.objects("a")}}, opt)
+	if n := tr.closed.Load(); n != 1 {
+		t.Errorf("idle connections closed %d times after the run, want once", n)
+	}
+}
