@@ -146,8 +146,9 @@ func (p retrier) wait(i int, err error) time.Duration {
 
 // RetryDriver decorates a driver (restic style) so that metadata calls — Stat,
 // List and the opening of a ReadRange — survive Temporary failures (see
-// Classify), with exponential back-off and jitter that honours Retry-After. Bulk transfers do not use it: the transfer
-// scheduler retries ranges itself and needs to see 429s to slow down.
+// Classify), with exponential back-off and jitter that honours Retry-After.
+// Bulk transfers do not use it: the transfer scheduler retries ranges itself
+// and needs to see 429s to slow down.
 type RetryDriver struct {
 	Driver
 	Attempts int           // total attempts, ≥ 1
