@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path"
 	"path/filepath"
@@ -85,7 +86,7 @@ func Inspect(ctx context.Context, target string, checksum bool, opt Options) (*I
 	if err != nil {
 		return nil, fmt.Errorf("inspect %s: %w", target, err)
 	}
-	defer st.Close()
+	defer closeStore(st)
 	f, vols, err := opt.Formats.Open(ctx, st, key)
 	if err != nil {
 		return nil, fmt.Errorf("inspect %s: %w", target, err)
@@ -236,4 +237,11 @@ func isStoreDir(p string) bool {
 
 func datasetOf(t string) string {
 	return path.Base(strings.TrimSuffix(filepath.ToSlash(t), "/"))
+}
+
+// closeStore releases what a driver holds open (the file driver's handle cache).
+func closeStore(st *store.Store) {
+	if c, ok := st.Driver().(io.Closer); ok {
+		c.Close()
+	}
 }
