@@ -42,6 +42,7 @@ func cropVolume(ctx context.Context, opt *Options, out *store.Store, r *source.R
 	if err != nil {
 		return nil, err
 	}
+	defer st.Close()
 	var vols []volume.Volume
 	var fname string
 	if f := findFormat(opt.Formats, ref.Format); f != nil {

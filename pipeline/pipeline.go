@@ -13,7 +13,6 @@ import (
 
 	"github.com/imgdataset/imgdataset/format"
 	"github.com/imgdataset/imgdataset/format/all"
-	"github.com/imgdataset/imgdataset/internal/httpretry"
 	"github.com/imgdataset/imgdataset/manifest"
 	"github.com/imgdataset/imgdataset/scan"
 	"github.com/imgdataset/imgdataset/source"
@@ -78,7 +77,7 @@ func (o *Options) Defaults() {
 	}
 	if o.Env.HTTP == nil {
 		c := *o.StoreHTTP
-		c.Transport = &httpretry.Transport{Base: o.StoreHTTP.Transport}
+		c.Transport = &store.RetryTransport{Base: o.StoreHTTP.Transport}
 		o.Env.HTTP = &c
 	}
 	if o.Env.Stores == nil {

@@ -110,6 +110,7 @@ func (b *Bucket) Resolve(ctx context.Context, env *Env, ds manifest.Dataset) (*R
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", rootURL, err)
 	}
+	defer st.Close()
 	w := &bucketWalk{env: env, st: st, rootURL: rootURL, take: ds.Take, max: b.MaxObjects}
 	if w.max <= 0 {
 		w.max = DefaultBucketObjects
@@ -212,7 +213,7 @@ func (w *bucketWalk) add(oi store.ObjectInfo) error {
 		return fmt.Errorf("%s: more than %d objects; narrow the URL or take.scales", w.rootURL, w.max)
 	}
 	src := w.rootURL + escapeRel(k)
-	if u, ok := w.st.Driver().(store.URLDriver); ok {
+	if u, ok := store.As[store.URLDriver](w.st.Driver()); ok {
 		src = u.URL(k)
 	}
 	o := Object{StoreURL: w.rootURL, Key: k, SourceURL: src, Path: k}

@@ -143,6 +143,7 @@ func stateText(ctx context.Context, env *Env, frag string) ([]byte, error) {
 			if err != nil {
 				return nil, fmt.Errorf("neuroglancer state %s: %w", s, err)
 			}
+			defer st.Close()
 			b, err := st.ReadAll(ctx, s[i+1:], maxMetaBytes)
 			if err != nil {
 				return nil, fmt.Errorf("neuroglancer state %s: %w", s, err)
@@ -356,6 +357,7 @@ func (p *Precomputed) Resolve(ctx context.Context, env *Env, ds manifest.Dataset
 		if err != nil {
 			return nil, fmt.Errorf("open %s: %w", v.StoreURL, err)
 		}
+		defer st.Close()
 		if _, err := st.Stat(ctx, "info"); err != nil {
 			return nil, fmt.Errorf("precomputed volume %s: no info: %w", v.StoreURL, err)
 		}

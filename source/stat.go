@@ -23,6 +23,7 @@ func statObjects(ctx context.Context, env *Env, objs []Object) error {
 			return fmt.Errorf("open %s: %w", o.StoreURL, err)
 		}
 		stores[o.StoreURL] = st
+		defer st.Close()
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(headLimit)

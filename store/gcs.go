@@ -52,6 +52,20 @@ func NewGCS(client *http.Client, endpoint, bucket, prefix string) (*GCSDriver, e
 	return &GCSDriver{client: client, endpoint: endpoint, bucket: bucket, prefix: p}, nil
 }
 
+// Host implements HostInfo: the endpoint, an object store. GCS ETags are not
+// MD5s; objects carry md5Hash and crc32c instead.
+func (d *GCSDriver) Host() Host {
+	return Host{Name: hostName(d.endpoint), ObjectStore: true, Parallel: ParallelObjectStore}
+}
+
+// Close implements io.Closer: it drops the idle keep-alive connections of the
+// driver's HTTP client. The client may be shared with other stores; they dial
+// again when they next need a connection.
+func (d *GCSDriver) Close() error {
+	d.client.CloseIdleConnections()
+	return nil
+}
+
 // String names the root as a gs:// URL.
 func (d *GCSDriver) String() string { return "gs://" + d.bucket + "/" + d.prefix }
 

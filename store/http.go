@@ -46,6 +46,19 @@ func NewHTTP(client *http.Client, root string) (*HTTPDriver, error) {
 	return d, nil
 }
 
+// Host implements HostInfo: a plain web server.
+func (d *HTTPDriver) Host() Host {
+	return Host{Name: hostName(d.root), Parallel: ParallelWeb}
+}
+
+// Close implements io.Closer: it drops the idle keep-alive connections of the
+// driver's HTTP client. The client may be shared with other stores; they dial
+// again when they next need a connection.
+func (d *HTTPDriver) Close() error {
+	d.client.CloseIdleConnections()
+	return nil
+}
+
 // String returns the root URL.
 func (d *HTTPDriver) String() string { return d.root }
 

@@ -523,6 +523,16 @@ func (b *exactBody) Read(p []byte) (int, error) {
 
 func (b *exactBody) Close() error { return b.resp.Body.Close() }
 
+// hostName is the lower-case host[:port] of an endpoint or root URL the
+// driver constructor already validated.
+func hostName(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return rawURL
+	}
+	return strings.ToLower(u.Host)
+}
+
 // escapeKey percent-escapes each slash-separated segment of key.
 func escapeKey(key string) string {
 	segs := strings.Split(key, "/")

@@ -99,6 +99,20 @@ func validHost(h string) bool {
 	return true
 }
 
+// Host implements HostInfo: the endpoint in use (regional after a redirect),
+// an object store whose single-part ETags are MD5s.
+func (d *S3Driver) Host() Host {
+	return Host{Name: hostName(d.Endpoint()), ObjectStore: true, Parallel: ParallelObjectStore, ETagIsMD5: true}
+}
+
+// Close implements io.Closer: it drops the idle keep-alive connections of the
+// driver's HTTP client. The client may be shared with other stores; they dial
+// again when they next need a connection.
+func (d *S3Driver) Close() error {
+	d.client.CloseIdleConnections()
+	return nil
+}
+
 // String names the root as an s3:// URL.
 func (d *S3Driver) String() string { return "s3://" + d.bucket + "/" + d.prefix }
 

@@ -96,6 +96,66 @@ type URLDriver interface {
 	URL(key string) string
 }
 
+// HostInfo is an optional interface for drivers whose objects live on a
+// network server: it tells whoever schedules requests (the transfer engine)
+// what the server is, so that nobody has to guess it from URLs.
+type HostInfo interface {
+	Host() Host
+}
+
+// Host describes the server behind a store.
+type Host struct {
+	// Name identifies the server: the lower-case host[:port] requests go to.
+	// Stores with the same Name share one per-host limit.
+	Name string
+	// ObjectStore is set for cloud object stores (S3, GCS and compatible
+	// servers), which are built for many parallel requests.
+	ObjectStore bool
+	// Parallel is how many requests to keep in flight to the server unless
+	// the user says otherwise.
+	Parallel int
+	// ETagIsMD5 is set when a plain 32-hex ETag is the MD5 of the content
+	// (S3: single-part uploads; a multipart ETag has a "-N" suffix).
+	ETagIsMD5 bool
+}
+
+// Default requests in flight per server (Host.Parallel).
+const (
+	// ParallelWeb suits plain web servers and local disks.
+	ParallelWeb = 16
+	// ParallelObjectStore suits S3 and GCS: a zarr store's small chunks need
+	// many requests in flight to hide the latency.
+	ParallelObjectStore = 64
+)
+
+// Unwrapper is implemented by driver decorators (retries, fault injection):
+// Unwrap returns the driver they decorate. A decorator implements only the
+// Driver methods and the optional interfaces whose meaning it changes; As
+// finds the others further down the chain, so a decorator never claims a
+// capability the driver under it lacks.
+type Unwrapper interface {
+	Unwrap() Driver
+}
+
+// As finds the first driver of d's decorator chain (d, then what each Unwrap
+// returns) that implements T, in the style of errors.As. Callers reach the
+// optional interfaces (WriterDriver, URLDriver, HostInfo, io.Closer) through
+// it, never by a type assertion on the outermost driver.
+func As[T any](d Driver) (T, bool) {
+	for d != nil {
+		if t, ok := d.(T); ok {
+			return t, true
+		}
+		u, ok := d.(Unwrapper)
+		if !ok {
+			break
+		}
+		d = u.Unwrap()
+	}
+	var zero T
+	return zero, false
+}
+
 // AtomicWriter receives an object's bytes. Close commits (fsync + rename);
 // Abort discards. Calling Abort after Close is a no-op, so `defer w.Abort()` is safe.
 type AtomicWriter interface {
@@ -112,11 +172,34 @@ type Store struct {
 // New wraps a driver.
 func New(d Driver) *Store { return &Store{d: d} }
 
-// Driver returns the underlying driver, for optional-interface checks by decorators.
+// Driver returns the outermost driver; its optional interfaces are reached
+// with As, which looks through decorators.
 func (s *Store) Driver() Driver { return s.d }
 
 // String names the store root.
 func (s *Store) String() string { return s.d.String() }
+
+// Host describes the server behind the store (see HostInfo). Drivers that do
+// not say (local files, archives) count as one local server with the web
+// default.
+func (s *Store) Host() Host {
+	if h, ok := As[HostInfo](s.d); ok {
+		return h.Host()
+	}
+	return Host{Name: "local", Parallel: ParallelWeb}
+}
+
+// Close releases what the driver holds: the file driver's cache of open
+// handles, the idle keep-alive connections of a remote driver's HTTP client.
+// Whoever opened the store closes it, once nothing reads from it any more.
+func (s *Store) Close() error {
+	if c, ok := As[io.Closer](s.d); ok {
+		if err := c.Close(); err != nil {
+			return fmt.Errorf("store %s: close: %w", s.d, err)
+		}
+	}
+	return nil
+}
 
 // Stat returns metadata of key.
 func (s *Store) Stat(ctx context.Context, key string) (ObjectInfo, error) {
@@ -236,7 +319,7 @@ func (s *Store) NewWriter(ctx context.Context, key string) (AtomicWriter, error)
 	if err != nil {
 		return nil, err
 	}
-	w, ok := s.d.(WriterDriver)
+	w, ok := As[WriterDriver](s.d)
 	if !ok {
 		return nil, fmt.Errorf("store %s: write %q: %w", s.d, key, ErrNotSupported)
 	}
@@ -262,7 +345,7 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
-	d, ok := s.d.(DeleterDriver)
+	d, ok := As[DeleterDriver](s.d)
 	if !ok {
 		return fmt.Errorf("store %s: delete %q: %w", s.d, key, ErrNotSupported)
 	}

@@ -2,11 +2,7 @@ package transfer
 
 import (
 	"context"
-	"crypto/md5"
-	"crypto/sha256"
-	"encoding/hex"
 	"hash"
-	"hash/crc32"
 	"io"
 	"os"
 	"sync/atomic"
@@ -58,17 +54,8 @@ func (h *hasher) advance(to int64) {
 }
 
 func (h *hasher) run(ctx context.Context, r *run, withMD5, withCRC bool) {
-	sha := sha256.New()
-	ws := []io.Writer{sha}
-	if withMD5 {
-		h.md = md5.New()
-		ws = append(ws, h.md)
-	}
-	if withCRC {
-		h.crc = crc32.New(crcTable)
-		ws = append(ws, h.crc)
-	}
-	w := io.MultiWriter(ws...)
+	w := newSums(withMD5, withCRC)
+	h.md, h.crc = w.md, w.crc
 	for {
 		if fr := h.frontier.Load(); h.n < fr {
 			if err := h.catchUp(ctx, r, w, fr); err != nil {
@@ -77,7 +64,7 @@ func (h *hasher) run(ctx context.Context, r *run, withMD5, withCRC bool) {
 			}
 		}
 		if h.n >= h.size {
-			h.sum = hex.EncodeToString(sha.Sum(nil))
+			h.sum = w.sha256()
 			return
 		}
 		select {

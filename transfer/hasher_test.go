@@ -112,7 +112,7 @@ func TestNotes(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	r := testRun()
 	h := &host{max: 16, limit: initialPerHost, lastRaise: t0, inflight: 3}
-	o := &object{host: h, size: 100}
+	o := &object{placement: placement{host: h}, expectation: expectation{size: 100}}
 	tk := &task{obj: o}
 	r.note(note{t: tk, started: true}, t0.Add(rampEvery/2))
 	if h.limit != initialPerHost {

@@ -35,14 +35,14 @@ type Options struct {
 	OutDir string
 	// Stores opens object.StoreURL; required. Opened stores are cached per URL.
 	Stores *store.Opener
-	// PerHost caps concurrent requests per host. Zero selects 16 for web
-	// servers and 64 for object stores (S3, GCS), which are built for many
-	// parallel requests: a zarr store's small chunks need them in flight to
-	// hide the latency. Each host starts at min(4, cap) and doubles at most
-	// every 100 ms while responses arrive (a request counts once its response
-	// starts, not when its body ends); a 429 or 503 halves it again. A
-	// request's slot is freed once its body is in, before the file is fsynced
-	// and committed.
+	// PerHost caps concurrent requests per host. Zero selects what the store
+	// says of its server (store.Host.Parallel): 16 for web servers and 64 for
+	// object stores (S3, GCS), which are built for many parallel requests: a
+	// zarr store's small chunks need them in flight to hide the latency. Each
+	// host starts at min(4, cap) and doubles at most every 100 ms while
+	// responses arrive (a request counts once its response starts, not when
+	// its body ends); a 429 or 503 halves it again. A request's slot is freed
+	// once its body is in, before the file is fsynced and committed.
 	PerHost int
 	// Total caps requests in flight over all hosts (default 128).
 	Total int
@@ -50,12 +50,21 @@ type Options struct {
 	// 64 KiB). Files larger than 2×PartSize are fetched as several ranges over
 	// several connections.
 	PartSize int64
-	// Retries is the number of retries of one request (default 8). Attempts
-	// that moved at least 64 KiB do not count: they are progress, not failure.
+	// Retries is the number of retries of one request (default 8). Every
+	// failed attempt counts, even one that made progress: its bytes are kept
+	// and the retry asks only for the rest (with a Range request), so
+	// progress is not lost, and a server that always cuts the body off still
+	// ends in an error.
 	Retries int
 	// RetryDelay is the first backoff delay (default 500 ms); later delays grow
 	// exponentially with jitter, up to 60 s, or to the server's Retry-After.
 	RetryDelay time.Duration
+	// MaxRetryAfter bounds the time the server's Retry-After answers may make
+	// one request wait, in all (default 5 minutes): a wait is cut to what is
+	// left of this budget, and the host-wide pauses the request sat through
+	// count too. Once it is spent, a request the server asks to wait again
+	// fails, naming the wait.
+	MaxRetryAfter time.Duration
 	// StallTimeout aborts (and retries) a request that delivers no byte for this
 	// long (default 2 minutes).
 	StallTimeout time.Duration
@@ -178,6 +187,9 @@ func (o *Options) withDefaults() Options {
 	}
 	if c.RetryDelay <= 0 {
 		c.RetryDelay = 500 * time.Millisecond
+	}
+	if c.MaxRetryAfter <= 0 {
+		c.MaxRetryAfter = 5 * time.Minute
 	}
 	if c.StallTimeout <= 0 {
 		c.StallTimeout = 2 * time.Minute

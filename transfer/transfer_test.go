@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -617,27 +618,103 @@ func TestSizeHints(t *testing.T) {
 	}
 }
 
-func TestPerHostDefaults(t *testing.T) {
-	ops := &store.Opener{}
-	mirrorS3 := &store.Opener{S3Endpoint: "http://127.0.0.1:9000"}
-	for _, c := range []struct {
-		url     string
-		op      *store.Opener
-		perHost int
-		want    int
+// TestHostsFromStores: per-host caps and the ETag rule come from what each
+// store says of its server (store.Host), through the Opener's retry
+// decorator; an explicit PerHost wins everywhere.
+func TestHostsFromStores(t *testing.T) {
+	dir := t.TempDir()
+	cases := []struct {
+		url        string
+		s3Endpoint string
+		perHost    int
+		wantHost   string
+		wantMax    int
+		wantMD5    bool
 	}{
-		{"https://ftp.ebi.ac.uk/empiar/world_availability/11759/data/", ops, 0, perHostWeb},
-		{"http://127.0.0.1:8080/d/", ops, 0, perHostWeb},
-		{"s3://janelia-cosem-datasets/jrc_mus-nacc-2/", ops, 0, perHostObjectStore},
-		{"s3://bucket/p/", mirrorS3, 0, perHostObjectStore},
-		{"https://janelia-cosem-datasets.s3.amazonaws.com/jrc_mus-nacc-2/", ops, 0, perHostObjectStore},
-		{"gs://neuroglancer-janelia-flyem-hemibrain/emdata/", ops, 0, perHostObjectStore},
-		{"https://storage.googleapis.com/bucket/p/", ops, 0, perHostObjectStore},
-		{"s3://bucket/p/", ops, 8, 8}, // an explicit cap wins everywhere
-		{"https://example.org/", ops, 100, 100},
-	} {
-		if got := perHostFor(c.url, Options{PerHost: c.perHost, Stores: c.op}); got != c.want {
-			t.Errorf("perHostFor(%s, PerHost %d) = %d, want %d", c.url, c.perHost, got, c.want)
+		{"https://ftp.ebi.ac.uk/empiar/world_availability/11759/data/", "", 0, "ftp.ebi.ac.uk", store.ParallelWeb, false},
+		{"http://127.0.0.1:8080/d/", "", 0, "127.0.0.1:8080", store.ParallelWeb, false},
+		{"s3://janelia-cosem-datasets/jrc_mus-nacc-2/", "", 0, "s3.amazonaws.com", store.ParallelObjectStore, true},
+		{"s3://bucket/p/", "http://127.0.0.1:9000", 0, "127.0.0.1:9000", store.ParallelObjectStore, true},
+		{"https://janelia-cosem-datasets.s3.amazonaws.com/jrc_mus-nacc-2/", "", 0, "s3.amazonaws.com", store.ParallelObjectStore, true},
+		{"gs://neuroglancer-janelia-flyem-hemibrain/emdata/", "", 0, "storage.googleapis.com", store.ParallelObjectStore, false},
+		{"https://storage.googleapis.com/bucket/p/", "", 0, "storage.googleapis.com", store.ParallelObjectStore, false},
+		{dir, "", 0, "local", store.ParallelWeb, false},
+		{"s3://bucket/p/", "", 8, "s3.amazonaws.com", 8, true},
+		{"https://example.org/", "", 100, "example.org", 100, false},
+	}
+	for _, c := range cases {
+		t.Run(c.url, func(t *testing.T) {
+			opt := testOptions(t, t.TempDir())
+			opt.Stores.S3Endpoint, opt.Stores.Retry, opt.PerHost = c.s3Endpoint, 3, c.perHost
+			o := opt.withDefaults()
+			jobs := []Job{{Dataset: "d", Objects: []source.Object{{StoreURL: c.url, Key: "k", Path: "k", Size: 1}}}}
+			r, err := newRun(context.Background(), jobs, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.close()
+			obj := r.datasets[0].objs[0]
+			if obj.res.Err != nil {
+				t.Fatal(obj.res.Err)
+			}
+			if obj.host.name != c.wantHost || obj.host.max != c.wantMax || obj.etagIsMD5 != c.wantMD5 {
+				t.Errorf("host %q cap %d ETag-is-MD5 %v; want %q, %d, %v", obj.host.name, obj.host.max, obj.etagIsMD5, c.wantHost, c.wantMax, c.wantMD5)
+			}
+		})
+	}
+}
+
+// TestClassify: transfer's own errors first, then store.Classify.
+func TestClassify(t *testing.T) {
+	he := func(status int, after time.Duration) error {
+		return fmt.Errorf("read: %w", &store.HTTPError{URL: "http://h/k", Status: status, RetryAfter: after})
+	}
+	cases := []struct {
+		name     string
+		err      error
+		class    errClass
+		after    time.Duration
+		throttle bool
+	}{
+		{"changed", fmt.Errorf("%w: size 1 → 2", errChanged), errClassChanged, 0, false},
+		{"verify", fmt.Errorf("%w: MD5", errVerify), errClassVerify, 0, false},
+		{"local disk", local(errors.New("no space left on device")), errClassPermanent, 0, false},
+		{"local disk while stalled", fmt.Errorf("%w: %w", errStalled, local(errors.New("EIO"))), errClassPermanent, 0, false},
+		{"stall", fmt.Errorf("%w: %w", errStalled, context.Canceled), errClassRetry, 0, false},
+		{"cancelled", fmt.Errorf("read: %w", context.Canceled), errClassCanceled, 0, false},
+		{"429", he(429, 3*time.Second), errClassRetry, 3 * time.Second, true},
+		{"503", he(503, 0), errClassRetry, 0, true},
+		{"500 with Retry-After", he(500, time.Second), errClassRetry, time.Second, false},
+		{"404", he(404, 0), errClassPermanent, 0, false},
+		{"403", he(403, 0), errClassPermanent, 0, false},
+		{"truncated", fmt.Errorf("range: %w", io.ErrUnexpectedEOF), errClassRetry, 0, false},
+	}
+	for _, c := range cases {
+		cl, after, th := classify(c.err)
+		if cl != c.class || after != c.after || th != c.throttle {
+			t.Errorf("%s: classify = %d, %s, %v; want %d, %s, %v", c.name, cl, after, th, c.class, c.after, c.throttle)
 		}
+	}
+}
+
+// idleCounter is a transport that counts CloseIdleConnections calls.
+type idleCounter struct {
+	http.RoundTripper
+	closed atomic.Int32
+}
+
+func (c *idleCounter) CloseIdleConnections() { c.closed.Add(1) }
+
+// TestRunClosesItsStores: the stores a run opens are closed when it ends,
+// which drops the idle connections of their client.
+func TestRunClosesItsStores(t *testing.T) {
+	s := newTestServer(t)
+	s.put("a", randBytes(1, 1000))
+	opt := testOptions(t, t.TempDir())
+	tr := &idleCounter{RoundTripper: opt.Stores.HTTP.Transport}
+	opt.Stores.HTTP = &http.Client{Transport: tr}
+	runOK(t, []Job{{Dataset: "d", Objects: s.objects("a")}}, opt)
+	if n := tr.closed.Load(); n != 1 {
+		t.Errorf("idle connections closed %d times after the run, want once", n)
 	}
 }
