@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"os"
 	"path"
@@ -88,7 +87,7 @@ func Inspect(ctx context.Context, target string, checksum bool, opt Options) (*I
 	if err != nil {
 		return nil, fmt.Errorf("inspect %s: %w", target, err)
 	}
-	defer closeStore(st)
+	defer st.Close()
 	f, vols, err := opt.Formats.Open(ctx, st, key)
 	if err != nil {
 		return nil, fmt.Errorf("inspect %s: %w", target, err)
@@ -144,7 +143,7 @@ func (r *CatalogResult) Close() {
 		d.Close()
 	}
 	for _, st := range r.stores {
-		closeStore(st)
+		st.Close()
 	}
 	r.dirs, r.stores = nil, nil
 }
@@ -211,9 +210,3 @@ func datasetOf(t string) string {
 	return path.Base(strings.TrimSuffix(filepath.ToSlash(t), "/"))
 }
 
-// closeStore releases what a driver holds open (the file driver's handle cache).
-func closeStore(st *store.Store) {
-	if c, ok := st.Driver().(io.Closer); ok {
-		c.Close()
-	}
-}

@@ -204,7 +204,7 @@ func processDataset(ctx context.Context, opt *Options, out *store.Store, r *sour
 	var recs []catalog.Record
 	var readable []framed
 	dsDir := store.New(store.NewFile(filepath.Join(opt.OutDir, r.Dataset.Name)))
-	defer closeStore(dsDir)
+	defer dsDir.Close()
 	for _, u := range groupUnits(ctx, opt.Formats, dsDir, r.Dataset.Name, r.Objects) {
 		// Skip units whose download failed.
 		failed := false

@@ -33,7 +33,7 @@ type Result struct {
 // Close releases the store the arrays read through.
 func (r *Result) Close() {
 	if r.st != nil {
-		closeStore(r.st)
+		r.st.Close()
 		r.st = nil
 	}
 }

@@ -73,7 +73,7 @@ func TestDirPlainTree(t *testing.T) {
 		"alpha/notes/guide.tif": tiffOf(t, [3]int64{2, 8, 8}, 0),
 	})
 	st := store.New(store.NewFile(root))
-	defer closeStore(st)
+	defer st.Close()
 	src, err := sample.Mem("volume", volume.Uint8, sample.ZYX([3]int64{5, 12, 10}, [3]float64{20, 20, 20}, "nanometer"), make([]byte, 5*12*10))
 	if err != nil {
 		t.Fatal(err)

@@ -8,7 +8,6 @@ package scan
 import (
 	"context"
 	"errors"
-	"io"
 	"os"
 	"path"
 	"path/filepath"
@@ -152,9 +151,3 @@ func isCopy(rel string) bool {
 	return (n == 2 || n == 3) && segs[n-2] == CopiesDir && strings.HasSuffix(strings.ToLower(segs[n-1]), ".zarr")
 }
 
-// closeStore releases what a driver holds open (the file driver's handle cache).
-func closeStore(st *store.Store) {
-	if c, ok := st.Driver().(io.Closer); ok {
-		c.Close()
-	}
-}
