@@ -18,7 +18,9 @@ import (
 	"math"
 )
 
-// DType is a numpy dtype name: uint8, int16, float32, complex64, bool, ...
+// DType is a numpy dtype as str(dtype) spells it: uint8, int16, float32,
+// complex64, bool, ... and, for dtypes without a scalar name, the structured
+// form (RGBA8).
 type DType string
 
 // The element types a volume can hold.
@@ -37,9 +39,11 @@ const (
 	Float64    DType = "float64"
 	Complex64  DType = "complex64"
 	Complex128 DType = "complex128"
-	// RGBA8 is four uint8 samples per element, stored as one 4-byte record
-	// (how the testdata corpus hashes DM RGBA images).
-	RGBA8 DType = "rgba8"
+	// RGBA8 is four uint8 samples per element, R, G, B, A, stored as one
+	// 4-byte record. Its name is numpy's for the structured dtype that
+	// hyperspy/rosettasciio give DM RGB and RGBA images (str(dtype); the
+	// dtype's .name, "void32", would not say what the bytes are).
+	RGBA8 DType = "[('R', 'u1'), ('G', 'u1'), ('B', 'u1'), ('A', 'u1')]"
 )
 
 // Size returns the element size in bytes, or 0 for an unknown dtype.
@@ -169,7 +173,7 @@ func Prod(s []int64) int64 {
 
 // Value reads one little-endian element of type d from b as a float64, for
 // statistics and display. ok is false for types without a single real value
-// (complex, rgba8, float16).
+// (complex, RGBA8, float16).
 func (d DType) Value(b []byte) (v float64, ok bool) {
 	le := binary.LittleEndian
 	switch d {
