@@ -16,9 +16,12 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 )
 
-// DType is a numpy dtype name: uint8, int16, float32, complex64, bool, ...
+// DType is a numpy dtype as str(dtype) spells it: uint8, int16, float32,
+// complex64, bool, ...; fixed-width strings as "<U13" and "|S5" (see
+// FixedString); records in the structured form (RGBA8).
 type DType string
 
 // The element types a volume can hold.
@@ -37,10 +40,50 @@ const (
 	Float64    DType = "float64"
 	Complex64  DType = "complex64"
 	Complex128 DType = "complex128"
-	// RGBA8 is four uint8 samples per element, stored as one 4-byte record
-	// (how the testdata corpus hashes DM RGBA images).
-	RGBA8 DType = "rgba8"
+	// RGBA8 is four uint8 samples per element, R, G, B, A, stored as one
+	// 4-byte record. Its name is numpy's for the structured dtype that
+	// hyperspy/rosettasciio give DM RGB and RGBA images (str(dtype); the
+	// dtype's .name, "void32", would not say what the bytes are).
+	RGBA8 DType = "[('R', 'u1'), ('G', 'u1'), ('B', 'u1'), ('A', 'u1')]"
 )
+
+// MaxStringChars bounds the length of a fixed-width string dtype, so that
+// one element of a hostile file's dtype cannot be gigabytes.
+const MaxStringChars = 1 << 20
+
+// FixedString returns numpy's fixed-width string dtype of n characters:
+// kind 'S' is bytes ("|S5", n bytes an element), kind 'U' is text ("<U13",
+// n UCS-4 code points an element, little-endian as every volume's elements
+// are). Elements shorter than n are padded with NULs, which numpy strips
+// when it reads them. It returns "" for another kind or for n outside
+// 1..MaxStringChars.
+func FixedString(kind byte, n int) DType {
+	if n < 1 || n > MaxStringChars {
+		return ""
+	}
+	switch kind {
+	case 'S':
+		return DType("|S" + strconv.Itoa(n))
+	case 'U':
+		return DType("<U" + strconv.Itoa(n))
+	}
+	return ""
+}
+
+// FixedString reports whether d is a fixed-width string dtype (see the
+// function FixedString), with its kind, 'S' or 'U', and its length in
+// characters. Such arrays have no numeric value: Value is false for them.
+func (d DType) FixedString() (kind byte, n int, ok bool) {
+	s := string(d)
+	if len(s) < 3 || !(s[:2] == "|S" || s[:2] == "<U") {
+		return 0, 0, false
+	}
+	n, err := strconv.Atoi(s[2:])
+	if err != nil || FixedString(s[1], n) != d {
+		return 0, 0, false
+	}
+	return s[1], n, true
+}
 
 // Size returns the element size in bytes, or 0 for an unknown dtype.
 func (d DType) Size() int {
@@ -55,6 +98,12 @@ func (d DType) Size() int {
 		return 8
 	case Complex128:
 		return 16
+	}
+	if kind, n, ok := d.FixedString(); ok {
+		if kind == 'U' {
+			return 4 * n
+		}
+		return n
 	}
 	return 0
 }
@@ -173,7 +222,7 @@ func Prod(s []int64) int64 {
 
 // Value reads one little-endian element of type d from b as a float64, for
 // statistics and display. ok is false for types without a single real value
-// (complex, rgba8).
+// (complex, RGBA8, strings).
 func (d DType) Value(b []byte) (v float64, ok bool) {
 	le := binary.LittleEndian
 	switch d {

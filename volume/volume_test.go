@@ -230,3 +230,50 @@ func TestAsFindsThroughViews(t *testing.T) {
 		t.Fatal("As[*Mem] found a Mem through a stack, which changes the voxels' meaning")
 	}
 }
+
+func TestFixedStringDTypes(t *testing.T) {
+	cases := []struct {
+		dt       volume.DType
+		kind     byte
+		n, size  int
+		isString bool
+	}{
+		{"<U13", 'U', 13, 52, true},
+		{"|S5", 'S', 5, 5, true},
+		{"|S1048576", 'S', volume.MaxStringChars, volume.MaxStringChars, true},
+		{"<U1048577", 0, 0, 0, false}, // over MaxStringChars
+		{">U13", 0, 0, 0, false},      // volumes are little-endian
+		{"|U13", 0, 0, 0, false},
+		{"<S5", 0, 0, 0, false},
+		{"|S0", 0, 0, 0, false},
+		{"|S-1", 0, 0, 0, false},
+		{"|S05", 0, 0, 0, false}, // not how numpy spells it
+		{"|S", 0, 0, 0, false},
+		{"<U99999999999999999999", 0, 0, 0, false},
+		{volume.Uint16, 0, 0, 2, false},
+		{volume.RGBA8, 0, 0, 4, false},
+	}
+	for _, c := range cases {
+		kind, n, ok := c.dt.FixedString()
+		if ok != c.isString || kind != c.kind || n != c.n {
+			t.Errorf("%q.FixedString() = %q %d %v, want %q %d %v", c.dt, kind, n, ok, c.kind, c.n, c.isString)
+		}
+		if got := c.dt.Size(); got != c.size {
+			t.Errorf("%q.Size() = %d, want %d", c.dt, got, c.size)
+		}
+		if ok && volume.FixedString(kind, n) != c.dt {
+			t.Errorf("FixedString(%q, %d) = %q, want %q", kind, n, volume.FixedString(kind, n), c.dt)
+		}
+		if _, isNum := c.dt.Value(make([]byte, max(c.size, 8))); c.isString && isNum {
+			t.Errorf("%q has a numeric Value", c.dt)
+		}
+	}
+	for _, bad := range []struct {
+		kind byte
+		n    int
+	}{{'U', 0}, {'S', volume.MaxStringChars + 1}, {'O', 3}} {
+		if d := volume.FixedString(bad.kind, bad.n); d != "" {
+			t.Errorf("FixedString(%q, %d) = %q, want \"\"", bad.kind, bad.n, d)
+		}
+	}
+}

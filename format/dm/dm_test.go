@@ -18,59 +18,51 @@ import (
 	"github.com/imgdataset/imgdataset/volume/volumetest"
 )
 
-// memDriver serves byte slices and counts what is read from them, so tests can
-// assert that opening a file does not fetch its pixels.
-type memDriver struct {
+// countingDriver is a store.MemDriver that counts what is read from it, so
+// tests can assert that opening a file does not fetch its pixels.
+type countingDriver struct {
+	*store.MemDriver
 	mu       sync.Mutex
-	objects  map[string][]byte
 	read     int64
 	requests int
 	hideSize bool // Stat reports size -1, like a server without Content-Length
 }
 
-func newMem(objs map[string][]byte) *store.Store { return store.New(&memDriver{objects: objs}) }
-
-func (d *memDriver) String() string { return "mem" }
-
-func (d *memDriver) Stat(ctx context.Context, key string) (store.ObjectInfo, error) {
-	b, ok := d.objects[key]
-	if !ok {
-		return store.ObjectInfo{}, fmt.Errorf("mem %q: %w", key, store.ErrNotExist)
+// newCounting returns a countingDriver holding objs.
+func newCounting(t testing.TB, objs map[string][]byte) *countingDriver {
+	t.Helper()
+	d := &countingDriver{MemDriver: store.NewMem()}
+	for k, b := range objs {
+		if err := d.Put(k, b); err != nil {
+			t.Fatal(err)
+		}
 	}
-	size := int64(len(b))
+	return d
+}
+
+// newMem returns a store holding objs.
+func newMem(t testing.TB, objs map[string][]byte) *store.Store {
+	return store.New(newCounting(t, objs))
+}
+
+func (d *countingDriver) Stat(ctx context.Context, key string) (store.ObjectInfo, error) {
+	oi, err := d.MemDriver.Stat(ctx, key)
 	if d.hideSize {
-		size = -1
+		oi.Size = -1
 	}
-	return store.ObjectInfo{Key: key, Size: size}, nil
+	return oi, err
 }
 
-func (d *memDriver) List(ctx context.Context, prefix, delim string, fn func(store.ObjectInfo) error) error {
-	return store.ErrNotSupported
-}
-
-func (d *memDriver) ReadRange(ctx context.Context, key string, off, n int64) (io.ReadCloser, error) {
-	if err := ctx.Err(); err != nil {
+func (d *countingDriver) ReadRange(ctx context.Context, key string, off, n int64) (io.ReadCloser, error) {
+	rc, err := d.MemDriver.ReadRange(ctx, key, off, n)
+	if err != nil {
 		return nil, err
 	}
-	b, ok := d.objects[key]
-	if !ok {
-		return nil, fmt.Errorf("mem %q: %w", key, store.ErrNotExist)
-	}
-	if off > int64(len(b)) {
-		return nil, fmt.Errorf("mem %q: offset %d past end: %w", key, off, io.ErrUnexpectedEOF)
-	}
-	end := int64(len(b))
-	if n >= 0 {
-		if off+n > end {
-			return nil, fmt.Errorf("mem %q: range past end: %w", key, io.ErrUnexpectedEOF)
-		}
-		end = off + n
-	}
 	d.mu.Lock()
-	d.read += end - off
+	d.read += rc.(interface{ Size() int64 }).Size()
 	d.requests++
 	d.mu.Unlock()
-	return io.NopCloser(bytes.NewReader(b[off:end])), nil
+	return rc, nil
 }
 
 // ramp fills n elements of dt with distinct little-endian values.
@@ -140,7 +132,7 @@ func TestRoundTrip(t *testing.T) {
 						img.Origins = append(img.Origins, float64(i))
 					}
 					b := writeImage(t, img, l.opt...)
-					st := newMem(map[string][]byte{"a.dm3": b})
+					st := newMem(t, map[string][]byte{"a.dm3": b})
 					vols, err := Format{}.Open(context.Background(), st, "a.dm3")
 					if err != nil {
 						t.Fatal(err)
@@ -185,7 +177,7 @@ func TestEMPIARLike(t *testing.T) {
 		Tags: map[string]any{"DigiScan.Sample Time": 0.5, "DigiScan.TimeStamp": "Mon Jun 11 22:26:45 2018",
 			"Microscope Info.Illumination Mode": "SEM"}}
 	b := writeImage(t, img)
-	d := &memDriver{objects: map[string][]byte{"s.dm3": b}}
+	d := newCounting(t, map[string][]byte{"s.dm3": b})
 	st := store.New(d)
 	ctx := context.Background()
 	if !(Format{}).Detect(ctx, st, "s.dm3", b[:format.HeadSize]) {
@@ -237,7 +229,8 @@ func TestEMPIARLike(t *testing.T) {
 // TestUnknownSize parses through open-ended reads when Stat has no size.
 func TestUnknownSize(t *testing.T) {
 	img := Image{Name: "x", DType: volume.Uint16, Shape: []int64{300, 300}, Data: ramp(volume.Uint16, 90000)}
-	d := &memDriver{objects: map[string][]byte{"u.dm4": writeImage(t, img, AsDM4())}, hideSize: true}
+	d := newCounting(t, map[string][]byte{"u.dm4": writeImage(t, img, AsDM4())})
+	d.hideSize = true
 	vols, err := Format{}.Open(context.Background(), store.New(d), "u.dm4")
 	if err != nil {
 		t.Fatal(err)
@@ -349,7 +342,7 @@ func TestAmbiguousDate(t *testing.T) {
 	}
 	for i, c := range cases {
 		b := writeImage(t, Image{Name: "d", DType: volume.Uint8, Shape: []int64{2, 2}, Data: make([]byte, 4), Tags: c.tags})
-		vols, err := Format{}.Open(context.Background(), newMem(map[string][]byte{"d.dm3": b}), "d.dm3")
+		vols, err := Format{}.Open(context.Background(), newMem(t, map[string][]byte{"d.dm3": b}), "d.dm3")
 		if err != nil {
 			t.Fatal(err)
 		}

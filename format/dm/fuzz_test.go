@@ -63,7 +63,7 @@ func syntheticSeeds(t testing.TB) [][]byte {
 // panic, and every failure must be an error.
 func exercise(t testing.TB, b []byte) error {
 	ctx := context.Background()
-	st := newMem(map[string][]byte{"f.dm3": b})
+	st := newMem(t, map[string][]byte{"f.dm3": b})
 	head := b[:min(len(b), format.HeadSize)]
 	_ = (Format{}).Detect(ctx, st, "f.dm3", head)
 	vols, err := Format{}.Open(ctx, st, "f.dm3")

@@ -31,7 +31,7 @@ for p in sys.argv[1:]:
         d = d.view(np.uint8)
     md = s.metadata.as_dictionary()
     axes = [[a.name if isinstance(a.name, str) else "", a.size, float(a.scale), float(a.offset), str(a.units)] for a in s.axes_manager._axes]
-    print(json.dumps({"path": p, "shape": list(s.data.shape), "dtype": str(s.data.dtype) if not s.data.dtype.names else "rgba",
+    print(json.dumps({"path": p, "shape": list(s.data.shape), "dtype": str(s.data.dtype),
         "axes": axes, "title": md["General"]["title"],
         "date": md["General"].get("date", ""), "sha": hashlib.sha256(d.astype(d.dtype.newbyteorder("<")).tobytes()).hexdigest()[:16],
         "voltage": md.get("Acquisition_instrument", {}).get("TEM", md.get("Acquisition_instrument", {}).get("SEM", {})).get("beam_energy", 0)}))
@@ -110,6 +110,8 @@ func writerImages() []Image {
 		{Name: "stack", DType: volume.Int16, Shape: []int64{4, 5, 6}, Scales: []float64{50, 8, 8}, Units: []string{"nm", "nm", "nm"}, Origins: []float64{0, 1, 2}},
 		{Name: "float", DType: volume.Float32, Shape: []int64{7, 9}, Scales: []float64{2, 1}, Units: []string{"Å", "nm"}},
 		{Name: "u16", DType: volume.Uint16, Shape: []int64{3, 8}},
+		// hyperspy's structured RGBA dtype is volume.RGBA8's name.
+		{Name: "rgba", DType: volume.RGBA8, Shape: []int64{3, 5}},
 	}
 	for i := range imgs {
 		imgs[i].Data = ramp(imgs[i].DType, int(volume.Prod(imgs[i].Shape)))

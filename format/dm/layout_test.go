@@ -79,7 +79,7 @@ func TestPackedComplexLayout(t *testing.T) {
 		t.Run(fmt.Sprint(tc.w), func(t *testing.T) {
 			img := Image{Name: "f", DType: volume.Complex64, Shape: []int64{1, packedWidth(tc.w)}, Data: encodeComplex(volume.Complex64, tc.stored)}
 			file := writeImage(t, img, packedFFT(tc.w))
-			vols, err := Format{}.Open(context.Background(), newMem(map[string][]byte{"f.dm4": file}), "f.dm4")
+			vols, err := Format{}.Open(context.Background(), newMem(t, map[string][]byte{"f.dm4": file}), "f.dm4")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -119,7 +119,7 @@ func TestPackedComplex(t *testing.T) {
 							want = append(want, cmplx.Conj(row[j]))
 						}
 					}
-					vols, err := Format{}.Open(context.Background(), newMem(map[string][]byte{"f.dm3": file}), "f.dm3")
+					vols, err := Format{}.Open(context.Background(), newMem(t, map[string][]byte{"f.dm3": file}), "f.dm3")
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -176,7 +176,7 @@ func TestPackedComplexRefused(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			b := writeImage(t, Image{Name: "p", DType: c.dt, Shape: c.shape, Data: make([]byte, volume.Prod(c.shape)*int64(c.dt.Size()))})
 			patchDataType(t, b, c.from, c.to)
-			_, err := Format{}.Open(context.Background(), newMem(map[string][]byte{"p.dm3": b}), "p.dm3")
+			_, err := Format{}.Open(context.Background(), newMem(t, map[string][]byte{"p.dm3": b}), "p.dm3")
 			if !errors.Is(err, c.want) {
 				t.Fatalf("got %v, want %v", err, c.want)
 			}
@@ -231,7 +231,7 @@ func TestSqueezeAndSpectrumImage(t *testing.T) {
 			for i := range c.shape {
 				img.Units = append(img.Units, fmt.Sprintf("u%d", i))
 			}
-			vols, err := Format{}.Open(context.Background(), newMem(map[string][]byte{"s.dm4": writeImage(t, img, AsDM4())}), "s.dm4")
+			vols, err := Format{}.Open(context.Background(), newMem(t, map[string][]byte{"s.dm4": writeImage(t, img, AsDM4())}), "s.dm4")
 			if err != nil {
 				t.Fatal(err)
 			}

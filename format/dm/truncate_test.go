@@ -38,7 +38,7 @@ func TestTruncated(t *testing.T) {
 			b := writeImage(t, img, c.opts...)
 			failed, whole := 0, 0
 			for cut := 0; cut < len(b); cut++ {
-				st := newMem(map[string][]byte{c.name: b[:cut]})
+				st := newMem(t, map[string][]byte{c.name: b[:cut]})
 				vols, err := Format{}.Open(ctx, st, c.name)
 				if err != nil {
 					if !errors.Is(err, format.ErrCorrupt) || !strings.Contains(err.Error(), `dm "`+c.name+`"`) {
@@ -64,7 +64,7 @@ func TestTruncated(t *testing.T) {
 // TestTruncatedMessage checks what the error of a file cut in its pixels says.
 func TestTruncatedMessage(t *testing.T) {
 	b := writeImage(t, truncatedImage())
-	_, err := Format{}.Open(context.Background(), newMem(map[string][]byte{"f.dm3": b[:len(b)/2]}), "f.dm3")
+	_, err := Format{}.Open(context.Background(), newMem(t, map[string][]byte{"f.dm3": b[:len(b)/2]}), "f.dm3")
 	for _, want := range []string{`dm "f.dm3"`, `tag "Data"`, "2400 bytes declared at offset", "corrupt data"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error %v lacks %q", err, want)

@@ -42,7 +42,7 @@ func TestWriteVolume(t *testing.T) {
 	if err := WriteVolume(context.Background(), &buf, src, tags); err != nil {
 		t.Fatal(err)
 	}
-	vs, err := Format{}.Open(context.Background(), newMem(map[string][]byte{"s.dm3": buf.Bytes()}), "s.dm3")
+	vs, err := Format{}.Open(context.Background(), newMem(t, map[string][]byte{"s.dm3": buf.Bytes()}), "s.dm3")
 	if err != nil {
 		t.Fatal(err)
 	}

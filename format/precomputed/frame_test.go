@@ -66,7 +66,7 @@ func TestWriteAttributes(t *testing.T) {
 	if err := json.Unmarshal(b, &info); err != nil || info.Imgdataset["voxel_size_source"] != "web page" || len(info.Scales) != 1 {
 		t.Errorf("info %s (%v)", b, err)
 	}
-	d := newMem()
+	d := newMem(t)
 	err = Write(context.Background(), store.New(d), "bad", src, WriteOptions{Attributes: map[string]any{"scales": nil}})
 	if err == nil || len(d.keys("bad")) != 0 {
 		t.Errorf("Write with a format key: %v, wrote %v", err, d.keys("bad"))

@@ -38,7 +38,7 @@ func FuzzInfo(f *testing.F) {
 		if err != nil {
 			return
 		}
-		st := store.New(newMem())
+		st := store.New(newMem(t))
 		for i := range in.Scales {
 			v := newScaleVolume(st, "v", in, i)
 			if err := v.Info().Validate(); err != nil {
@@ -73,7 +73,7 @@ func FuzzShardIndex(f *testing.F) {
 	f.Add(idx[:40], uint64(3), false, true)
 	f.Add([]byte{}, uint64(0), false, false)
 	f.Fuzz(func(t *testing.T, shard []byte, id uint64, gz, entryWise bool) {
-		d := newMem()
+		d := newMem(t)
 		spec := Sharding{Hash: "identity", MinishardBits: 2, ShardBits: 0, MinishardIndexEncoding: "raw", DataEncoding: "raw"}
 		if gz {
 			spec.MinishardIndexEncoding = "gzip"

@@ -1,22 +1,24 @@
 package precomputed
 
 import (
-	"bytes"
 	"context"
-	"fmt"
+	"errors"
 	"io"
+	"math"
 	"sort"
-	"strings"
 	"sync"
 	"sync/atomic"
+	"testing"
 
 	"github.com/imgdataset/imgdataset/store"
 )
 
-// memDriver is an in-memory store.Driver with writing, for hermetic tests.
+// memDriver is a store.MemDriver that counts its reads and can be made to
+// fail them, for hermetic tests.
 type memDriver struct {
-	mu    sync.Mutex
-	files map[string][]byte
+	*store.MemDriver
+	t  testing.TB // reports a failed put
+	mu sync.Mutex
 	// reads counts ReadRange calls; reads16 those of exactly 16 bytes (shard
 	// index entries).
 	reads, reads16 atomic.Int64
@@ -69,38 +71,8 @@ func (d *memDriver) resetCounts() {
 	clear(d.ranges)
 }
 
-func newMem() *memDriver {
-	return &memDriver{files: map[string][]byte{}, ranges: map[readRange]int{}}
-}
-
-func (d *memDriver) String() string { return "mem:" }
-
-func (d *memDriver) Stat(ctx context.Context, key string) (store.ObjectInfo, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	b, ok := d.files[key]
-	if !ok {
-		return store.ObjectInfo{}, fmt.Errorf("mem %q: %w", key, store.ErrNotExist)
-	}
-	return store.ObjectInfo{Key: key, Size: int64(len(b))}, nil
-}
-
-func (d *memDriver) List(ctx context.Context, prefix, delim string, fn func(store.ObjectInfo) error) error {
-	d.mu.Lock()
-	var keys []string
-	for k := range d.files {
-		if strings.HasPrefix(k, prefix) {
-			keys = append(keys, k)
-		}
-	}
-	d.mu.Unlock()
-	sort.Strings(keys)
-	for _, k := range keys {
-		if err := fn(store.ObjectInfo{Key: k}); err != nil {
-			return err
-		}
-	}
-	return nil
+func newMem(t testing.TB) *memDriver {
+	return &memDriver{MemDriver: store.NewMem(), t: t, ranges: map[readRange]int{}}
 }
 
 func (d *memDriver) ReadRange(ctx context.Context, key string, off, n int64) (io.ReadCloser, error) {
@@ -112,7 +84,6 @@ func (d *memDriver) ReadRange(ctx context.Context, key string, off, n int64) (io
 		d.reads16.Add(1)
 	}
 	d.mu.Lock()
-	b, ok := d.files[key]
 	d.ranges[readRange{key, off, n}]++
 	fail := d.fail
 	d.mu.Unlock()
@@ -121,74 +92,34 @@ func (d *memDriver) ReadRange(ctx context.Context, key string, off, n int64) (io
 			return nil, err
 		}
 	}
-	if !ok {
-		return nil, fmt.Errorf("mem %q: %w", key, store.ErrNotExist)
-	}
-	if off > int64(len(b)) {
-		return nil, fmt.Errorf("mem %q: offset %d past end %d: %w", key, off, len(b), io.ErrUnexpectedEOF)
-	}
-	end := int64(len(b))
-	if n >= 0 {
-		if off+n > end {
-			return nil, fmt.Errorf("mem %q: range [%d,%d) past end %d: %w", key, off, off+n, end, io.ErrUnexpectedEOF)
-		}
-		end = off + n
-	}
-	return io.NopCloser(bytes.NewReader(b[off:end])), nil
+	return d.MemDriver.ReadRange(ctx, key, off, n)
 }
 
-func (d *memDriver) NewWriter(ctx context.Context, key string) (store.AtomicWriter, error) {
-	return &memWriter{d: d, key: key}, nil
-}
-
-func (d *memDriver) Delete(ctx context.Context, key string) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	delete(d.files, key)
-	return nil
-}
-
+// get returns the object at key, nil when there is none.
 func (d *memDriver) get(key string) []byte {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.files[key]
-}
-
-func (d *memDriver) put(key string, b []byte) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.files[key] = b
-}
-
-func (d *memDriver) keys(prefix string) []string {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	var out []string
-	for k := range d.files {
-		if strings.HasPrefix(k, prefix) {
-			out = append(out, k)
-		}
+	b, err := store.New(d.MemDriver).ReadAll(context.Background(), key, math.MaxInt64)
+	if err != nil && !errors.Is(err, store.ErrNotExist) {
+		d.t.Errorf("get %q: %v", key, err)
 	}
-	sort.Strings(out)
+	return b
+}
+
+// put stores b at key.
+func (d *memDriver) put(key string, b []byte) {
+	if err := d.Put(key, b); err != nil {
+		d.t.Errorf("put %q: %v", key, err)
+	}
+}
+
+// keys lists the keys under prefix.
+func (d *memDriver) keys(prefix string) []string {
+	var out []string
+	err := d.List(context.Background(), prefix, "", func(oi store.ObjectInfo) error {
+		out = append(out, oi.Key)
+		return nil
+	})
+	if err != nil {
+		d.t.Errorf("list %q: %v", prefix, err)
+	}
 	return out
 }
-
-type memWriter struct {
-	d    *memDriver
-	key  string
-	buf  bytes.Buffer
-	done bool
-}
-
-func (w *memWriter) Write(p []byte) (int, error) { return w.buf.Write(p) }
-
-func (w *memWriter) Close() error {
-	if w.done {
-		return nil
-	}
-	w.done = true
-	w.d.put(w.key, bytes.Clone(w.buf.Bytes()))
-	return nil
-}
-
-func (w *memWriter) Abort() error { w.done = true; return nil }

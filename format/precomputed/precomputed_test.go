@@ -171,7 +171,7 @@ func sharding(hash string, gz bool) *Sharding {
 func writeOpen(t *testing.T, src volume.Volume, opt WriteOptions) (*memDriver, *store.Store, []volume.Volume) {
 	t.Helper()
 	ctx := context.Background()
-	d := newMem()
+	d := newMem(t)
 	st := store.New(d)
 	if err := Write(ctx, st, "vol", src, opt); err != nil {
 		t.Fatalf("Write: %v", err)
@@ -710,7 +710,7 @@ func TestWireSampleInfo(t *testing.T) {
 	b := readShared(t, "docs/wire-samples/janelia-jpeg-sharded-info.dvid-test-fixture.json")
 	// The real hemibrain clahe_yz info carries no data_encoding: it defaults to raw.
 	b = bytes.Replace(b, []byte(`"data_encoding": "gzip",`), nil, 1)
-	d := newMem()
+	d := newMem(t)
 	d.put("em/info", b)
 	st := store.New(d)
 	if !(Format{}).Detect(ctx, st, "em", nil) {
@@ -753,7 +753,7 @@ func TestWireSampleInfo(t *testing.T) {
 
 func TestDetect(t *testing.T) {
 	ctx := context.Background()
-	d := newMem()
+	d := newMem(t)
 	d.put("a/info", []byte(`{"type":"image","data_type":"uint8","num_channels":1,"scales":[]}`))
 	d.put("b/info", []byte(`{"zarr_format":2}`))
 	d.put("c/x.tif", []byte("II*\x00"))
@@ -797,7 +797,7 @@ func TestNegativeOffsetKeys(t *testing.T) {
 
 func TestWriteRejects(t *testing.T) {
 	ctx := context.Background()
-	st := store.New(newMem())
+	st := store.New(newMem(t))
 	u16 := makeSource(t, volume.Uint16, 1, false)
 	u8 := makeSource(t, volume.Uint8, 1, false)
 	for _, c := range []struct {
@@ -820,7 +820,7 @@ func TestCancelledWrite(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	src := makeSource(t, volume.Uint8, 1, false)
-	err := Write(ctx, store.New(newMem()), "x", src, WriteOptions{ChunkSize: testChunk})
+	err := Write(ctx, store.New(newMem(t)), "x", src, WriteOptions{ChunkSize: testChunk})
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("err = %v, want context.Canceled", err)
 	}

@@ -346,7 +346,7 @@ func FuzzShardRead(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	d := newMem()
+	d := newMem(f)
 	for _, gz := range []bool{false, true} {
 		spec := &Sharding{Type: ShardingType, Hash: "identity", PreshiftBits: 3, MinishardBits: 1, ShardBits: 0,
 			MinishardIndexEncoding: "raw", DataEncoding: "raw"}
@@ -381,7 +381,7 @@ func FuzzShardRead(f *testing.F) {
 		}
 	}
 	f.Fuzz(func(t *testing.T, shard []byte, gz bool) {
-		m := newMem()
+		m := newMem(t)
 		m.put("v/info", infos[gz])
 		m.put("v/"+shardKeys[gz], shard)
 		open := func() *scaleVolume {

@@ -11,7 +11,6 @@ import (
 	"io"
 
 	"github.com/klauspost/compress/zlib"
-	"github.com/klauspost/compress/zstd"
 	"golang.org/x/image/tiff/lzw"
 
 	"github.com/imgdataset/imgdataset/codec"
@@ -26,9 +25,16 @@ func codecSupported(c int) bool {
 }
 
 // decompress expands one chunk to at most want bytes. The output never grows
-// past want, whatever the compressed stream claims, so a decompression bomb
-// costs no more memory than an honest chunk.
-func decompress(comp int, src []byte, want int64) ([]byte, error) {
+// past want (limit, for zstd), whatever the compressed stream claims, so a
+// decompression bomb costs no more memory than an honest chunk.
+//
+// limit (≥ want) is the size of a full chunk: some writers pad the last
+// strip to its full rows, which a zstd frame then states, and the rows past
+// want are dropped as libtiff drops them. zstd frames go through cs, whose
+// pooled decoders take the window the encoder chose (libtiff streams with
+// libzstd's default of several MiB): a window is history the decoder may
+// keep, not a size the strip reaches, so it does not bound the output.
+func decompress(cs *codec.Codecs, comp int, src []byte, want, limit int64) ([]byte, error) {
 	switch comp {
 	case 1:
 		return src, nil
@@ -47,13 +53,11 @@ func decompress(comp int, src []byte, want int64) ([]byte, error) {
 		defer zr.Close()
 		return readUpTo(zr, want)
 	case 50000, 34926:
-		zr, err := zstd.NewReader(bytes.NewReader(src), zstd.WithDecoderConcurrency(1),
-			zstd.WithDecoderLowmem(true), zstd.WithDecoderMaxMemory(uint64(max(want, 1<<16))*2))
+		out, err := cs.DecodeInto("zstd", make([]byte, 0, max(limit, want)), src)
 		if err != nil {
-			return nil, fmt.Errorf("zstd: %w", err)
+			return nil, err
 		}
-		defer zr.Close()
-		return readUpTo(zr, want)
+		return out[:min(int64(len(out)), want)], nil
 	}
 	return nil, fmt.Errorf("compression %s: not implemented", compressionName(comp))
 }

@@ -133,7 +133,7 @@ func TestDirectRowsSamples(t *testing.T) {
 		{"rgba 8-bit", fromCorpus("tiff/image-tiff/seq/seq-4c-8b-rgba-50969cda.tiff")},
 		{"D75 three pages", fromCorpus("tiff/tensorstore/D75_08b_3page.tiff")},
 		{"planar synthetic", func() ([]volume.Volume, error) {
-			return Format{}.Open(ctx, memStore(planarFile(13, 9)), "f.tif")
+			return Format{}.Open(ctx, memStore(t, planarFile(13, 9)), "f.tif")
 		}},
 	}
 	for _, tc := range cases {

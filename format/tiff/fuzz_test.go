@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"image"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -18,40 +17,18 @@ import (
 	"github.com/imgdataset/imgdataset/volume"
 )
 
-// memDriver serves one in-memory object, so fuzzing needs no files.
-type memDriver struct {
-	key string
-	b   []byte
-}
-
-func (d *memDriver) String() string { return "mem" }
-
-func (d *memDriver) Stat(_ context.Context, key string) (store.ObjectInfo, error) {
-	if key != d.key {
-		return store.ObjectInfo{}, fmt.Errorf("mem %q: %w", key, store.ErrNotExist)
+// memDriver returns a store.MemDriver holding b as "f.tif".
+func memDriver(t testing.TB, b []byte) *store.MemDriver {
+	t.Helper()
+	d := store.NewMem()
+	if err := d.Put("f.tif", b); err != nil {
+		t.Fatal(err)
 	}
-	return store.ObjectInfo{Key: key, Size: int64(len(d.b))}, nil
-}
-
-func (d *memDriver) List(context.Context, string, string, func(store.ObjectInfo) error) error {
-	return nil
-}
-
-func (d *memDriver) ReadRange(_ context.Context, key string, off, n int64) (io.ReadCloser, error) {
-	if key != d.key {
-		return nil, fmt.Errorf("mem %q: %w", key, store.ErrNotExist)
-	}
-	if n < 0 {
-		n = int64(len(d.b)) - off
-	}
-	if off < 0 || off > int64(len(d.b)) || n > int64(len(d.b))-off {
-		return nil, fmt.Errorf("mem %q: range [%d,+%d): %w", key, off, n, io.ErrUnexpectedEOF)
-	}
-	return io.NopCloser(bytes.NewReader(d.b[off : off+n])), nil
+	return d
 }
 
 // memStore wraps bytes as a store holding "f.tif".
-func memStore(b []byte) *store.Store { return store.New(&memDriver{key: "f.tif", b: b}) }
+func memStore(t testing.TB, b []byte) *store.Store { return store.New(memDriver(t, b)) }
 
 // corpusTIFFs lists the corpus TIFF files, or nil when the corpus is absent.
 func corpusTIFFs(t testing.TB) []string {
@@ -95,9 +72,9 @@ func syntheticSeeds(t testing.TB) [][]byte {
 }
 
 // probe opens b and reads a small corner of every series, as the catalog does.
-func probe(b []byte) error {
+func probe(t testing.TB, b []byte) error {
 	ctx := context.Background()
-	vs, err := open(ctx, memStore(b), "f.tif", 1<<20)
+	vs, err := open(ctx, memStore(t, b), "f.tif", 1<<20)
 	if err != nil {
 		return err
 	}
@@ -159,6 +136,6 @@ func FuzzOpen(f *testing.F) {
 	f.Add([]byte("MM\x00+\x00\x08\x00\x00\x00\x00\x00\x00\x00\x00\x00\x10"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		// Failing cleanly is fine; panics, hangs and huge allocations are the bugs.
-		_ = probe(b)
+		_ = probe(t, b)
 	})
 }

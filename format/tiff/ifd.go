@@ -8,6 +8,7 @@ import (
 	"math"
 	"strings"
 
+	"github.com/imgdataset/imgdataset/codec"
 	"github.com/imgdataset/imgdataset/format"
 	"github.com/imgdataset/imgdataset/store"
 )
@@ -125,6 +126,8 @@ type reader struct {
 	maxChunk int64
 	// walkRounds is how many request waves walking the IFD chain took.
 	walkRounds int
+	// codecs holds the file's pooled decompressors (zstd).
+	codecs *codec.Codecs
 }
 
 // readAt reads n bytes at off after checking the range lies inside the object,

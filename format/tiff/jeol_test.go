@@ -195,7 +195,7 @@ var jeolCases = []struct {
 func TestJEOLSightX(t *testing.T) {
 	for _, c := range jeolCases {
 		t.Run(c.name, func(t *testing.T) {
-			vs, err := open(context.Background(), memStore(c.file.bytes()), "f.tif", defaultMaxChunk)
+			vs, err := open(context.Background(), memStore(t, c.file.bytes()), "f.tif", defaultMaxChunk)
 			if err != nil {
 				t.Fatalf("open: %v", err)
 			}
@@ -360,7 +360,7 @@ func TestJEOLHyperspy(t *testing.T) {
 			if h.Path != paths[n] {
 				t.Fatalf("result for %s, want %s", h.Path, paths[n])
 			}
-			vs, err := open(context.Background(), memStore(c.file.bytes()), "f.tif", defaultMaxChunk)
+			vs, err := open(context.Background(), memStore(t, c.file.bytes()), "f.tif", defaultMaxChunk)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -428,7 +428,7 @@ func FuzzJEOL(f *testing.F) {
 			return // a NUL would end the Make text early; the builder writes plain strings
 		}
 		b := jeolFile{make: mk, desc: desc, xres: [2]uint32{num, den}, yres: [2]uint32{den, num}, resUnit: unit}.bytes()
-		vs, err := open(context.Background(), memStore(b), "f.tif", 1<<20)
+		vs, err := open(context.Background(), memStore(t, b), "f.tif", 1<<20)
 		if err != nil {
 			return
 		}

@@ -151,7 +151,7 @@ func TestJPEG(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			file, imgs := jpegTIFF(t, c.img, w, h, rps, c.spp, c.abbreviated)
-			vs, err := open(ctx, memStore(file), "f.tif", defaultMaxChunk)
+			vs, err := open(ctx, memStore(t, file), "f.tif", defaultMaxChunk)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -194,7 +194,7 @@ func TestJPEG(t *testing.T) {
 		// fail before the decoder allocates for it.
 		big := func(y0, y1 int) image.Image { return image.NewGray(image.Rect(0, 0, 400, 300)) }
 		file, _ := jpegTIFF(t, big, w, h, h, 1, false)
-		vs, err := open(ctx, memStore(file), "f.tif", defaultMaxChunk)
+		vs, err := open(ctx, memStore(t, file), "f.tif", defaultMaxChunk)
 		if err != nil {
 			t.Fatal(err)
 		}

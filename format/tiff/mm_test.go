@@ -111,7 +111,7 @@ func TestMicroManagerIndex(t *testing.T) {
 func loadFileBytes(t *testing.T, b []byte) ([]volume.Volume, *file) {
 	t.Helper()
 	ctx := context.Background()
-	f, err := loadFile(ctx, memStore(b), "f.tif", defaultMaxChunk, maxIFDs)
+	f, err := loadFile(ctx, memStore(t, b), "f.tif", defaultMaxChunk, maxIFDs)
 	if err != nil {
 		t.Fatal(err)
 	}

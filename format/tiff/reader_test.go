@@ -36,16 +36,17 @@ func TestDetect(t *testing.T) {
 	}
 }
 
-// countingDriver counts requests and bytes served.
+// countingDriver counts the requests made of a store.MemDriver and the
+// bytes they ask for.
 type countingDriver struct {
-	memDriver
+	*store.MemDriver
 	reqs, bytes atomic.Int64
 }
 
 func (d *countingDriver) ReadRange(ctx context.Context, key string, off, n int64) (io.ReadCloser, error) {
 	d.reqs.Add(1)
 	d.bytes.Add(n)
-	return d.memDriver.ReadRange(ctx, key, off, n)
+	return d.MemDriver.ReadRange(ctx, key, off, n)
 }
 
 // TestLazy checks that Open costs about one request per IFD and that a small
@@ -57,7 +58,7 @@ func TestLazy(t *testing.T) {
 	if err := Write(ctx, &buf, src, WriteOptions{RowsPerStrip: 4}); err != nil {
 		t.Fatal(err)
 	}
-	d := &countingDriver{memDriver: memDriver{key: "f.tif", b: buf.Bytes()}}
+	d := &countingDriver{MemDriver: memDriver(t, buf.Bytes())}
 	vs, err := Format{}.Open(ctx, store.New(d), "f.tif")
 	if err != nil {
 		t.Fatal(err)
@@ -109,7 +110,7 @@ func TestImageJVirtual(t *testing.T) {
 		t.Fatal(err)
 	}
 	buf.Write(pages[h*w*2:])
-	vs, err := open(ctx, memStore(buf.Bytes()), "f.tif", defaultMaxChunk)
+	vs, err := open(ctx, memStore(t, buf.Bytes()), "f.tif", defaultMaxChunk)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,13 +129,13 @@ func TestImageJVirtual(t *testing.T) {
 	// One plane fewer in the file than the description claims: the file
 	// was cut short, which is an error (tifffile returns the first page).
 	short := buf.Bytes()[:buf.Len()-h*w*2]
-	if _, err = open(ctx, memStore(short), "f.tif", defaultMaxChunk); !errors.Is(err, format.ErrCorrupt) || !strings.Contains(err.Error(), "past end of file") {
+	if _, err = open(ctx, memStore(t, short), "f.tif", defaultMaxChunk); !errors.Is(err, format.ErrCorrupt) || !strings.Contains(err.Error(), "past end of file") {
 		t.Errorf("truncated virtual stack: %v, want a corrupt-data error", err)
 	}
 	// Only page 0's plane: the description is what is wrong, and the page
 	// is read as it is.
 	one := buf.Bytes()[:buf.Len()-(n-1)*h*w*2]
-	vs, err = open(ctx, memStore(one), "f.tif", defaultMaxChunk)
+	vs, err = open(ctx, memStore(t, one), "f.tif", defaultMaxChunk)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -223,7 +224,7 @@ func TestMalformed(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			vs, err := open(ctx, memStore(c.file), "f.tif", 1<<20)
+			vs, err := open(ctx, memStore(t, c.file), "f.tif", 1<<20)
 			if c.openErr {
 				if err == nil {
 					t.Fatal("Open succeeded")

@@ -43,7 +43,7 @@ func patchU32(t *testing.T, b []byte, old, v uint32) {
 
 func openBytes(t *testing.T, b []byte) []volume.Volume {
 	t.Helper()
-	vs, err := open(context.Background(), memStore(b), "f.tif", defaultMaxChunk)
+	vs, err := open(context.Background(), memStore(t, b), "f.tif", defaultMaxChunk)
 	if err != nil {
 		t.Fatal(err)
 	}

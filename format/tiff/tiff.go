@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/imgdataset/imgdataset/codec"
 	"github.com/imgdataset/imgdataset/format"
 	"github.com/imgdataset/imgdataset/store"
 	"github.com/imgdataset/imgdataset/volume"
@@ -137,7 +138,7 @@ func loadFile(ctx context.Context, st *store.Store, key string, maxChunk int64, 
 	if oi.Size < 0 {
 		return nil, fmt.Errorf("tiff %q: object size unknown: %w", key, format.ErrNotSupported)
 	}
-	r := &reader{st: st, key: key, size: oi.Size, maxChunk: maxChunk}
+	r := &reader{st: st, key: key, size: oi.Size, maxChunk: maxChunk, codecs: codec.New()}
 	hdr, err := r.readAt(ctx, 0, min(headerProbeSize, oi.Size))
 	if err != nil {
 		return nil, err

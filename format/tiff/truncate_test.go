@@ -51,7 +51,7 @@ func TestTruncatedAnywhere(t *testing.T) {
 			// next-IFD offset, is accepted as a last IFD (libtiff and
 			// tifffile accept it too), so those cuts may read fewer pages.
 			entriesEnd := map[int]bool{}
-			vs, err := open(ctx, memStore(b), "f.tif", defaultMaxChunk)
+			vs, err := open(ctx, memStore(t, b), "f.tif", defaultMaxChunk)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -69,7 +69,7 @@ func TestTruncatedAnywhere(t *testing.T) {
 				if entriesEnd[cut] {
 					continue
 				}
-				vs, err := open(ctx, memStore(b[:cut]), "f.tif", defaultMaxChunk)
+				vs, err := open(ctx, memStore(t, b[:cut]), "f.tif", defaultMaxChunk)
 				if err != nil {
 					if !errors.Is(err, format.ErrCorrupt) {
 						t.Fatalf("cut at %d: Open: %v, want format.ErrCorrupt", cut, err)
@@ -126,7 +126,7 @@ func TestTruncatedMessages(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			_, b := writeStack(t, c.shape, c.opt)
 			cut := b[:c.cut(len(b))]
-			_, err := open(ctx, memStore(cut), "f.tif", defaultMaxChunk)
+			_, err := open(ctx, memStore(t, cut), "f.tif", defaultMaxChunk)
 			if !errors.Is(err, format.ErrCorrupt) {
 				t.Fatalf("Open of %d of %d bytes: %v, want format.ErrCorrupt", len(cut), len(b), err)
 			}
@@ -149,7 +149,7 @@ func TestTruncatedMessages(t *testing.T) {
 func TestCorruptMiddlePage(t *testing.T) {
 	ctx := context.Background()
 	src, b := writeStack(t, []int64{3, 32, 16}, WriteOptions{RowsPerStrip: 4})
-	vs, err := open(ctx, memStore(b), "f.tif", defaultMaxChunk)
+	vs, err := open(ctx, memStore(t, b), "f.tif", defaultMaxChunk)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +162,7 @@ func TestCorruptMiddlePage(t *testing.T) {
 		// Little-endian LONG offsets: point every strip 1 MiB past the start.
 		copy(bad[p.offsets.off+4*i:], []byte{0, 0, 0x10, 0})
 	}
-	vs, err = open(ctx, memStore(bad), "f.tif", defaultMaxChunk)
+	vs, err = open(ctx, memStore(t, bad), "f.tif", defaultMaxChunk)
 	if err != nil {
 		t.Fatalf("Open: %v (the middle page's table is read lazily)", err)
 	}

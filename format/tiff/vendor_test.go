@@ -35,7 +35,7 @@ func vendorTIFF(tag, typ uint16, value []byte) []byte {
 // metaOf opens b and returns the first volume's metadata.
 func metaOf(t *testing.T, b []byte) map[string]any {
 	t.Helper()
-	vs, err := open(context.Background(), memStore(b), "f.tif", defaultMaxChunk)
+	vs, err := open(context.Background(), memStore(t, b), "f.tif", defaultMaxChunk)
 	if err != nil {
 		t.Fatalf("open: %v", err)
 	}
@@ -355,7 +355,7 @@ func FuzzVendor(f *testing.F) {
 		if tag == tagOlympusSIS {
 			typ = typeByte // Open reads the offset from the first byte: 116 points at s
 		}
-		vs, err := open(context.Background(), memStore(vendorTIFF(tag, typ, []byte(s))), "f.tif", 1<<20)
+		vs, err := open(context.Background(), memStore(t, vendorTIFF(tag, typ, []byte(s))), "f.tif", 1<<20)
 		if err != nil {
 			return
 		}

@@ -547,7 +547,7 @@ func (v *tiffVolume) place(box volume.Box, dst []byte, j job, raw []byte) error 
 			if l.compression == 7 {
 				stored, err = decodeJPEG(j.tables, raw, l.chunkW(), chunkRows, l.sppChunk(), l.photometric == 6)
 			} else {
-				stored, err = decompress(l.compression, raw, chunkRows*rowBytes)
+				stored, err = decompress(j.src.codecs, l.compression, raw, chunkRows*rowBytes, l.chunkH()*rowBytes)
 			}
 			if err != nil {
 				return fmt.Errorf("tiff %q: plane %d chunk %d (%s): %w: %w", j.src.key, j.plane, j.chunkI, compressionName(l.compression), errCorrupt, err)

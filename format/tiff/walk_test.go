@@ -209,7 +209,7 @@ func TestWalkSmallPages(t *testing.T) {
 	if err := Write(ctx, &buf, src, WriteOptions{RowsPerStrip: 4}); err != nil {
 		t.Fatal(err)
 	}
-	d := &countingDriver{memDriver: memDriver{key: "f.tif", b: buf.Bytes()}}
+	d := &countingDriver{MemDriver: memDriver(t, buf.Bytes())}
 	vs, err := Format{}.Open(ctx, store.New(d), "f.tif")
 	if err != nil {
 		t.Fatal(err)
@@ -288,7 +288,7 @@ func TestWalkIrregular(t *testing.T) {
 		if err := Write(ctx, &buf, src, WriteOptions{Compression: "deflate"}); err != nil {
 			t.Fatal(err)
 		}
-		vs, err := Format{}.Open(ctx, memStore(buf.Bytes()), "f.tif")
+		vs, err := Format{}.Open(ctx, memStore(t, buf.Bytes()), "f.tif")
 		if err != nil {
 			t.Fatal(err)
 		}

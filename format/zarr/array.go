@@ -391,18 +391,7 @@ func openV2(st *store.Store, cs *codec.Codecs, prefix string, meta []byte) (*arr
 	if unsupported != nil {
 		a.info.Metadata["unsupported"] = unsupported.Error()
 	}
-	// Elements and shape of a chunk as NumPy sees it: a string's characters
-	// are one element.
-	elems, elemShape, elemSize := volume.Prod(z.Chunks), z.Chunks, d.size()
-	var strFill []byte // a string array's non-empty fill_value
-	if d.chars > 0 {
-		_, strFill, _ = parseStringFill(z.FillValue, d) // checked by parseZarray
-		stringInfo(&a.info, d)
-		n--
-		elems /= int64(d.chars)
-		elemShape = z.Chunks[:n]
-		elemSize *= d.chars
-	}
+	elems := volume.Prod(z.Chunks)
 	want := cellBytes(z.Chunks, d.size())
 	stored := want // the compressor's output: the last filter's elements
 	for _, f := range filters {
@@ -414,17 +403,13 @@ func openV2(st *store.Store, cs *codec.Codecs, prefix string, meta []byte) (*arr
 	}
 	fOrder := z.Order == "F" && n > 1
 	a.fetch = func(ctx context.Context, idx []int64, dst []byte) ([]byte, error) {
-		key := join(prefix, chunkName(idx[:n], z.DimensionSeparator)) // without a string's char axis
+		key := join(prefix, chunkName(idx, z.DimensionSeparator))
 		if unsupported != nil {
 			return nil, fmt.Errorf("chunk %q: %w", key, unsupported)
 		}
 		bp := a.rawBuf()
 		defer a.raws.Put(bp)
 		raw, err := readChunk(ctx, st, key, storedLimit(stored), bp)
-		if raw == nil && err == nil && strFill != nil {
-			// The one-element fill cannot carry a string; fill the cell.
-			return fillPattern(dst[:want], strFill), nil
-		}
 		if raw == nil || err != nil {
 			return nil, err
 		}
@@ -444,7 +429,7 @@ func openV2(st *store.Store, cs *codec.Codecs, prefix string, meta []byte) (*arr
 			codec.SwapBytes(out, d.swapLen)
 		}
 		if fOrder {
-			out = transpose(out, reverseShape(elemShape), reversed(n), elemSize)
+			out = transpose(out, reverseShape(z.Chunks), reversed(n), d.size())
 		}
 		return out, nil
 	}

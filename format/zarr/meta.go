@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -32,7 +31,7 @@ type dtype struct {
 	swapLen int  // byte-swap unit: the element size, or half of it for complex
 	zarr    string
 	// chars is the length of a fixed-size string dtype (S<n>, U<n>), whose
-	// elements are read as a trailing axis of chars code units (see
+	// elements are whole strings and vt a volume.FixedString (see
 	// strings.go); 0 for numeric dtypes.
 	chars int
 	// object marks a variable-length (object) dtype, read through
@@ -107,7 +106,7 @@ func parseV3DType(raw json.RawMessage) (dtype, error) {
 		return dtype{vt: ObjectDType, zarr: name, object: true}, nil
 	}
 	vt := volume.DType(name)
-	if !vt.Valid() || vt == volume.RGBA8 {
+	if _, _, str := vt.FixedString(); !vt.Valid() || vt == volume.RGBA8 || str {
 		return dtype{}, fmt.Errorf("data_type %q: %w", name, format.ErrNotSupported)
 	}
 	d := dtype{vt: vt, swapLen: vt.Size(), zarr: name}
@@ -292,14 +291,6 @@ func parseZarray(b []byte) (*zarray, dtype, []byte, *compressor, error) {
 	if err != nil {
 		return nil, dtype{}, nil, nil, fmt.Errorf(".zarray: %w", err)
 	}
-	if d.chars > 0 {
-		// The characters of a fixed-size string become the last axis.
-		if len(z.Shape) >= maxRank {
-			return nil, dtype{}, nil, nil, fmt.Errorf(".zarray: rank %d string array exceeds %d", len(z.Shape), maxRank-1)
-		}
-		z.Shape = append(slices.Clip(z.Shape), int64(d.chars))
-		z.Chunks = append(slices.Clip(z.Chunks), int64(d.chars))
-	}
 	elem := d.size()
 	if d.object {
 		elem = 4 // each element stores at least its length
@@ -326,7 +317,7 @@ func parseZarray(b []byte) (*zarray, dtype, []byte, *compressor, error) {
 	case d.object:
 		// Parsed by setupV2Object.
 	case d.chars > 0:
-		fill, _, err = parseStringFill(z.FillValue, d)
+		fill, err = parseStringFill(z.FillValue, d)
 	default:
 		fill, err = parseFill(z.FillValue, d)
 	}

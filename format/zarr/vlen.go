@@ -438,10 +438,14 @@ func checkCRC32C(key string, b []byte) ([]byte, error) {
 	return body, nil
 }
 
-// asVolume wraps object arrays so that they are StringReaders.
+// asVolume wraps string arrays, variable-length and fixed-size, so that
+// they are StringReaders.
 func asVolume(a *array) volume.Volume {
-	if a.obj != nil {
+	switch {
+	case a.obj != nil:
 		return &objectArray{a}
+	case a.dt.chars > 0:
+		return &fixedStringArray{a}
 	}
 	return a
 }

@@ -52,7 +52,7 @@ func createArrayV3(ctx context.Context, st *store.Store, cs *codec.Codecs, key s
 	if err := info.Validate(); err != nil {
 		return fail(err)
 	}
-	if info.DType == volume.RGBA8 || info.DType.Size() == 0 {
+	if _, _, str := info.DType.FixedString(); info.DType == volume.RGBA8 || info.DType.Size() == 0 || str {
 		return fail(fmt.Errorf("dtype %q: %w in zarr", info.DType, format.ErrNotSupported))
 	}
 	elem := info.DType.Size()

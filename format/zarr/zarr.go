@@ -19,7 +19,9 @@
 //
 // Variable-length string arrays (v2 "|O" with vlen-utf8/vlen-bytes, v3
 // "string"/"bytes") are listed with DType ObjectDType and read through
-// StringReader, not ReadRegion.
+// StringReader, not ReadRegion. Fixed-size string arrays (v2 "|S5", "<U13")
+// have numpy's shape and dtype (volume.FixedString): ReadRegion gives
+// numpy's bytes of the strings, and StringReader the strings.
 //
 // Groups are opened without listing whenever the metadata allows it (NGFF
 // multiscales or .zmetadata name every array), because HTTP stores cannot list;
