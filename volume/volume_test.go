@@ -218,7 +218,9 @@ func TestAsFindsThroughViews(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v := volume.Reframe(w, volume.Frame{})
+	v := volume.Reframe(w, volume.Frame{VoxelNM: [3]float64{0, 4, 4}, Source: "test"})
+	want := make([]byte, 4) // the window of a zero Mem
+	t.Run("reframed window", func(t *testing.T) { volumetest.Run(t, v, want, 0) })
 	if got, ok := volume.As[*volume.Mem](v); !ok || got != m {
 		t.Fatalf("As[*Mem] through a reframed window = %v, %v; want the Mem", got, ok)
 	}

@@ -27,6 +27,8 @@ func rules() []rule {
 		{"store/...", "", "volume format/... codec/...", "store moves bytes and knows nothing of arrays, formats or codecs"},
 		{"volume/...", "", "format/... store/...", "volume names no format and no place where bytes live"},
 		{"serve", "", "pipeline transfer source", "the block server reads what is on disk; it does not run the pipeline"},
+		{"scan catalog/...", "", "pipeline transfer source serve", "a table is built from arrays and facts handed in; it never fetches or runs the pipeline"},
+		{"codec/...", "", "store/... volume/... format/...", "codecs turn bytes into bytes and know nothing of where they live or what they mean"},
 		// sample builds mirror.Content: the two are the test-server side of the line.
 		{"...", "cmd/... internal/demo bench/... mirror/... sample/...", "mirror/... sample/...", "the loopback test servers and sample generators are wired in only by the demo"},
 		{"cmd/imgdataset", "", "google.golang.org/grpc/... cloud.google.com/go/... github.com/aws/... github.com/johannesboyne/gofakes3/... github.com/fsouza/fake-gcs-server/... github.com/envoyproxy/... go.opentelemetry.io/...",
