@@ -209,4 +209,3 @@ func Catalog(ctx context.Context, targets []string, opt Options) (*CatalogResult
 func datasetOf(t string) string {
 	return path.Base(strings.TrimSuffix(filepath.ToSlash(t), "/"))
 }
-

@@ -150,4 +150,3 @@ func isCopy(rel string) bool {
 	n := len(segs)
 	return (n == 2 || n == 3) && segs[n-2] == CopiesDir && strings.HasSuffix(strings.ToLower(segs[n-1]), ".zarr")
 }
-
