@@ -105,6 +105,19 @@ func (r *Result) fill(ctx context.Context, dir string, opt Options) error {
 	return nil
 }
 
+// Rows checks rows of a run's catalog.json, written at written, against the
+// directory dir and opens their arrays, as Dir does with all of them; the
+// files and stores no row names are not looked at.
+func Rows(ctx context.Context, dir string, rows []catalog.Record, written time.Time, opt Options) (*Result, error) {
+	opt.defaults()
+	res := &Result{Volumes: map[string]volume.Volume{}, FromRun: true, st: store.New(store.NewFile(dir))}
+	if _, err := res.runRows(ctx, dir, rows, written, opt); err != nil {
+		res.Close()
+		return nil, err
+	}
+	return res, nil
+}
+
 // RunCatalog reads the catalog.json a run wrote into the directory st, and
 // when it was written (rows describe the files as they were then). It returns
 // a nil document when the directory has none.
