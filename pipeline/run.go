@@ -270,7 +270,7 @@ func processDataset(ctx context.Context, opt *Options, out *store.Store, r *sour
 				continue // found corrupt while sampling: not converted
 			}
 			rep.keep(rec, v)
-			readable = append(readable, framed{v, frameOf(rec)})
+			readable = append(readable, framed{v, frameOf(rec), strings.TrimPrefix(u.key, r.Dataset.Name+"/")})
 		}
 	}
 	// Crops of remote volumes.
