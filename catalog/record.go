@@ -99,6 +99,12 @@ const (
 	StatusError = "error"
 )
 
+// NoteStale begins the note of a row an earlier run of the output directory
+// wrote and the last run kept without refreshing it: its dataset failed, or
+// its source no longer lists the file. The status still says whether the
+// array on disk reads; the note says the source may have moved on since.
+const NoteStale = "stale: "
+
 // StatusOf is the status of an array that could not be opened or read
 // because of err.
 func StatusOf(err error) string {

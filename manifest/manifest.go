@@ -130,6 +130,24 @@ func Parse(data []byte, name string) (*Manifest, error) {
 	return &m, nil
 }
 
+// Reserved reports why name may not name a dataset, or "" when it may: a
+// dataset's directory sits next to the run's own outputs in the output
+// directory, and one of the same name would overwrite them or be overwritten.
+func Reserved(name string) string {
+	switch {
+	case name == "catalog.json", name == "report.html":
+		return "the run writes " + name + " into the output directory"
+	case strings.HasPrefix(name, "metadata_table"):
+		return "the run writes its tables metadata_table.* into the output directory"
+	case name == "ome-zarr":
+		// Directories called ome-zarr hold the tool's copies (see scan.CopiesDir).
+		return "ome-zarr is the name of the directories of the tool's OME-Zarr copies"
+	case strings.HasPrefix(name, "."):
+		return "the run keeps its state in .imgdataset"
+	}
+	return ""
+}
+
 var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
 
 func (m *Manifest) validate(src []byte, file string) error {
@@ -148,6 +166,8 @@ func (m *Manifest) validate(src []byte, file string) error {
 		p := fmt.Sprintf("datasets[%d]", i)
 		if !nameRE.MatchString(d.Name) {
 			add(p+".name", "%q must be 1–64 of [a-z0-9._-], starting with a letter or digit", d.Name)
+		} else if why := Reserved(d.Name); why != "" {
+			add(p+".name", "%q is reserved: %s; give the dataset another name", d.Name, why)
 		} else if seen[d.Name] {
 			add(p+".name", "duplicate name %q", d.Name)
 		}

@@ -104,3 +104,26 @@ func TestTakeMatch(t *testing.T) {
 		}
 	}
 }
+
+func TestReservedNamesRefused(t *testing.T) {
+	for _, name := range []string{"catalog.json", "report.html", "metadata_table.csv", "metadata_table.parquet", "ome-zarr"} {
+		t.Run(name, func(t *testing.T) {
+			src := "version: 1\ndatasets:\n  - name: " + name + "\n    url: https://example.org/x/\n"
+			_, err := Parse([]byte(src), "m.yaml")
+			if err == nil || !strings.Contains(err.Error(), "m.yaml:3: datasets[0].name") || !strings.Contains(err.Error(), "reserved") {
+				t.Fatalf("name %q: want a reserved-name error at m.yaml:3, got %v", name, err)
+			}
+		})
+	}
+	for _, u := range []string{"https://example.org/out/catalog.json", "https://example.org/report.html", "https://example.org/metadata_table.csv"} {
+		t.Run(u, func(t *testing.T) {
+			m, err := FromURLs([]string{u})
+			if err == nil || !strings.Contains(err.Error(), "reserved") {
+				t.Fatalf("URL %s: want a reserved-name error, got manifest %+v, err %v", u, m, err)
+			}
+		})
+	}
+	if _, err := FromURLs([]string{"https://example.org/catalog"}); err != nil {
+		t.Fatalf("a name that is not reserved was refused: %v", err)
+	}
+}

@@ -16,8 +16,9 @@ import (
 
 // framed is an array with the physical frame its table row gives it.
 type framed struct {
-	v volume.Volume
-	f volume.Frame
+	v   volume.Volume
+	f   volume.Frame
+	rel string // the file or store it is in, relative to the dataset directory
 }
 
 // convertAll makes every downloaded file volume block-accessible as OME-Zarr,
@@ -44,6 +45,7 @@ func convertAll(ctx context.Context, opt *Options, out *store.Store, r *source.R
 		}
 	}
 	var recs []catalog.Record
+	names := newCopyNames(r.Objects)
 	if len(sections) >= 2 {
 		zs := zSpacing(sections[0].v.Info())
 		parts := make([]volume.Volume, len(sections))
@@ -55,7 +57,7 @@ func convertAll(ctx context.Context, opt *Options, out *store.Store, r *source.R
 			opt.logf("  %s: sections not stacked: %v", r.Dataset.Name, err)
 			singles = append(singles, sections...)
 		} else {
-			key := path.Join(r.Dataset.Name, scan.CopiesDir, "stack.zarr")
+			key := path.Join(r.Dataset.Name, scan.CopiesDir, names.take("stack"))
 			opt.logf("  %s: stacking %d sections (z spacing %g %s) → %s", r.Dataset.Name, len(sections), zs.value, zs.unit, key)
 			// The stack is a new array: its frame is resolved as its row is.
 			h := hints(r, unit{})
@@ -82,8 +84,7 @@ func convertAll(ctx context.Context, opt *Options, out *store.Store, r *source.R
 	}
 	for _, fv := range singles {
 		in := fv.v.Info()
-		name := safeName(in.Name) + ".zarr"
-		key := path.Join(r.Dataset.Name, scan.CopiesDir, name)
+		key := path.Join(r.Dataset.Name, scan.CopiesDir, names.take(copyBase(fv.rel)))
 		opt.logf("  %s: converting %s %v → %s", r.Dataset.Name, in.Name, in.Shape, key)
 		wopt := zarr.WriteOptions{Chunks: cube(opt.ConvertChunk, len(in.Shape)), Name: in.Name, Attributes: map[string]any{"imgdataset": frameAttrs(fv.f)}}
 		if err := zarr.WriteNGFF(ctx, out, key, volume.Reframe(fv.v, fv.f), wopt); err != nil {
@@ -117,6 +118,44 @@ func zSpacing(in volume.Info) *spacing {
 func isFileFormat(in volume.Info) bool {
 	_, chunked := in.Metadata["ngff_version"]
 	return !chunked
+}
+
+// copyNames hands out the names of a dataset's copies in its CopiesDir, so
+// that no two copies share one and none is the name of something downloaded
+// there (an original ome-zarr/x.zarr is never written into).
+type copyNames map[string]bool // lower-cased: one file on a case-insensitive disk
+
+// newCopyNames reserves the names in CopiesDir that the dataset's objects use.
+func newCopyNames(objs []source.Object) copyNames {
+	n := copyNames{}
+	for _, o := range objs {
+		if dir, rest, ok := strings.Cut(o.Path, "/"); ok && dir == scan.CopiesDir {
+			first, _, _ := strings.Cut(rest, "/")
+			n[strings.ToLower(first)] = true
+		}
+	}
+	return n
+}
+
+// take returns base + ".zarr", or base-2.zarr, base-3.zarr… when taken.
+func (n copyNames) take(base string) string {
+	name := base + ".zarr"
+	for i := 2; n[strings.ToLower(name)]; i++ {
+		name = fmt.Sprintf("%s-%d.zarr", base, i)
+	}
+	n[strings.ToLower(name)] = true
+	return name
+}
+
+// copyBase names the copy of the file at rel (relative to the dataset
+// directory) by its whole path, folders joined by "--", so that a/vol.tif and
+// b/vol.tif get copies of their own.
+func copyBase(rel string) string {
+	segs := strings.Split(strings.ReplaceAll(rel, "\\", "/"), "/")
+	for i, s := range segs {
+		segs[i] = safeName(s)
+	}
+	return strings.Join(segs, "--")
 }
 
 func safeName(s string) string {

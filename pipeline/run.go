@@ -73,6 +73,14 @@ func Run(ctx context.Context, m *manifest.Manifest, opt Options) (*Report, error
 	if err != nil {
 		return nil, err
 	}
+	// One lock over everything the run writes, not only the downloads: two
+	// runs must not convert into one store or write catalog.json in turn
+	// (issue #17).
+	lock, err := transfer.LockOutput(opt.OutDir)
+	if err != nil {
+		return nil, fmt.Errorf("run: %w", err)
+	}
+	defer lock.Close()
 	out := store.New(store.NewFile(opt.OutDir))
 	rep := &Report{OutDir: opt.OutDir}
 
@@ -107,6 +115,7 @@ func Run(ctx context.Context, m *manifest.Manifest, opt Options) (*Report, error
 	if len(jobs) > 0 {
 		topt := opt.Transfer
 		topt.OutDir = opt.OutDir
+		topt.Locked = true
 		noRetry := *opt.Env.Stores
 		noRetry.Retry = 0 // the scheduler retries and must see 429s itself
 		topt.Stores = &noRetry
@@ -151,6 +160,13 @@ func Run(ctx context.Context, m *manifest.Manifest, opt Options) (*Report, error
 		}
 		dr.Arrays = len(recs)
 		rep.Records = append(rep.Records, recs...)
+	}
+	kept, err := keepEarlier(ctx, &opt, rep)
+	if err != nil {
+		return rep, err
+	}
+	if kept != nil {
+		defer kept.Close()
 	}
 	tables, err := catalog.WriteAll(ctx, out, rep.Records)
 	if err != nil {
@@ -254,7 +270,7 @@ func processDataset(ctx context.Context, opt *Options, out *store.Store, r *sour
 				continue // found corrupt while sampling: not converted
 			}
 			rep.keep(rec, v)
-			readable = append(readable, framed{v, frameOf(rec)})
+			readable = append(readable, framed{v, frameOf(rec), strings.TrimPrefix(u.key, r.Dataset.Name+"/")})
 		}
 	}
 	// Crops of remote volumes.

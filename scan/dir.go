@@ -7,6 +7,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/imgdataset/imgdataset/catalog"
 	"github.com/imgdataset/imgdataset/store"
@@ -73,22 +74,13 @@ func Dir(ctx context.Context, dir string, opt Options) (*Result, error) {
 
 func (r *Result) fill(ctx context.Context, dir string, opt Options) error {
 	covered := map[string]bool{}
-	b, err := r.st.ReadAll(ctx, CatalogFile, maxCatalogBytes)
-	switch {
-	case errors.Is(err, store.ErrNotExist):
-	case err != nil:
+	doc, written, err := RunCatalog(ctx, r.st)
+	if err != nil {
 		return fmt.Errorf("catalog %s: %w", dir, err)
-	default:
-		doc, err := catalog.ReadDocument(b)
-		if err != nil {
-			return fmt.Errorf("catalog %s: %w", dir, err)
-		}
-		info, err := r.st.Stat(ctx, CatalogFile)
-		if err != nil {
-			return fmt.Errorf("catalog %s: %w", dir, err)
-		}
+	}
+	if doc != nil {
 		r.FromRun = true
-		if covered, err = r.runRows(ctx, dir, doc.Records, info.ModTime, opt); err != nil {
+		if covered, err = r.runRows(ctx, dir, doc.Records, written, opt); err != nil {
 			return err
 		}
 	}
@@ -111,6 +103,41 @@ func (r *Result) fill(ctx context.Context, dir string, opt Options) error {
 		r.add(recs, vols)
 	}
 	return nil
+}
+
+// Rows checks rows of a run's catalog.json, written at written, against the
+// directory dir and opens their arrays, as Dir does with all of them; the
+// files and stores no row names are not looked at.
+func Rows(ctx context.Context, dir string, rows []catalog.Record, written time.Time, opt Options) (*Result, error) {
+	opt.defaults()
+	res := &Result{Volumes: map[string]volume.Volume{}, FromRun: true, st: store.New(store.NewFile(dir))}
+	if _, err := res.runRows(ctx, dir, rows, written, opt); err != nil {
+		res.Close()
+		return nil, err
+	}
+	return res, nil
+}
+
+// RunCatalog reads the catalog.json a run wrote into the directory st, and
+// when it was written (rows describe the files as they were then). It returns
+// a nil document when the directory has none.
+func RunCatalog(ctx context.Context, st *store.Store) (*catalog.Document, time.Time, error) {
+	b, err := st.ReadAll(ctx, CatalogFile, maxCatalogBytes)
+	if errors.Is(err, store.ErrNotExist) {
+		return nil, time.Time{}, nil
+	}
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	doc, err := catalog.ReadDocument(b)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	info, err := st.Stat(ctx, CatalogFile)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	return doc, info.ModTime, nil
 }
 
 // isCovered reports whether key or a directory above it is a unit of the

@@ -21,8 +21,13 @@ import (
 //
 // Records:
 //
-//	{"t":"part","ds":…,"path":…,"off":…,"len":…,"size":…,"etag":…}   bytes [off,off+len) are in the part file
-//	{"t":"done","ds":…,"path":…,"size":…,"sha256":…,"etag":…,"mtime":…} the final file is complete
+//	{"t":"part","ds":…,"path":…,"off":…,"len":…,"size":…,"etag":…,"lastmod":…}   bytes [off,off+len) are in the part file
+//	{"t":"done","ds":…,"path":…,"size":…,"sha256":…,"etag":…,"lastmod":…,"mtime":…} the final file is complete
+//
+// etag and lastmod (the server's Last-Modified, Unix seconds) are the remote
+// object's validators: lastmod tells versions apart on servers that send no
+// ETag (issue #17).
+//
 //	{"t":"reset","ds":…,"path":…}                                      forget everything about the object
 const (
 	recPart  = "part"
@@ -44,14 +49,16 @@ type record struct {
 	ETag    string `json:"etag,omitempty"`
 	SHA256  string `json:"sha256,omitempty"`
 	MTime   int64  `json:"mtime,omitempty"` // final file's modification time, Unix ns
+	LastMod int64  `json:"lastmod,omitempty"`
 }
 
 // entry is the journal's knowledge about one object after replay.
 type entry struct {
-	size  int64
-	etag  string
-	parts rangeSet // valid when done == nil
-	done  *record
+	size    int64
+	etag    string
+	lastMod int64
+	parts   rangeSet // valid when done == nil
+	done    *record
 }
 
 func entryKey(dataset, path string) string { return dataset + "\x00" + path }
@@ -176,15 +183,15 @@ func apply(entries map[string]*entry, rec record) {
 			return
 		}
 		r := rec
-		entries[k] = &entry{size: rec.Size, etag: rec.ETag, done: &r}
+		entries[k] = &entry{size: rec.Size, etag: rec.ETag, lastMod: rec.LastMod, done: &r}
 	case recPart:
 		if rec.Size <= 0 || rec.Off < 0 || rec.Len <= 0 || rec.Off > rec.Size || rec.Len > rec.Size-rec.Off {
 			return
 		}
 		e := entries[k]
-		if e == nil || e.done != nil || e.size != rec.Size || e.etag != rec.ETag {
+		if e == nil || e.done != nil || e.size != rec.Size || e.etag != rec.ETag || e.lastMod != rec.LastMod {
 			// A part of another version of the object: the old parts are useless.
-			e = &entry{size: rec.Size, etag: rec.ETag}
+			e = &entry{size: rec.Size, etag: rec.ETag, lastMod: rec.LastMod}
 			entries[k] = e
 		}
 		e.parts.add(rec.Off, rec.Off+rec.Len)
@@ -240,7 +247,7 @@ func encodeEntries(w io.Writer, entries map[string]*entry) error {
 		}
 		ds, p := splitKey(k)
 		for _, iv := range e.parts {
-			rec := record{T: recPart, Dataset: ds, Path: p, Off: iv.lo, Len: iv.hi - iv.lo, Size: e.size, ETag: e.etag}
+			rec := record{T: recPart, Dataset: ds, Path: p, Off: iv.lo, Len: iv.hi - iv.lo, Size: e.size, ETag: e.etag, LastMod: e.lastMod}
 			if err := enc.Encode(rec); err != nil {
 				return err
 			}

@@ -54,6 +54,14 @@ func TestJournalReplay(t *testing.T) {
 				t.Errorf("parts %v", got)
 			}
 		}},
+		{"parts of another Last-Modified dropped", `{"t":"part","ds":"d","path":"p","off":0,"len":10,"size":100,"lastmod":1000}
+{"t":"part","ds":"d","path":"p","off":10,"len":10,"size":100,"lastmod":2000}
+`, func(t *testing.T, e map[string]*entry) {
+			got := e[entryKey("d", "p")]
+			if !reflect.DeepEqual(got.parts, rangeSet{{10, 20}}) || got.lastMod != 2000 {
+				t.Errorf("parts %v of Last-Modified %d, want [10,20) of 2000", got.parts, got.lastMod)
+			}
+		}},
 		{"reset forgets", `{"t":"part","ds":"d","path":"p","off":0,"len":10,"size":100}
 {"t":"reset","ds":"d","path":"p"}
 `, func(t *testing.T, e map[string]*entry) {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"syscall"
 )
 
@@ -19,7 +20,7 @@ func lockDir(path string) (*os.File, error) {
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("transfer: %s is in use by another run", path)
+			return nil, fmt.Errorf("transfer: output directory %s: %w (lock %s); wait for it to finish", filepath.Dir(filepath.Dir(path)), ErrLocked, path)
 		}
 		return nil, fmt.Errorf("transfer: lock %s: %w", path, err)
 	}

@@ -59,12 +59,15 @@ type placement struct {
 // expectation is what the object's bytes must be; changed only while no task
 // of the object runs.
 type expectation struct {
-	size   int64
-	hint   int64 // approximate size when size < 0 (0: none)
-	etag   string
-	md5    []byte
-	crc    uint32
-	hasCRC bool
+	size int64
+	hint int64 // approximate size when size < 0 (0: none)
+	etag string
+	// lastMod is the server's Last-Modified of the version expected, Unix
+	// seconds (0: unknown): the validator of servers without ETags.
+	lastMod int64
+	md5     []byte
+	crc     uint32
+	hasCRC  bool
 }
 
 // assembly is the object's bytes on disk; changed only while no task of the
@@ -75,6 +78,9 @@ type assembly struct {
 	have    rangeSet
 	hash    *hasher  // ranged: hashes the part file's contiguous prefix
 	partial *partial // small: what earlier attempts received
+	// answerLastMod is the Last-Modified of the answer a small object's bytes
+	// came from (0: none); the worker of its only task writes it.
+	answerLastMod int64
 }
 
 // lifecycle is the object's place in the state machine; only the dispatcher
@@ -266,6 +272,9 @@ func (r *run) applyStat(o *object, info store.ObjectInfo) {
 	}
 	if e := cleanETag(info.ETag); e != "" {
 		o.etag = e
+	}
+	if !info.ModTime.IsZero() {
+		o.lastMod = info.ModTime.Unix()
 	}
 	if len(info.MD5) == 16 {
 		o.md5 = info.MD5

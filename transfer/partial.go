@@ -97,6 +97,10 @@ func (r *run) openRest(ctx context.Context, o *object, p *partial) (io.ReadClose
 		}
 		if off == 0 {
 			p.etag, p.size = cleanETag(info.ETag), info.Size
+			o.answerLastMod = 0
+			if !info.ModTime.IsZero() {
+				o.answerLastMod = info.ModTime.Unix()
+			}
 			return rc, info, nil
 		}
 		if p.resumable(info) {

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -87,4 +88,25 @@ func parentRel(rel string) string {
 		return rel[:i]
 	}
 	return ""
+}
+
+// ErrLocked is the error LockOutput wraps when another run holds the lock.
+var ErrLocked = errors.New("in use by another run")
+
+// LockOutput takes the lock of the output directory dir, which Run takes for
+// its downloads, so that a caller can hold it over all it writes there (the
+// conversions and tables that follow the downloads) and set Options.Locked.
+// It does not wait: a second run into dir fails at once with ErrLocked, so
+// it can never interleave with the first. Close releases the lock; the
+// kernel releases it too when the process dies.
+func LockOutput(dir string) (io.Closer, error) {
+	d := filepath.Join(dir, stateDir)
+	if err := os.MkdirAll(d, 0o755); err != nil {
+		return nil, fmt.Errorf("transfer: output directory %s: %w", dir, err)
+	}
+	f, err := lockDir(filepath.Join(d, "lock"))
+	if err != nil {
+		return nil, err
+	}
+	return f, nil
 }

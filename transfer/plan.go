@@ -23,6 +23,11 @@ func (r *run) begin(o *object, now time.Time) {
 		// Large objects are planned from a fresh Stat: its ETag is the one the
 		// journal and the final check compare against.
 		r.enqueue(&task{obj: o, kind: kStat}, now)
+	case e != nil && e.done != nil && o.etag == "" && o.lastMod == 0:
+		// The listing gave no validator: only a Stat's ETag or Last-Modified
+		// tells whether the completed file is still the remote object, not its
+		// size alone (a file replaced by one of the same size).
+		r.enqueue(&task{obj: o, kind: kStat}, now)
 	case e != nil && e.done != nil && r.doneValid(o, e):
 		r.skip(o, e)
 	default:
@@ -40,7 +45,12 @@ func (r *run) doneValid(o *object, e *entry) bool {
 	if o.size >= 0 && d.Size != o.size {
 		return false
 	}
-	if o.etag != "" && d.ETag != "" && d.ETag != o.etag {
+	// ETags compare when both sides have one; else Last-Modified does.
+	if o.etag != "" && d.ETag != "" {
+		if d.ETag != o.etag {
+			return false
+		}
+	} else if o.lastMod != 0 && d.LastMod != 0 && d.LastMod != o.lastMod {
 		return false
 	}
 	fi, err := os.Lstat(o.final)
@@ -87,7 +97,7 @@ func (r *run) plan(o *object, now time.Time) {
 	}
 	o.ranged = true
 	o.have = nil
-	if e != nil && e.done == nil && e.size == o.size && e.etag == o.etag {
+	if e != nil && e.done == nil && e.size == o.size && e.etag == o.etag && (o.etag != "" || e.lastMod == o.lastMod) {
 		if fi, err := os.Stat(o.partPath); err == nil && fi.Size() == o.size {
 			o.have = append(rangeSet(nil), e.parts...)
 		}

@@ -32,7 +32,7 @@ type run struct {
 	partsDir string
 	ckpt     int64 // bytes between journal checkpoints; also the small/ranged threshold
 	j        *journal
-	lock     *os.File
+	lock     *os.File                // nil when the caller holds the lock (Options.Locked)
 	stores   map[string]*store.Store // by StoreURL; the run opened them and closes them
 
 	datasets []*dsState
@@ -57,9 +57,15 @@ type run struct {
 // close releases what newRun acquired: the journal, the lock and the stores.
 func (r *run) close() {
 	r.j.close()
-	r.lock.Close()
+	r.closeLock()
 	for _, st := range r.stores {
 		st.Close() // releases connections and handles; nothing to report
+	}
+}
+
+func (r *run) closeLock() {
+	if r.lock != nil {
+		r.lock.Close()
 	}
 }
 

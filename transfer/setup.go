@@ -46,11 +46,13 @@ func newRun(ctx context.Context, jobs []Job, opt Options) (*run, error) {
 	if err := os.MkdirAll(r.partsDir, 0o755); err != nil {
 		return nil, fmt.Errorf("transfer: output directory: %w", err)
 	}
-	if r.lock, err = lockDir(filepath.Join(out, stateDir, "lock")); err != nil {
-		return nil, err
+	if !opt.Locked {
+		if r.lock, err = lockDir(filepath.Join(out, stateDir, "lock")); err != nil {
+			return nil, err
+		}
 	}
 	if r.j, err = openJournal(filepath.Join(out, stateDir, "journal.jsonl")); err != nil {
-		r.lock.Close()
+		r.closeLock()
 		return nil, fmt.Errorf("transfer: %w", err)
 	}
 	r.stores = map[string]*store.Store{}

@@ -72,6 +72,9 @@ type Options struct {
 	Events func(Event)
 	// NoVerify skips MD5/CRC32C checks (sizes and sha256 are always done).
 	NoVerify bool
+	// Locked says the caller holds OutDir's lock (LockOutput) for longer
+	// than the downloads, so Run must not take it again.
+	Locked bool
 }
 
 // Result is the outcome of one object.

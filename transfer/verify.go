@@ -181,7 +181,11 @@ func (r *run) commit(o *object, f *os.File, size int64, sum, etag string) error 
 		os.Remove(tmp)
 		return local(fmt.Errorf("commit %s: %w", o.final, err))
 	}
-	if err := r.j.append(record{T: recDone, Dataset: o.ds.name, Path: o.path, Size: size, SHA256: sum, ETag: etag, MTime: fi.ModTime().UnixNano()}); err != nil {
+	lastMod := o.lastMod
+	if !o.ranged && o.answerLastMod != 0 {
+		lastMod = o.answerLastMod // the answer the bytes came from
+	}
+	if err := r.j.append(record{T: recDone, Dataset: o.ds.name, Path: o.path, Size: size, SHA256: sum, ETag: etag, LastMod: lastMod, MTime: fi.ModTime().UnixNano()}); err != nil {
 		return local(err)
 	}
 	o.res.Size = size

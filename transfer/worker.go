@@ -176,7 +176,7 @@ func (r *run) fetchRange(ctx context.Context, t *task, res *taskResult) error {
 		if err := o.file.Sync(); err != nil {
 			return local(err)
 		}
-		rec := record{T: recPart, Dataset: o.ds.name, Path: o.path, Off: ck, Len: pos - ck, Size: o.size, ETag: o.etag}
+		rec := record{T: recPart, Dataset: o.ds.name, Path: o.path, Off: ck, Len: pos - ck, Size: o.size, ETag: o.etag, LastMod: o.lastMod}
 		if err := r.j.append(rec); err != nil {
 			return local(err)
 		}
