@@ -110,9 +110,8 @@ func (s *Server) block(w http.ResponseWriter, r *http.Request, e *entry) error {
 	// so that neither a large block nor a client that stops reading holds
 	// more than a share of the memory budget.
 	elem := int64(e.in.DType.Size())
-	slabElems := max(1, s.opt.Memory/slabShare/elem/3) // the buffer plus its decoding
 	started := false
-	err = forEachSlab(req.box, e.in.Chunks, slabElems, func(b volume.Box) error {
+	err = forEachSlab(req.box, e.in.Chunks, s.slabElems(e, req.box), func(b volume.Box) error {
 		n := b.NumElements() * elem
 		release, err := s.reserve(r.Context(), s.footprint(e, b, n))
 		if err != nil {

@@ -18,8 +18,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"log"
+	"net"
 	"net/http"
 	"path/filepath"
 	"strconv"
@@ -117,7 +117,7 @@ type entry struct {
 	vol   volume.Volume
 	in    volume.Info
 	etag  string
-	unit  string // unitStamp of its file or store when vol was opened
+	unit  string  // unitStamp of its file or store when vol was opened
 	zdt   string  // zarr v2 dtype, "" when none
 	zgrid []int64 // number of zarr chunks per axis
 }
@@ -253,7 +253,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		// (Options.WriteTimeout); idle keep-alive connections go after a while.
 		IdleTimeout: 2 * time.Minute,
 		ErrorLog:    s.opt.ErrorLog,
-		BaseContext:       func(net.Listener) context.Context { return ctx },
+		BaseContext: func(net.Listener) context.Context { return ctx },
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()

@@ -47,6 +47,19 @@ func (s *Server) footprint(e *entry, box volume.Box, out int64) int64 {
 	return min(out+dec, s.opt.Memory)
 }
 
+// slabElems is the number of elements of one slab of box: a request's share
+// of Memory less what decoding one layer of storage chunks of box costs, so
+// that a slab and its decoding together stay within the share.
+func (s *Server) slabElems(e *entry, box volume.Box) int64 {
+	share := s.opt.Memory / slabShare
+	layer := cloneBox(box)
+	if len(layer.Start) > 0 && len(e.in.Chunks) == len(layer.Start) && e.in.Chunks[0] > 0 {
+		layer.Stop[0] = min(layer.Stop[0], layer.Start[0]+e.in.Chunks[0])
+	}
+	dec := s.footprint(e, layer, 0)
+	return max(1, max(share-dec, share/2)/int64(e.in.DType.Size()))
+}
+
 // forEachSlab calls fn with consecutive sub-boxes of box that together cover
 // it in C order, each contiguous in the C-order output and of at most
 // maxElems elements (at least one element, or one row when a row is less).

@@ -12,9 +12,10 @@ import (
 	"github.com/imgdataset/imgdataset/serve"
 )
 
-// serveOverhead is the memory serve needs beyond --memory: the runtime, the
-// open volumes' metadata and connection buffers (docs/benchmarks.md has the
-// measurement).
+// serveOverhead is the resident memory serve needs beyond --memory: the
+// runtime and its collector's headroom, the program's code, the open volumes'
+// metadata and connection buffers (docs/benchmarks.md has the measurement).
+// Half of it is given to the Go heap as headroom over the reservations.
 const serveOverhead = 64 << 20
 
 func serveCmd() *cobra.Command {
@@ -47,7 +48,7 @@ It listens on loopback unless --addr says otherwise.`,
 				// --memory bounds what requests reserve; this keeps the
 				// garbage of finished requests from doubling the heap
 				// before the collector runs (GOGC's default headroom).
-				debug.SetMemoryLimit(memory + serveOverhead)
+				debug.SetMemoryLimit(memory + serveOverhead/2)
 			}
 			host, _, err := net.SplitHostPort(addr)
 			if err != nil {
@@ -61,6 +62,9 @@ It listens on loopback unless --addr says otherwise.`,
 				return err
 			}
 			defer srv.Close()
+			// Opening samples statistics of every volume; return that
+			// garbage now rather than serve on top of it.
+			debug.FreeOSMemory()
 			for _, s := range srv.Skipped() {
 				fmt.Fprintf(cmd.ErrOrStderr(), "not served: %s: %s\n", s.Key, s.Reason)
 			}
