@@ -13,6 +13,7 @@ import (
 
 	"github.com/imgdataset/imgdataset/catalog"
 	"github.com/imgdataset/imgdataset/scan"
+	"github.com/imgdataset/imgdataset/store"
 )
 
 // unitMetaFiles are the metadata documents at the top of a directory store
@@ -25,17 +26,25 @@ var unitMetaFiles = [...]string{".zarray", ".zattrs", ".zgroup", "zarr.json", "a
 // store at rel under dir) by size, modification time, device and inode: a file
 // replaced by rename or rewritten gets another stamp, so ETags follow content
 // rather than the server's start. A unit that cannot be stated gets "gone".
-func unitStamp(dir, rel string) string {
-	p := filepath.Join(dir, filepath.FromSlash(rel))
+func unitStamp(dir string, rec catalog.Record) string {
+	p := filepath.Join(dir, filepath.FromSlash(rec.LocalPath))
 	fi, err := os.Stat(p)
 	if err != nil {
 		return "gone"
 	}
 	s := fileStamp(fi)
 	if fi.IsDir() {
-		for _, m := range unitMetaFiles {
-			if mfi, err := os.Stat(filepath.Join(p, m)); err == nil {
-				s += "/" + m + ":" + fileStamp(mfi)
+		// The store's own metadata and its array's (rec.Array is the
+		// array's path inside the store, e.g. "s0").
+		dirs := []string{p}
+		if a, err := store.CleanKey(rec.Array); err == nil && a != "" {
+			dirs = append(dirs, filepath.Join(p, filepath.FromSlash(a)))
+		}
+		for i, d := range dirs {
+			for _, m := range unitMetaFiles {
+				if mfi, err := os.Stat(filepath.Join(d, m)); err == nil {
+					s += fmt.Sprintf("/%d%s:%s", i, m, fileStamp(mfi))
+				}
 			}
 		}
 	}
@@ -66,7 +75,7 @@ func etagFor(catStamp, unit string, rec catalog.Record) string {
 // may describe another shape, dtype or layout) and the entry replaced, so no
 // request is answered from stale metadata or under a stale ETag.
 func (s *Server) current(ctx context.Context, e *entry) (*entry, error) {
-	st := unitStamp(s.dir, e.rec.LocalPath)
+	st := unitStamp(s.dir, e.rec)
 	if st == e.unit {
 		return e, nil
 	}

@@ -171,7 +171,7 @@ func Open(ctx context.Context, dir string, opt Options) (*Server, error) {
 	}
 	ids := assignIDs(l.recs)
 	for i, rec := range l.recs {
-		e, reason := s.newEntry(ids[i], rec, l.vols[i], unitStamp(abs, rec.LocalPath))
+		e, reason := s.newEntry(ids[i], rec, l.vols[i], unitStamp(abs, rec))
 		if e == nil {
 			s.skipped = append(s.skipped, Skipped{Key: catalog.VolumeKey(rec), Reason: reason})
 			continue

@@ -143,5 +143,12 @@ func (s *Server) writeTimed(w http.ResponseWriter, b []byte) error {
 			err = ferr
 		}
 	}
+	if err == nil {
+		// The deadline belongs to the connection, not the request: left
+		// set, it would cut a later keep-alive request written without one.
+		if derr := rc.SetWriteDeadline(time.Time{}); derr != nil && derr != http.ErrNotSupported {
+			err = fmt.Errorf("clear write deadline: %w", derr)
+		}
+	}
 	return err
 }
