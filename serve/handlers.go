@@ -111,17 +111,19 @@ func (s *Server) block(w http.ResponseWriter, r *http.Request, e *entry) error {
 	// more than a share of the memory budget.
 	elem := int64(e.in.DType.Size())
 	started := false
-	err = forEachSlab(req.box, e.in.Chunks, s.slabElems(e, req.box), func(b volume.Box) error {
+	err = forEachSlab(req.box, e.in.Chunks, s.slabElems(e), func(b volume.Box) error {
 		n := b.NumElements() * elem
-		release, err := s.reserve(r.Context(), s.footprint(e, b, n))
+		p := s.planRead(e, b, n)
+		res, err := s.reserve(r.Context(), p.reserve)
 		if err != nil {
 			return err
 		}
-		defer release()
+		defer res.release()
 		buf := make([]byte, n)
-		if err := e.vol.ReadRegion(r.Context(), b, buf); err != nil {
+		if err := readBox(r.Context(), e, b, buf, p); err != nil {
 			return readError(e, fmt.Sprintf("read %v", b), err)
 		}
+		res.keep(n)
 		if !started {
 			// Headers go out only once the first slab is read, so a
 			// failure there still gets its own status.
@@ -281,25 +283,27 @@ func (s *Server) zarr(w http.ResponseWriter, r *http.Request, e *entry, key stri
 	if !full {
 		need += region.NumElements() * elem
 	}
-	release, err := s.reserve(r.Context(), s.footprint(e, region, need))
+	p := s.planRead(e, region, need)
+	res, err := s.reserve(r.Context(), p.reserve)
 	if err != nil {
 		return err
 	}
-	defer release()
+	defer res.release()
 	buf := make([]byte, size)
 	if full {
-		if err := e.vol.ReadRegion(r.Context(), region, buf); err != nil {
+		if err := readBox(r.Context(), e, region, buf, p); err != nil {
 			return readError(e, "chunk "+key, err)
 		}
 	} else {
 		// Zarr v2 edge chunks are stored at full size; the part past the
 		// array's end is the fill value, 0.
 		part := make([]byte, region.NumElements()*elem)
-		if err := e.vol.ReadRegion(r.Context(), region, part); err != nil {
+		if err := readBox(r.Context(), e, region, part, p); err != nil {
 			return readError(e, "chunk "+key, err)
 		}
 		volume.CopyBox(buf, chunkBox, part, region, region, int(elem))
 	}
+	res.keep(size)
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("Content-Length", strconv.Itoa(len(buf)))
 	if err := s.writeTimed(w, buf); err != nil && r.Context().Err() == nil {

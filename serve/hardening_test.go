@@ -3,7 +3,7 @@ package serve
 import (
 	"bufio"
 	"context"
-	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -192,15 +193,7 @@ func TestReplacedFile(t *testing.T) {
 func bigDir(t *testing.T, shape [3]int64, chunks []int64) string {
 	t.Helper()
 	dir := t.TempDir()
-	n := shape[0] * shape[1] * shape[2]
-	b := make([]byte, 2*n)
-	for i := range n {
-		binary.LittleEndian.PutUint16(b[2*i:], uint16(i*31+7))
-	}
-	m, err := sample.Mem("big", volume.Uint16, sample.ZYX(shape, [3]float64{8, 8, 8}, "nanometer"), b)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := u16(t, shape)
 	st := store.New(store.NewFile(dir))
 	defer st.Close()
 	if err := zarr.WriteNGFF(context.Background(), st, "big.zarr", m, zarr.WriteOptions{Chunks: chunks, Compressor: "none", Name: "big"}); err != nil {
@@ -209,16 +202,72 @@ func bigDir(t *testing.T, shape [3]int64, chunks []int64) string {
 	return dir
 }
 
+// stallingDial connects to addr with a small receive buffer: the kernel
+// would otherwise take tens of MiB (net.ipv4.tcp_rmem) from a client that
+// never reads before the server's writes block.
+func stallingDial(addr string) (net.Conn, error) {
+	d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+		var serr error
+		err := rc.Control(func(fd uintptr) {
+			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)
+		})
+		return errors.Join(err, serr)
+	}}
+	return d.Dial("tcp", addr)
+}
+
+// freeMemory is the part of srv's memory budget no request holds.
+func freeMemory(srv *Server) int64 {
+	free := int64(0)
+	for step := srv.opt.Memory; step > 0; step /= 2 {
+		if srv.mem.TryAcquire(free + step) {
+			srv.mem.Release(free + step)
+			free += step
+		}
+	}
+	return free
+}
+
+// TestTiledReads checks blocks read in slabs and tiles (a budget far
+// below one layer of chunks) against a direct read of the volume.
+func TestTiledReads(t *testing.T) {
+	dir := bigDir(t, [3]int64{40, 200, 300}, []int64{16, 32, 32})
+	srv, ts := testServer(t, dir, Options{MaxBytes: 64 << 20, Memory: minMemory, ErrorLog: quietLog(t)})
+	v := find(t, srv.Volumes(), "uint16", 3)
+	for _, box := range []volume.Box{
+		volume.Full(v.Shape),
+		{Start: []int64{3, 17, 5}, Stop: []int64{37, 199, 290}},
+		{Start: []int64{15, 31, 31}, Stop: []int64{17, 33, 33}},
+		{Start: []int64{0, 0, 299}, Stop: []int64{40, 200, 300}},
+	} {
+		want := make([]byte, box.NumElements()*2)
+		if err := srv.byID[v.ID].vol.ReadRegion(context.Background(), box, want); err != nil {
+			t.Fatal(err)
+		}
+		u := fmt.Sprintf("%s%s?origin=%s&size=%s", ts.URL, v.BlockURL, joinInts(box.Start), joinInts(box.Shape()))
+		resp, got := get(t, u)
+		if resp.StatusCode != 200 || string(got) != string(want) {
+			t.Errorf("%v: %s, %d bytes differ from a direct read of %d", box, resp.Status, len(got), len(want))
+		}
+	}
+	if free := freeMemory(srv); free != srv.opt.Memory {
+		t.Errorf("%d of %d bytes free after the requests", free, srv.opt.Memory)
+	}
+}
+
 // TestStalledClients checks that clients that ask for large blocks and never
 // read them do not starve a small request: each holds at most one slab of
-// the memory budget.
+// the memory budget (Memory/16) while blocked. Twelve such clients would
+// hold more than the budget if they kept a slab's decoding reservation, or a
+// whole block, while writing.
 func TestStalledClients(t *testing.T) {
 	dir := bigDir(t, [3]int64{64, 256, 512}, []int64{16, 64, 64}) // 16 MiB
 	srv, ts := testServer(t, dir, Options{MaxBytes: 64 << 20, Memory: minMemory, WriteTimeout: time.Hour, ErrorLog: quietLog(t)})
 	v := find(t, srv.Volumes(), "uint16", 3)
 	addr := strings.TrimPrefix(ts.URL, "http://")
-	for i := range 5 {
-		c, err := net.Dial("tcp", addr)
+	const stalled = 12
+	for i := range stalled {
+		c, err := stallingDial(addr)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -231,6 +280,14 @@ func TestStalledClients(t *testing.T) {
 			t.Fatalf("stalled client %d: %q, %v", i, line, err)
 		}
 	}
+	// Wait until every stalled client's response is blocked in a write.
+	limit := time.Now().Add(2 * time.Minute)
+	for srv.writing.Load() < stalled {
+		if time.Now().After(limit) {
+			t.Fatalf("only %d of %d stalled responses ever got to write (%d of %d bytes free)", srv.writing.Load(), stalled, freeMemory(srv), srv.opt.Memory)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, ts.URL+v.BlockURL+"?origin=1,2,3&size=2,2,2", nil)
@@ -239,7 +296,7 @@ func TestStalledClients(t *testing.T) {
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatalf("small request behind 5 stalled clients: %v", err)
+		t.Fatalf("small request behind %d stalled clients: %v", stalled, err)
 	}
 	defer resp.Body.Close()
 	got, err := io.ReadAll(resp.Body)
@@ -256,25 +313,40 @@ func TestStalledClients(t *testing.T) {
 	}
 }
 
-// TestWriteTimeoutFreesMemory checks that a client that stops reading is
-// disconnected after WriteTimeout, so the memory it held comes back.
-func TestWriteTimeoutFreesMemory(t *testing.T) {
-	dir := bigDir(t, [3]int64{64, 256, 512}, []int64{16, 64, 64})
-	srv, err := Open(context.Background(), dir, Options{MaxBytes: 64 << 20, Memory: minMemory, WriteTimeout: 200 * time.Millisecond, ErrorLog: quietLog(t)})
+// openServer opens dir and closes the server when the test ends.
+func openServer(t *testing.T, dir string, opt Options) *Server {
+	t.Helper()
+	srv, err := Open(context.Background(), dir, opt)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer srv.Close()
+	t.Cleanup(func() { srv.Close() })
+	return srv
+}
+
+// serveLoopback runs srv.Serve (the real server, with its write deadlines)
+// on a loopback port until ctx ends; wait returns Serve's result.
+func serveLoopback(t *testing.T, ctx context.Context, srv *Server) (addr string, wait func() error) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, ln) }()
-	defer func() { cancel(); <-done }()
+	return ln.Addr().String(), func() error { return <-done }
+}
+
+// TestWriteTimeoutFreesMemory checks that a client that stops reading is
+// disconnected after WriteTimeout, so the memory it held comes back.
+func TestWriteTimeoutFreesMemory(t *testing.T) {
+	dir := bigDir(t, [3]int64{64, 256, 512}, []int64{16, 64, 64})
+	srv := openServer(t, dir, Options{MaxBytes: 64 << 20, Memory: minMemory, WriteTimeout: 200 * time.Millisecond, ErrorLog: quietLog(t)})
+	ctx, cancel := context.WithCancel(context.Background())
+	addr, wait := serveLoopback(t, ctx, srv)
+	defer func() { cancel(); wait() }()
 	v := find(t, srv.Volumes(), "uint16", 3)
-	c, err := net.Dial("tcp", ln.Addr().String())
+	c, err := stallingDial(addr)
 	if err != nil {
 		t.Fatal(err)
 	}

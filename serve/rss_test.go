@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -41,20 +40,13 @@ func TestServeHelper(t *testing.T) {
 		t.Skip("helper process of TestMemoryBound; runs only under it")
 	}
 	debug.SetMemoryLimit(rssMemory + rssOverhead/2) // as cmd/imgdataset serve does
-	srv, err := Open(context.Background(), dir, Options{Memory: rssMemory, ErrorLog: quietLog(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv := openServer(t, dir, Options{Memory: rssMemory, ErrorLog: quietLog(t)})
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() { io.Copy(io.Discard, os.Stdin); cancel() }()
 	debug.FreeOSMemory() // as cmd/imgdataset serve does: what opening left is not serving
-	fmt.Printf("addr %s rss %d\n", ln.Addr(), procStatus(t, os.Getpid(), "VmRSS"))
-	if err := srv.Serve(ctx, ln); err != nil {
+	addr, wait := serveLoopback(t, ctx, srv)
+	fmt.Printf("addr %s rss %d\n", addr, procStatus(t, os.Getpid(), "VmRSS"))
+	if err := wait(); err != nil {
 		t.Fatal(err)
 	}
 }

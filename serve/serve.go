@@ -25,6 +25,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/semaphore"
@@ -55,8 +56,11 @@ type Options struct {
 	MaxBytes int64
 	// Memory caps the bytes all requests in flight hold together: their
 	// output buffers and an estimate of the chunks their reads decode
-	// (default DefaultMemory); requests beyond it wait. Blocks are streamed in
-	// slabs of at most Memory/8 so that one request never needs all of it.
+	// (default DefaultMemory); requests beyond it wait. One request reserves
+	// at most Memory/8 at a time (blocks are streamed in slabs of at most
+	// Memory/16, read in tiles when their chunks would not fit), and while
+	// a slab is being written only its buffer, so that clients that stop
+	// reading cannot take the budget from the others.
 	Memory int64
 	// WriteTimeout bounds the time the client may take to accept one slab or
 	// chunk (default DefaultWriteTimeout): a client that stops reading is
@@ -133,6 +137,7 @@ type Server struct {
 	list     []*entry
 	skipped  []Skipped
 	mem      *semaphore.Weighted
+	writing  atomic.Int64 // responses blocked in a write, holding their slab
 	l        *loaded
 }
 
