@@ -8,7 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
+	"io/fs"
 	"net/http"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -103,25 +105,61 @@ func (s *Server) block(w http.ResponseWriter, r *http.Request, e *entry) error {
 		w.Header().Set("Content-Length", strconv.FormatInt(total, 10))
 		return nil
 	}
-	if err := s.mem.Acquire(r.Context(), req.bytes); err != nil {
-		return err // the client went away while waiting for memory
+	// Stream the box in slabs, each read into its own buffer under a
+	// reservation of its decoding footprint and written under a deadline,
+	// so that neither a large block nor a client that stops reading holds
+	// more than a share of the memory budget.
+	elem := int64(e.in.DType.Size())
+	started := false
+	err = forEachSlab(req.box, e.in.Chunks, s.slabElems(e), func(b volume.Box) error {
+		n := b.NumElements() * elem
+		p := s.planRead(e, b, n)
+		res, err := s.reserve(r.Context(), p.reserve)
+		if err != nil {
+			return err
+		}
+		defer res.release()
+		buf := make([]byte, n)
+		if err := readBox(r.Context(), e, b, buf, p); err != nil {
+			return readError(e, fmt.Sprintf("read %v", b), err)
+		}
+		res.keep(n)
+		if !started {
+			// Headers go out only once the first slab is read, so a
+			// failure there still gets its own status.
+			started = true
+			w.Header().Set("Content-Type", ctype)
+			w.Header().Set("Content-Length", strconv.FormatInt(total, 10))
+			if len(head) > 0 {
+				if err := s.writeTimed(w, head); err != nil {
+					return err
+				}
+			}
+		}
+		return s.writeTimed(w, buf)
+	})
+	if err != nil && started {
+		// The status is sent; the short body tells the client (Go closes
+		// a connection whose body falls short of its Content-Length).
+		if r.Context().Err() == nil {
+			s.logf("serve: %s: block of volume %s cut short: %v", r.URL, e.ID, err)
+		}
+		return nil
 	}
-	defer s.mem.Release(req.bytes)
-	buf := make([]byte, total)
-	copy(buf, head)
-	if err := e.vol.ReadRegion(r.Context(), req.box, buf[len(head):]); err != nil {
-		return readError(e, fmt.Sprintf("read %v", req.box), err)
-	}
-	writeBody(w, r, ctype, buf)
-	return nil
+	return err
 }
 
 // readError is the answer to a failed read of what (a block, a chunk) of a
 // volume. Stored data that is corrupt is the fault of the data behind the
 // server, not of the server: 502 Bad Gateway, with a short message that
 // names the volume but not the file (the error itself holds local paths).
+// A file that a symlink leads out of the served tree is refused (403).
 // Any other failure stays an internal error.
 func readError(e *entry, what string, err error) error {
+	if errors.Is(err, fs.ErrPermission) {
+		// store.ErrOutsideRoot: a symlink leading out of the served tree.
+		return &httpError{code: http.StatusForbidden, msg: fmt.Sprintf("volume %s: %s: refused: the data lies outside the served directory", e.ID, what)}
+	}
 	if errors.Is(err, format.ErrCorrupt) {
 		return &httpError{code: http.StatusBadGateway, msg: fmt.Sprintf("volume %s: %s: the stored data is corrupt", e.ID, what)}
 	}
@@ -245,25 +283,32 @@ func (s *Server) zarr(w http.ResponseWriter, r *http.Request, e *entry, key stri
 	if !full {
 		need += region.NumElements() * elem
 	}
-	if err := s.mem.Acquire(r.Context(), need); err != nil {
+	p := s.planRead(e, region, need)
+	res, err := s.reserve(r.Context(), p.reserve)
+	if err != nil {
 		return err
 	}
-	defer s.mem.Release(need)
+	defer res.release()
 	buf := make([]byte, size)
 	if full {
-		if err := e.vol.ReadRegion(r.Context(), region, buf); err != nil {
+		if err := readBox(r.Context(), e, region, buf, p); err != nil {
 			return readError(e, "chunk "+key, err)
 		}
 	} else {
 		// Zarr v2 edge chunks are stored at full size; the part past the
 		// array's end is the fill value, 0.
 		part := make([]byte, region.NumElements()*elem)
-		if err := e.vol.ReadRegion(r.Context(), region, part); err != nil {
+		if err := readBox(r.Context(), e, region, part, p); err != nil {
 			return readError(e, "chunk "+key, err)
 		}
 		volume.CopyBox(buf, chunkBox, part, region, region, int(elem))
 	}
-	writeBody(w, r, "application/octet-stream", buf)
+	res.keep(size)
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Content-Length", strconv.Itoa(len(buf)))
+	if err := s.writeTimed(w, buf); err != nil && r.Context().Err() == nil {
+		s.logf("serve: %s: chunk of volume %s not delivered: %v", r.URL, e.ID, err)
+	}
 	return nil
 }
 
@@ -303,7 +348,9 @@ Zarr v2: <code>zarr.open(fsspec.get_mapper("http://HOST/zarr/ID"), mode="r")</co
 
 func (s *Server) index(w http.ResponseWriter, r *http.Request) error {
 	var b bytes.Buffer
-	err := indexPage.Execute(&b, map[string]any{"Dir": s.dir, "Volumes": s.Volumes(), "Skipped": s.skipped, "MaxBytes": s.opt.MaxBytes})
+	// The directory's name, not its absolute path: where the server's files
+	// live is none of a client's business.
+	err := indexPage.Execute(&b, map[string]any{"Dir": filepath.Base(s.dir), "Volumes": s.Volumes(), "Skipped": s.skipped, "MaxBytes": s.opt.MaxBytes})
 	if err != nil {
 		return fmt.Errorf("index page: %w", err)
 	}

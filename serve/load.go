@@ -110,16 +110,4 @@ func statStamp(p string) string {
 	return fmt.Sprintf("%d-%d", fi.Size(), fi.ModTime().UnixNano())
 }
 
-// etagOf is the base ETag of a served volume: the directory's stamp, the
-// catalog's sha256 of the file (when it has one), the row's key and the
-// file's or store root's own stamp.
-func etagOf(dir, stamp string, rec catalog.Record) string {
-	h := sha256.New()
-	for _, s := range []string{stamp, catalog.VolumeKey(rec), rec.SHA256, statStamp(filepath.Join(dir, filepath.FromSlash(rec.LocalPath)))} {
-		h.Write([]byte(s))
-		h.Write([]byte{0})
-	}
-	return hex.EncodeToString(h.Sum(nil)[:12])
-}
-
 func (l *loaded) close() { l.res.Close() }

@@ -18,11 +18,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log"
 	"net"
 	"net/http"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/semaphore"
@@ -30,6 +33,7 @@ import (
 	"github.com/imgdataset/imgdataset/catalog"
 	"github.com/imgdataset/imgdataset/format"
 	"github.com/imgdataset/imgdataset/format/all"
+	"github.com/imgdataset/imgdataset/store"
 	"github.com/imgdataset/imgdataset/volume"
 )
 
@@ -37,16 +41,34 @@ import (
 const (
 	DefaultMaxBytes = 256 << 20
 	DefaultMemory   = 1 << 30
+	// DefaultWriteTimeout is the default of Options.WriteTimeout.
+	DefaultWriteTimeout = 30 * time.Second
 )
+
+// minMemory is the smallest Options.Memory: a few default zarr chunks of the
+// widest dtype.
+const minMemory = 4 << 20
 
 // Options configure a Server.
 type Options struct {
 	// MaxBytes caps the voxel bytes of one block request and of one zarr
 	// chunk (default DefaultMaxBytes).
 	MaxBytes int64
-	// Memory caps the voxel buffers of all requests in flight together
-	// (default DefaultMemory, at least MaxBytes); requests beyond it wait.
+	// Memory caps the bytes all requests in flight hold together: their
+	// output buffers and an estimate of the chunks their reads decode
+	// (default DefaultMemory); requests beyond it wait. One request reserves
+	// at most Memory/8 at a time (blocks are streamed in slabs of at most
+	// Memory/16, read in tiles when their chunks would not fit), and while
+	// a slab is being written only its buffer, so that clients that stop
+	// reading cannot take the budget from the others.
 	Memory int64
+	// WriteTimeout bounds the time the client may take to accept one slab or
+	// chunk (default DefaultWriteTimeout): a client that stops reading is
+	// disconnected and the memory it held released.
+	WriteTimeout time.Duration
+	// ErrorLog receives the details of internal errors, which responses
+	// leave out (they hold local paths); nil = log.Default().
+	ErrorLog *log.Logger
 	// Formats reads the volumes; nil = every format the tool knows.
 	Formats *format.Registry
 	// CORSOrigin, when set, is sent as Access-Control-Allow-Origin so a web
@@ -99,19 +121,24 @@ type entry struct {
 	vol   volume.Volume
 	in    volume.Info
 	etag  string
+	unit  string  // unitStamp of its file or store when vol was opened
 	zdt   string  // zarr v2 dtype, "" when none
 	zgrid []int64 // number of zarr chunks per axis
 }
 
 // Server answers the routes of the package doc. It is an http.Handler.
 type Server struct {
-	dir     string
-	opt     Options
-	byID    map[string]*entry
-	list    []*entry
-	skipped []Skipped
-	mem     *semaphore.Weighted
-	l       *loaded
+	dir      string
+	opt      Options
+	catStamp string       // state of the catalog (or directory) at start
+	st       *store.Store // reopens units that changed on disk
+	mu       sync.RWMutex // guards byID and list, whose entries current replaces
+	byID     map[string]*entry
+	list     []*entry
+	skipped  []Skipped
+	mem      *semaphore.Weighted
+	writing  atomic.Int64 // responses blocked in a write, holding their slab
+	l        *loaded
 }
 
 // Open finds and opens every cataloged volume of dir (an output directory of
@@ -125,7 +152,13 @@ func Open(ctx context.Context, dir string, opt Options) (*Server, error) {
 	if opt.Memory <= 0 {
 		opt.Memory = DefaultMemory
 	}
-	opt.Memory = max(opt.Memory, 2*opt.MaxBytes) // an edge chunk holds its region and its padded copy
+	opt.Memory = max(opt.Memory, minMemory)
+	if opt.WriteTimeout <= 0 {
+		opt.WriteTimeout = DefaultWriteTimeout
+	}
+	if opt.ErrorLog == nil {
+		opt.ErrorLog = log.Default()
+	}
 	if opt.Formats == nil {
 		opt.Formats = all.Registry()
 	}
@@ -137,40 +170,51 @@ func Open(ctx context.Context, dir string, opt Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{dir: abs, opt: opt, byID: map[string]*entry{}, skipped: l.skipped, mem: semaphore.NewWeighted(opt.Memory), l: l}
+	s := &Server{dir: abs, opt: opt, catStamp: l.stamp, st: store.New(store.NewFile(abs)), byID: map[string]*entry{}, skipped: l.skipped, mem: semaphore.NewWeighted(opt.Memory), l: l}
+	for i := range s.skipped {
+		s.skipped[i].Reason = s.clean(s.skipped[i].Reason)
+	}
 	ids := assignIDs(l.recs)
 	for i, rec := range l.recs {
-		v := l.vols[i]
-		in := v.Info()
-		if in.DType.Size() == 0 || len(in.Axes) != len(in.Shape) {
-			s.skipped = append(s.skipped, Skipped{Key: catalog.VolumeKey(rec), Reason: fmt.Sprintf("dtype %q has no fixed-size byte layout", in.DType)})
+		e, reason := s.newEntry(ids[i], rec, l.vols[i], unitStamp(abs, rec))
+		if e == nil {
+			s.skipped = append(s.skipped, Skipped{Key: catalog.VolumeKey(rec), Reason: reason})
 			continue
-		}
-		if !sane(in) {
-			// Chunk arithmetic must not overflow on a lying header.
-			s.skipped = append(s.skipped, Skipped{Key: catalog.VolumeKey(rec), Reason: fmt.Sprintf("shape %v is too large to address", in.Shape)})
-			continue
-		}
-		e := &entry{rec: rec, vol: v, in: in, etag: etagOf(abs, l.stamp, rec)}
-		e.VolumeInfo = VolumeInfo{
-			ID: ids[i], Key: catalog.VolumeKey(rec), Dataset: rec.Dataset, Path: rec.LocalPath, Array: rec.Array, Format: rec.Format,
-			Shape: in.Shape, DType: string(in.DType), Chunks: in.Chunks, Axes: axesOf(in, rec), Bytes: in.NumBytes(),
-			BlockURL: "/volumes/" + ids[i] + "/block", ZarrURL: "/zarr/" + ids[i],
-		}
-		if e.Shape == nil {
-			e.Shape = []int64{}
-		}
-		if zdt, ok := typeStr(in.DType); ok {
-			e.zdt = zdt
-			e.ZarrChunks = zarrChunks(in, opt.MaxBytes)
-			e.zgrid = chunkGrid(in.Shape, e.ZarrChunks)
-		} else {
-			e.ZarrError = fmt.Sprintf("dtype %s has no zarr v2 equivalent", in.DType)
 		}
 		s.byID[e.ID] = e
 		s.list = append(s.list, e)
 	}
 	return s, nil
+}
+
+// newEntry describes volume v of row rec, opened when its unit had the given
+// stamp; a nil entry comes with the reason it cannot be served.
+func (s *Server) newEntry(id string, rec catalog.Record, v volume.Volume, unit string) (*entry, string) {
+	in := v.Info()
+	if in.DType.Size() == 0 || len(in.Axes) != len(in.Shape) {
+		return nil, fmt.Sprintf("dtype %q has no fixed-size byte layout", in.DType)
+	}
+	if !sane(in) {
+		// Chunk arithmetic must not overflow on a lying header.
+		return nil, fmt.Sprintf("shape %v is too large to address", in.Shape)
+	}
+	e := &entry{rec: rec, vol: v, in: in, unit: unit, etag: etagFor(s.catStamp, unit, rec)}
+	e.VolumeInfo = VolumeInfo{
+		ID: id, Key: catalog.VolumeKey(rec), Dataset: rec.Dataset, Path: rec.LocalPath, Array: rec.Array, Format: rec.Format,
+		Shape: in.Shape, DType: string(in.DType), Chunks: in.Chunks, Axes: axesOf(in, rec), Bytes: in.NumBytes(),
+		BlockURL: "/volumes/" + id + "/block", ZarrURL: "/zarr/" + id,
+	}
+	if e.Shape == nil {
+		e.Shape = []int64{}
+	}
+	if zdt, ok := typeStr(in.DType); ok {
+		e.zdt = zdt
+		e.ZarrChunks = zarrChunks(in, s.chunkLimit())
+		e.zgrid = chunkGrid(in.Shape, e.ZarrChunks)
+	} else {
+		e.ZarrError = fmt.Sprintf("dtype %s has no zarr v2 equivalent", in.DType)
+	}
+	return e, ""
 }
 
 // sane reports whether a volume's byte size and every chunk boundary fit in an int64.
@@ -186,6 +230,8 @@ func sane(in volume.Info) bool {
 
 // Volumes lists the served volumes, in catalog order.
 func (s *Server) Volumes() []VolumeInfo {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
 	out := make([]VolumeInfo, len(s.list))
 	for i, e := range s.list {
 		out[i] = e.VolumeInfo
@@ -199,7 +245,7 @@ func (s *Server) Skipped() []Skipped { return s.skipped }
 // Close releases the open files.
 func (s *Server) Close() error {
 	s.l.close()
-	return nil
+	return s.st.Close()
 }
 
 // Serve answers HTTP on ln until ctx is cancelled, then shuts down gracefully
@@ -208,7 +254,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	hs := &http.Server{
 		Handler:           s,
 		ReadHeaderTimeout: 10 * time.Second,
-		BaseContext:       func(net.Listener) context.Context { return ctx },
+		// Bodies are written slab by slab, each under its own deadline
+		// (Options.WriteTimeout); idle keep-alive connections go after a while.
+		IdleTimeout: 2 * time.Minute,
+		ErrorLog:    s.opt.ErrorLog,
+		BaseContext: func(net.Listener) context.Context { return ctx },
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
@@ -261,6 +311,9 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return err
 		}
+		if e, err = s.current(r.Context(), e); err != nil {
+			return err
+		}
 		if len(segs) == 2 {
 			return s.writeJSON(w, r, e.VolumeInfo, e.etag)
 		}
@@ -268,6 +321,9 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) error {
 	case segs[0] == "zarr" && len(segs) == 3:
 		e, err := s.lookup(segs[1])
 		if err != nil {
+			return err
+		}
+		if e, err = s.current(r.Context(), e); err != nil {
 			return err
 		}
 		return s.zarr(w, r, e, segs[2])
@@ -279,7 +335,9 @@ func (s *Server) lookup(id string) (*entry, error) {
 	if !validID(id) {
 		return nil, badRequest("%q is not a volume id (ids use only letters, digits, '.', '_' and '-')", id)
 	}
+	s.mu.RLock()
 	e, ok := s.byID[id]
+	s.mu.RUnlock()
 	if !ok {
 		return nil, notFound("no volume %q (GET /volumes lists them)", id)
 	}
@@ -305,7 +363,9 @@ func (s *Server) hostAllowed(host string) bool {
 
 // fail answers an error: the client's own mistakes with their 4xx and
 // message, a cancelled request with nothing (the client is gone), anything
-// else with 500 naming what failed.
+// else with 500 saying which request failed. The detail of a 500 goes to the
+// log only: errors of the readers name local files by absolute path, which a
+// client has no business seeing.
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var he *httpError
 	w.Header().Del("ETag")
@@ -315,10 +375,19 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case r.Context().Err() != nil:
 		// Nobody is listening; a status line would go nowhere.
 	case errors.Is(err, volume.ErrOutOfBounds):
-		http.Error(w, err.Error(), http.StatusBadRequest)
+		http.Error(w, s.clean(err.Error()), http.StatusBadRequest)
 	default:
-		http.Error(w, err.Error(), http.StatusInternalServerError)
+		s.logf("serve: %s %s: %v", r.Method, r.URL.Path, err)
+		http.Error(w, "internal error answering "+r.URL.Path+" (the server log has the detail)", http.StatusInternalServerError)
 	}
+}
+
+// logf logs an internal error in full.
+func (s *Server) logf(format string, args ...any) { s.opt.ErrorLog.Printf(format, args...) }
+
+// clean makes a message fit for a client: the served directory becomes ".".
+func (s *Server) clean(msg string) string {
+	return strings.ReplaceAll(msg, s.dir, ".")
 }
 
 // notModified sets the ETag and reports whether the client's copy is current.

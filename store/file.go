@@ -8,12 +8,26 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
+	"strconv"
 	"strings"
 )
 
+// ErrOutsideRoot says a key names a file whose real path, symlinks resolved,
+// is not inside the driver's root. It is a permission error: the file exists
+// but this driver will not show it.
+var ErrOutsideRoot = fmt.Errorf("resolves outside the root: %w", fs.ErrPermission)
+
 // FileDriver serves a local directory (or a single file when the root is a file).
 // It is the only built-in driver that can write, because outputs are always local.
+//
+// Symlinks below the root are followed only while they stay inside it: a
+// read (Stat, ReadRange) of a key whose real path leaves the root's real path
+// fails with ErrOutsideRoot, so `leak.zarr/0 -> /etc/passwd` is never read. A
+// link from one place in the tree to another is followed, because datasets use
+// such links to share files between versions. List reports regular files
+// only, never links.
 //
 // Reads share a small cache of open read-only handles (at most 64), so that
 // the many small range reads of a header parse do not each open the file.
@@ -29,7 +43,9 @@ type FileDriver struct {
 // NewFile returns a driver rooted at dir (or a single file). The root need not exist
 // yet when the driver is used for writing.
 func NewFile(root string) *FileDriver {
-	return &FileDriver{root: filepath.Clean(root), handles: newFileHandles(fileHandleCacheSize, fileHandleIdle)}
+	d := &FileDriver{root: filepath.Clean(root), handles: newFileHandles(fileHandleCacheSize, fileHandleIdle)}
+	d.handles.verify = d.openedInside
+	return d
 }
 
 // Close closes the cached read handles. Readers still open keep working and
@@ -43,8 +59,9 @@ func (d *FileDriver) String() string { return d.root }
 // Root returns the local root path.
 func (d *FileDriver) Root() string { return d.root }
 
-// path joins key to the root; CleanKey has already rejected escapes, and the
-// check below refuses symlinks that point out of the root.
+// path joins key to the root; CleanKey has already rejected escapes, and
+// inside (reads) and checkInside (writes) refuse symlinks that point out of
+// the root.
 func (d *FileDriver) path(key string) string {
 	if key == "" {
 		return d.root
@@ -59,12 +76,61 @@ func (d *FileDriver) wrapNotExist(key string, err error) error {
 	return fmt.Errorf("file %s: %q: %w", d.root, key, err)
 }
 
+// inside reports an error wrapping ErrOutsideRoot when real, a path with
+// every symlink resolved, is not the root's real path or below it.
+func (d *FileDriver) inside(key, real string) error {
+	rootReal, err := filepath.EvalSymlinks(d.root)
+	if err != nil {
+		return d.wrapNotExist(key, err)
+	}
+	rel, err := filepath.Rel(rootReal, real)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) || filepath.IsAbs(rel) {
+		return fmt.Errorf("file %s: %q: %w", d.root, key, ErrOutsideRoot)
+	}
+	return nil
+}
+
+// openedInside is the handle cache's check of a newly opened file. On Linux
+// it asks the kernel which file the descriptor really is, so a link swapped
+// between resolving and opening cannot slip through; elsewhere it resolves
+// the path again.
+func (d *FileDriver) openedInside(f *os.File, p string) error {
+	key := d.keyOf(p)
+	if runtime.GOOS == "linux" {
+		if real, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(int(f.Fd()))); err == nil && filepath.IsAbs(real) {
+			return d.inside(key, real)
+		}
+	}
+	real, err := filepath.EvalSymlinks(p)
+	if err != nil {
+		return d.wrapNotExist(key, err)
+	}
+	return d.inside(key, real)
+}
+
+// keyOf is the key of a path below the root, for error messages.
+func (d *FileDriver) keyOf(p string) string {
+	rel, err := filepath.Rel(d.root, p)
+	if err != nil || rel == "." {
+		return ""
+	}
+	return filepath.ToSlash(rel)
+}
+
 // Stat implements Driver.
 func (d *FileDriver) Stat(ctx context.Context, key string) (ObjectInfo, error) {
 	if err := ctx.Err(); err != nil {
 		return ObjectInfo{}, err
 	}
-	fi, err := os.Stat(d.path(key))
+	p := d.path(key)
+	real, err := filepath.EvalSymlinks(p)
+	if err != nil {
+		return ObjectInfo{}, d.wrapNotExist(key, err)
+	}
+	if err := d.inside(key, real); err != nil {
+		return ObjectInfo{}, err
+	}
+	fi, err := os.Stat(real)
 	if err != nil {
 		return ObjectInfo{}, d.wrapNotExist(key, err)
 	}

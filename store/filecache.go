@@ -43,6 +43,11 @@ type fileHandles struct {
 	closed bool        // after Close nothing more is cached
 	timer  *time.Timer // runs sweep; it refers to the cache, not the driver
 	armed  bool        // timer pending
+	// verify, when set, vets every newly opened file before it is used or
+	// cached (FileDriver refuses files whose real path leaves its root).
+	// A cached handle needs no new check: acquire re-opens whenever the path
+	// no longer names the handle's file.
+	verify func(f *os.File, path string) error
 }
 
 // fileHandle is one open file, shared by every reader of its path.
@@ -99,6 +104,12 @@ func (c *fileHandles) acquire(path string) (*fileHandle, os.FileInfo, error) {
 	if fi.IsDir() {
 		f.Close()
 		return nil, fi, nil
+	}
+	if c != nil && c.verify != nil {
+		if err := c.verify(f, path); err != nil {
+			f.Close()
+			return nil, nil, err
+		}
 	}
 	h := &fileHandle{f: f, fi: fi, path: path, refs: 1, gone: true}
 	if c == nil {

@@ -3,15 +3,25 @@ package main
 import (
 	"fmt"
 	"net"
+	"os"
+	"runtime/debug"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/imgdataset/imgdataset/serve"
 )
 
+// serveOverhead is the resident memory serve needs beyond --memory: the
+// runtime and its collector's headroom, the program's code, the open volumes'
+// metadata and connection buffers (docs/benchmarks.md has the measurement).
+// Half of it is given to the Go heap as headroom over the reservations.
+const serveOverhead = 64 << 20
+
 func serveCmd() *cobra.Command {
 	var addr, cors string
 	var maxBytes, memory int64
+	var writeTimeout time.Duration
 	c := &cobra.Command{
 		Use:   "serve DIR",
 		Short: "Serve blocks of every cataloged volume of an output directory over HTTP",
@@ -33,7 +43,13 @@ It listens on loopback unless --addr says otherwise.`,
   curl -o b.npy 'http://127.0.0.1:8642/volumes/ID/block?origin=0,0,0&size=64,256,256&format=npy'`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			opt := serve.Options{MaxBytes: maxBytes, Memory: memory, CORSOrigin: cors}
+			opt := serve.Options{MaxBytes: maxBytes, Memory: memory, WriteTimeout: writeTimeout, CORSOrigin: cors}
+			if _, set := os.LookupEnv("GOMEMLIMIT"); !set && memory > 0 {
+				// --memory bounds what requests reserve; this keeps the
+				// garbage of finished requests from doubling the heap
+				// before the collector runs (GOGC's default headroom).
+				debug.SetMemoryLimit(memory + serveOverhead/2)
+			}
 			host, _, err := net.SplitHostPort(addr)
 			if err != nil {
 				return fmt.Errorf("--addr %q: %w", addr, err)
@@ -46,6 +62,9 @@ It listens on loopback unless --addr says otherwise.`,
 				return err
 			}
 			defer srv.Close()
+			// Opening samples statistics of every volume; return that
+			// garbage now rather than serve on top of it.
+			debug.FreeOSMemory()
 			for _, s := range srv.Skipped() {
 				fmt.Fprintf(cmd.ErrOrStderr(), "not served: %s: %s\n", s.Key, s.Reason)
 			}
@@ -59,7 +78,8 @@ It listens on loopback unless --addr says otherwise.`,
 	}
 	c.Flags().StringVar(&addr, "addr", "127.0.0.1:8642", "listen address")
 	c.Flags().Int64Var(&maxBytes, "max-bytes", serve.DefaultMaxBytes, "largest block or chunk one request may ask for, in bytes")
-	c.Flags().Int64Var(&memory, "memory", serve.DefaultMemory, "voxel bytes all requests in flight may hold together")
+	c.Flags().Int64Var(&memory, "memory", serve.DefaultMemory, "bytes all requests in flight may hold together (buffers and chunks being decoded)")
+	c.Flags().DurationVar(&writeTimeout, "write-timeout", serve.DefaultWriteTimeout, "time a client may take to accept one slab of a response before it is disconnected")
 	c.Flags().StringVar(&cors, "cors", "", "Access-Control-Allow-Origin to send (e.g. https://neuroglancer-demo.appspot.com); none by default")
 	return c
 }
