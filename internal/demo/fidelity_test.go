@@ -1,11 +1,9 @@
 package demo
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path"
 	"path/filepath"
 	"slices"
@@ -14,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/imgdataset/imgdataset/format/precomputed"
+	"github.com/imgdataset/imgdataset/internal/pyoracle"
 	"github.com/imgdataset/imgdataset/sample"
 	"github.com/imgdataset/imgdataset/store"
 	"github.com/imgdataset/imgdataset/volume"
@@ -126,7 +125,7 @@ func TestDemoCopiesEqualOriginals(t *testing.T) {
 	if testing.Short() {
 		t.Skip("demo outputs skipped in -short mode")
 	}
-	py := pythonOracle(t, "zarr, tifffile, hyperspy.api, numpy")
+	pythonOracle(t, "zarr, tifffile, hyperspy.api, numpy")
 	dir, _ := runDemo(t)
 	rows := readTable(t, filepath.Join(dir, "metadata_table.csv"))
 	copies := demoCopies(t, dir, rows)
@@ -135,25 +134,15 @@ func TestDemoCopiesEqualOriginals(t *testing.T) {
 		t.Fatalf("%d outputs in the table, want %d", len(copies), want)
 	}
 
-	var reqs bytes.Buffer
+	var reqs []any
 	for _, c := range copies {
 		var srcs []string
 		for _, s := range c.srcs {
 			srcs = append(srcs, filepath.Join(dir, s))
 		}
-		b, _ := json.Marshal(map[string]any{"out": filepath.Join(dir, c.out), "fmt": c.fmt, "src": srcs})
-		reqs.Write(append(b, '\n'))
+		reqs = append(reqs, map[string]any{"out": filepath.Join(dir, c.out), "fmt": c.fmt, "src": srcs})
 	}
-	cmd := exec.Command(py, "-W", "ignore", "-c", pyCopyVsOriginal)
-	cmd.Stdin = &reqs
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("python readers: %v", err)
-	}
-	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	if len(lines) != len(copies) {
-		t.Fatalf("python answered for %d of %d outputs:\n%s", len(lines), len(copies), out)
-	}
+	lines := pyoracle.Answers(t, pyCopyVsOriginal, reqs)
 	for i, c := range copies {
 		var got struct {
 			OutSHA     string         `json:"out_sha"`

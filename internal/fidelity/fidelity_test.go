@@ -1,11 +1,9 @@
 package fidelity
 
 import (
-	"bytes"
 	"context"
 	_ "embed"
 	"encoding/json"
-	"errors"
 	"math"
 	"os"
 	"os/exec"
@@ -17,6 +15,7 @@ import (
 
 	"github.com/imgdataset/imgdataset/internal/corpus"
 	"github.com/imgdataset/imgdataset/internal/imagej"
+	"github.com/imgdataset/imgdataset/internal/pyoracle"
 	"github.com/imgdataset/imgdataset/manifest"
 	"github.com/imgdataset/imgdataset/pipeline"
 	"github.com/imgdataset/imgdataset/store"
@@ -28,10 +27,6 @@ import (
 //
 //go:embed oracle.py
 var oracleScript string
-
-// python is the interpreter with Debian's python3-* oracles; a pyenv shim
-// on PATH may have none of them.
-const python = "/usr/bin/python3"
 
 // kind is one volume kind of the corpus and the file that represents it.
 type kind struct {
@@ -123,9 +118,9 @@ func TestConvertAndCropKeepVoxelsAndFrame(t *testing.T) {
 		t.Skip("corpus conversions skipped in -short mode")
 	}
 	dir := corpus.Dir(t)
-	if out, err := exec.Command(python, "-W", "ignore", "-c", "import numpy, tifffile, zarr, hyperspy.api").CombinedOutput(); err != nil {
+	if out, err := exec.Command(pyoracle.Python, "-W", "ignore", "-c", "import numpy, tifffile, zarr, hyperspy.api").CombinedOutput(); err != nil {
 		t.Skipf("oracles unavailable (%s: import numpy, tifffile, zarr, hyperspy.api: %v: %s); install python3-tifffile python3-zarr python3-hyperspy",
-			python, err, strings.TrimSpace(string(out)))
+			pyoracle.Python, err, strings.TrimSpace(string(out)))
 	}
 	ctx := context.Background()
 	tmp := t.TempDir()
@@ -143,7 +138,7 @@ func TestConvertAndCropKeepVoxelsAndFrame(t *testing.T) {
 
 	// Write every output, then ask the oracles about all of them at once:
 	// one Python process, one hyperspy import.
-	var reqs []map[string]any
+	var reqs []any
 	for _, j := range jobs {
 		if err := os.MkdirAll(filepath.Dir(j.out), 0o755); err != nil {
 			t.Fatal(err)
@@ -171,7 +166,14 @@ func TestConvertAndCropKeepVoxelsAndFrame(t *testing.T) {
 		j.srcReq, j.outReq = len(reqs), len(reqs)+1
 		reqs = append(reqs, src, map[string]any{"reader": outputReader[j.ext].reader, "path": j.out})
 	}
-	answers := askOracle(t, reqs)
+	var answers []answer
+	for _, line := range pyoracle.Answers(t, oracleScript, reqs) {
+		var a answer
+		if err := json.Unmarshal([]byte(line), &a); err != nil {
+			t.Fatalf("oracle.py printed %q: %v", line, err)
+		}
+		answers = append(answers, a)
+	}
 
 	for _, j := range jobs {
 		t.Run(j.name, func(t *testing.T) {
@@ -259,41 +261,6 @@ func str2(p *float64) string {
 
 func near(a, b, rel float64) bool {
 	return math.Abs(a-b) <= rel*math.Max(math.Abs(a), math.Abs(b))
-}
-
-// askOracle runs oracle.py once over reqs.
-func askOracle(t *testing.T, reqs []map[string]any) []answer {
-	t.Helper()
-	var in bytes.Buffer
-	for _, r := range reqs {
-		b, err := json.Marshal(r)
-		if err != nil {
-			t.Fatal(err)
-		}
-		in.Write(append(b, '\n'))
-	}
-	cmd := exec.Command(python, "-W", "ignore", "-c", oracleScript)
-	cmd.Stdin = &in
-	out, err := cmd.Output()
-	if err != nil {
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			t.Fatalf("oracle.py: %v\n%s", err, ee.Stderr)
-		}
-		t.Fatalf("oracle.py: %v", err)
-	}
-	var res []answer
-	for line := range strings.Lines(string(out)) {
-		var a answer
-		if err := json.Unmarshal([]byte(line), &a); err != nil {
-			t.Fatalf("oracle.py printed %q: %v", line, err)
-		}
-		res = append(res, a)
-	}
-	if len(res) != len(reqs) {
-		t.Fatalf("oracle.py answered %d of %d requests:\n%s", len(res), len(reqs), out)
-	}
-	return res
 }
 
 // ourVoxels reads an array (by name, or the first) with this tool's readers,
