@@ -201,6 +201,10 @@ func TestConvertAndCropKeepVoxelsAndFrame(t *testing.T) {
 			if out.SHA != src.SHA || !slices.Equal(out.Shape, src.Shape) {
 				t.Errorf("voxels %s %v, source %s %v", out.SHA, out.Shape, src.SHA, src.Shape)
 			}
+			// Equal bytes could hide a change of signedness or width.
+			if src.DType != "" && out.DType != "" && src.DType != out.DType {
+				t.Errorf("dtype %s, source %s", out.DType, src.DType)
+			}
 			checkFrame(t, src, out, outputReader[j.ext].tol, j.ext == ".precomputed")
 		})
 	}
@@ -245,6 +249,7 @@ func checkFrame(t *testing.T, src, out answer, tol float64, precomputed bool) {
 	}
 }
 
+// str prints an optional unit.
 func str(p *string) string {
 	if p == nil {
 		return "<none>"
@@ -252,7 +257,8 @@ func str(p *string) string {
 	return *p
 }
 
-func str2(p *float64) string {
+// optNum prints an optional number.
+func optNum(p *float64) string {
 	if p == nil {
 		return "<none>"
 	}
@@ -349,6 +355,6 @@ func checkInImageJ(t *testing.T, p string, src answer) {
 		}
 	}
 	if src.Sum == nil || num(8) != *src.Sum {
-		t.Errorf("ImageJ voxel sum %s, source %v", f[8], str2(src.Sum))
+		t.Errorf("ImageJ voxel sum %s, source %v", f[8], optNum(src.Sum))
 	}
 }

@@ -126,7 +126,7 @@ for line in sys.stdin:
                        "n5": lambda: read_n5(p)}[r]()
             if req.get("region"):
                 a = a[tuple(slice(o, o + n) for o, n in req["region"])]
-            res = {"sha": sha(a), "shape": list(a.shape), "dtype": str(a.dtype), "sum": float(a.astype(np.float64).sum()), "axes": axes}
+            res = {"sha": sha(a), "shape": list(a.shape), "dtype": a.dtype.name, "sum": float(a.astype(np.float64).sum()), "axes": axes}
         print(json.dumps(res, default=str))
     except Exception as e:
         print(json.dumps({"error": "%s: %s" % (type(e).__name__, e)}))
