@@ -206,6 +206,15 @@ func TestConvertAndCropKeepVoxelsAndFrame(t *testing.T) {
 				t.Errorf("dtype %s, source %s", out.DType, src.DType)
 			}
 			checkFrame(t, src, out, outputReader[j.ext].tol, j.ext == ".precomputed")
+			// A time axis must stay one where the format names axes (DM
+			// and precomputed have no names to give).
+			if r := outputReader[j.ext].reader; r != "dm" && r != "precomputed-meta" {
+				for i, a := range src.Axes {
+					if strings.EqualFold(a.Name, "t") && i < len(out.Axes) && !strings.EqualFold(out.Axes[i].Name, "t") {
+						t.Errorf("time axis %d read back as %q", i, out.Axes[i].Name)
+					}
+				}
+			}
 		})
 	}
 
