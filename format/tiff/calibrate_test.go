@@ -75,13 +75,11 @@ func TestCalibrate(t *testing.T) {
 	}
 }
 
-// TestCalibratedRoundTrip writes a stack calibrated in mixed units, with an
-// offset and a property, and reads it back: classic TIFF, one unit on every
-// axis, the same physical frame, the property in the ImageJ metadata.
-func TestCalibratedRoundTrip(t *testing.T) {
-	src := testVolume(t, volume.Uint16, 5, 12, 9)
+// withAxes returns src with the given axes (their sizes from its shape).
+func withAxes(t *testing.T, src *volume.Mem, axes ...volume.Axis) (*volume.Mem, volume.Info) {
+	t.Helper()
 	in := src.Info()
-	in.Axes = []volume.Axis{calAxis("z", 50, 100, "nm"), calAxis("y", 0.008, 0.08, "µm"), calAxis("x", 0.008, 0.024, "µm")}
+	in.Axes = axes
 	for i := range in.Axes {
 		in.Axes[i].Size = in.Shape[i]
 	}
@@ -89,6 +87,15 @@ func TestCalibratedRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return m, in
+}
+
+// TestCalibratedRoundTrip writes a stack calibrated in mixed units, with an
+// offset and a property, and reads it back: classic TIFF, one unit on every
+// axis, the same physical frame, the property in the ImageJ metadata.
+func TestCalibratedRoundTrip(t *testing.T) {
+	src := testVolume(t, volume.Uint16, 5, 12, 9)
+	m, in := withAxes(t, src, calAxis("z", 50, 100, "nm"), calAxis("y", 0.008, 0.08, "µm"), calAxis("x", 0.008, 0.024, "µm"))
 	opt := WriteOptions{Properties: map[string]string{"imgdataset_voxel_size_source": "file+api (EMPIAR µ)"}}
 	if !opt.Calibrate(in) {
 		t.Fatal("not calibrated")
@@ -119,15 +126,7 @@ func TestCalibratedRoundTrip(t *testing.T) {
 // tifffile see a time series and this package reads back a t axis in s.
 func TestTimeSeriesRoundTrip(t *testing.T) {
 	src := testVolume(t, volume.Uint16, 4, 6, 5)
-	in := src.Info()
-	in.Axes = []volume.Axis{calAxis("t", 250, 0, "ms"), calAxis("y", 2, 0, "µm"), calAxis("x", 2, 0, "µm")}
-	for i := range in.Axes {
-		in.Axes[i].Size = in.Shape[i]
-	}
-	m, err := volume.NewMem(in, src.Bytes())
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, in := withAxes(t, src, calAxis("t", 250, 0, "ms"), calAxis("y", 2, 0, "µm"), calAxis("x", 2, 0, "µm"))
 	var opt WriteOptions
 	if !opt.Calibrate(in) {
 		t.Fatal("not calibrated")
