@@ -66,3 +66,47 @@ func TestWriteOneUnitAndAttributes(t *testing.T) {
 		t.Error("an attribute replacing dataType was accepted")
 	}
 }
+
+// TestWriteAttributesASCII writes a volume in µm with an attribute naming a
+// path with an accent: attributes.json must be ASCII, because zarr-python
+// 2's N5Store decodes it as ASCII and could not open the dataset at all,
+// and must still read back as "µm" and the path.
+func TestWriteAttributesASCII(t *testing.T) {
+	st, _ := fileStore(t)
+	src := memVolume(t, volume.Uint8, []int64{2, 3, 4})
+	in := src.Info()
+	for i := range in.Axes {
+		in.Axes[i].Scale, in.Axes[i].Unit, in.Axes[i].ScaleKnown = 2, "µm", true
+	}
+	cal, err := volume.NewMem(in, src.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	extra := map[string]any{"imgdataset_source": map[string]any{"url": "/data/Ångström µ/😀.tif"}}
+	if err := Write(ctx, st, "c", cal, WriteOptions{Attributes: extra}); err != nil {
+		t.Fatal(err)
+	}
+	b, err := st.ReadAll(ctx, "c/attributes.json", 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range b {
+		if c >= 0x80 {
+			t.Fatalf("attributes.json byte %d is not ASCII: %s", i, b)
+		}
+	}
+	var attrs struct {
+		Units  []string          `json:"units"`
+		Source map[string]string `json:"imgdataset_source"`
+	}
+	if err := json.Unmarshal(b, &attrs); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(attrs.Units) != "[µm µm µm]" || attrs.Source["url"] != "/data/Ångström µ/😀.tif" {
+		t.Errorf("attributes.json reads back units %q, source %q", attrs.Units, attrs.Source["url"])
+	}
+	if a := openOne(t, st, "c").Info().Axes[0]; a.Unit != "µm" || a.Scale != 2 {
+		t.Errorf("read back axis %+v, want 2 µm", a)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/imgdataset/imgdataset/codec"
+	"github.com/imgdataset/imgdataset/format"
 	"github.com/imgdataset/imgdataset/store"
 	"github.com/imgdataset/imgdataset/volume"
 )
@@ -185,7 +186,9 @@ func writeJSON(ctx context.Context, st *store.Store, key string, v any) error {
 	if err != nil {
 		return fmt.Errorf("n5 write %q: %w", key, err)
 	}
-	if err := st.WriteAll(ctx, key, b); err != nil {
+	// zarr-python 2's N5Store reads attributes.json as ASCII: raw UTF-8 (the
+	// "µm" of units) would make the dataset unreadable there.
+	if err := st.WriteAll(ctx, key, format.ASCIIJSON(b)); err != nil {
 		return fmt.Errorf("n5 write %q: %w", key, err)
 	}
 	return nil

@@ -44,6 +44,17 @@ func TestCalibrate(t *testing.T) {
 			[]volume.Axis{calAxis("z", 1, 0, ""), calAxis("y", 4, 0, "nm"), calAxis("x", 4, 0, "nm")},
 			true, WriteOptions{ImageJ: true, Unit: "nm", PixelWidth: 4, PixelHeight: 4},
 		},
+		{
+			// Micro-Manager: t, y, x. Frames, not a z-stack; the interval in s.
+			"time series",
+			[]volume.Axis{calAxis("t", 5000, 0, "millisecond"), calAxis("y", 5.2304, 0, "µm"), calAxis("x", 5.2304, 0, "µm")},
+			true, WriteOptions{ImageJ: true, Unit: "µm", Frames: true, FrameInterval: 5, PixelWidth: 5.2304, PixelHeight: 5.2304},
+		},
+		{
+			"time series without an interval",
+			[]volume.Axis{calAxis("t", 1, 0, ""), calAxis("y", 4, 0, "nm"), calAxis("x", 4, 0, "nm")},
+			true, WriteOptions{ImageJ: true, Unit: "nm", Frames: true, PixelWidth: 4, PixelHeight: 4},
+		},
 		{"uncalibrated plane", []volume.Axis{calAxis("y", 1, 0, ""), calAxis("x", 1, 0, "")}, false, WriteOptions{}},
 		{"plane in pixels", []volume.Axis{calAxis("y", 2, 0, "pixel"), calAxis("x", 2, 0, "pixel")}, false, WriteOptions{}},
 	} {
@@ -55,6 +66,7 @@ func TestCalibrate(t *testing.T) {
 			}
 			near := func(a, b float64) bool { return math.Abs(a-b) <= 1e-12*math.Max(1, math.Abs(b)) }
 			if o.ImageJ != c.want.ImageJ || o.Unit != c.want.Unit || !near(o.Spacing, c.want.Spacing) ||
+				o.Frames != c.want.Frames || !near(o.FrameInterval, c.want.FrameInterval) ||
 				!near(o.PixelWidth, c.want.PixelWidth) || !near(o.PixelHeight, c.want.PixelHeight) ||
 				!near(o.XOrigin, c.want.XOrigin) || !near(o.YOrigin, c.want.YOrigin) || !near(o.ZOrigin, c.want.ZOrigin) {
 				t.Errorf("options %+v, want %+v", o, c.want)
@@ -63,13 +75,11 @@ func TestCalibrate(t *testing.T) {
 	}
 }
 
-// TestCalibratedRoundTrip writes a stack calibrated in mixed units, with an
-// offset and a property, and reads it back: classic TIFF, one unit on every
-// axis, the same physical frame, the property in the ImageJ metadata.
-func TestCalibratedRoundTrip(t *testing.T) {
-	src := testVolume(t, volume.Uint16, 5, 12, 9)
+// withAxes returns src with the given axes (their sizes from its shape).
+func withAxes(t *testing.T, src *volume.Mem, axes ...volume.Axis) (*volume.Mem, volume.Info) {
+	t.Helper()
 	in := src.Info()
-	in.Axes = []volume.Axis{calAxis("z", 50, 100, "nm"), calAxis("y", 0.008, 0.08, "µm"), calAxis("x", 0.008, 0.024, "µm")}
+	in.Axes = axes
 	for i := range in.Axes {
 		in.Axes[i].Size = in.Shape[i]
 	}
@@ -77,6 +87,15 @@ func TestCalibratedRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return m, in
+}
+
+// TestCalibratedRoundTrip writes a stack calibrated in mixed units, with an
+// offset and a property, and reads it back: classic TIFF, one unit on every
+// axis, the same physical frame, the property in the ImageJ metadata.
+func TestCalibratedRoundTrip(t *testing.T) {
+	src := testVolume(t, volume.Uint16, 5, 12, 9)
+	m, in := withAxes(t, src, calAxis("z", 50, 100, "nm"), calAxis("y", 0.008, 0.08, "µm"), calAxis("x", 0.008, 0.024, "µm"))
 	opt := WriteOptions{Properties: map[string]string{"imgdataset_voxel_size_source": "file+api (EMPIAR µ)"}}
 	if !opt.Calibrate(in) {
 		t.Fatal("not calibrated")
@@ -99,6 +118,34 @@ func TestCalibratedRoundTrip(t *testing.T) {
 	ij, _ := got.Metadata["imagej"].(map[string]any)
 	if v, _ := ij["imgdataset_voxel_size_source"].(string); v != `file+api (EMPIAR \u00B5)` {
 		t.Errorf("property read back as %q (imagej metadata %v)", v, ij)
+	}
+}
+
+// TestTimeSeriesRoundTrip writes a t, y, x volume: the ImageJ description
+// must call the pages frames with their interval, not slices, so ImageJ and
+// tifffile see a time series and this package reads back a t axis in s.
+func TestTimeSeriesRoundTrip(t *testing.T) {
+	src := testVolume(t, volume.Uint16, 4, 6, 5)
+	m, in := withAxes(t, src, calAxis("t", 250, 0, "ms"), calAxis("y", 2, 0, "µm"), calAxis("x", 2, 0, "µm"))
+	var opt WriteOptions
+	if !opt.Calibrate(in) {
+		t.Fatal("not calibrated")
+	}
+	st, key, _ := writeTemp(t, m, opt)
+	vs, err := Format{}.Open(context.Background(), st, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := vs[0].Info()
+	ij, _ := got.Metadata["imagej"].(map[string]any)
+	if len(got.Axes) != 3 || got.Axes[0].Name != "t" || got.Axes[0].Unit != "s" || math.Abs(got.Axes[0].Scale-0.25) > 1e-12 {
+		t.Errorf("axes %+v (imagej metadata %v), want t at 0.25 s first", got.Axes, ij)
+	}
+	if _, ok := ij["slices"]; ok {
+		t.Errorf("a time series written with slices: %v", ij)
+	}
+	if a := got.Axes[2]; a.Unit != "µm" || math.Abs(a.Scale-2) > 1e-9 {
+		t.Errorf("x axis %+v, want 2 µm", a)
 	}
 }
 

@@ -28,6 +28,12 @@ type WriteOptions struct {
 	ImageJ bool
 	// Spacing is the z step in Unit (ImageJ only; 0 = not written).
 	Spacing float64
+	// Frames writes the pages as ImageJ frames (time points) instead of
+	// slices (ImageJ only): the leading axis is t, not z.
+	Frames bool
+	// FrameInterval is the time between frames in seconds, ImageJ's
+	// finterval (Frames only; 0 = not written).
+	FrameInterval float64
 	// Unit is the length unit of Spacing and the pixel sizes ("µm", "nm", ...).
 	// ImageJ descriptions are ASCII: non-ASCII runes are written as \uXXXX
 	// escapes, as ImageJ does for µm.
@@ -271,19 +277,26 @@ func imagejDesc(nz int64, opt WriteOptions, lo, hi float64) string {
 	var b strings.Builder
 	b.WriteString("ImageJ=" + ImageJVersion + "\n")
 	if nz > 1 {
-		fmt.Fprintf(&b, "images=%d\nslices=%d\n", nz, nz)
+		dim := "slices"
+		if opt.Frames {
+			dim = "frames"
+		}
+		fmt.Fprintf(&b, "images=%d\n%s=%d\n", nz, dim, nz)
 	}
 	if opt.Unit != "" {
 		b.WriteString("unit=" + escapeUnit(opt.Unit) + "\n")
 	}
-	if opt.Spacing > 0 && nz > 1 {
+	if opt.Spacing > 0 && nz > 1 && !opt.Frames {
 		b.WriteString("spacing=" + javaDouble(opt.Spacing) + "\n")
+	}
+	if opt.FrameInterval > 0 && nz > 1 && opt.Frames {
+		b.WriteString("finterval=" + javaDouble(opt.FrameInterval) + "\n")
 	}
 	for _, o := range []struct {
 		key string
 		v   float64
 	}{{"xorigin", opt.XOrigin}, {"yorigin", opt.YOrigin}, {"zorigin", opt.ZOrigin}} {
-		if o.v != 0 && (o.key != "zorigin" || nz > 1) {
+		if o.v != 0 && (o.key != "zorigin" || nz > 1 && !opt.Frames) {
 			b.WriteString(o.key + "=" + javaDouble(o.v) + "\n")
 		}
 	}
@@ -346,11 +359,39 @@ func (o *WriteOptions) Calibrate(in volume.Info) bool {
 	o.ImageJ, o.Unit, o.PixelWidth, o.PixelHeight = true, x.Unit, x.Scale, y.Scale
 	o.XOrigin, o.YOrigin = -x.Offset/x.Scale, -y.Offset/y.Scale
 	if n >= 3 {
-		if z := axes[n-3]; z.ScaleKnown && z.Unit == x.Unit && z.Scale > 0 {
+		z := axes[n-3]
+		if z.Name == "t" {
+			// A time series: ImageJ frames, so that it does not open as a
+			// z-stack, with the interval in seconds as ImageJ keeps it.
+			o.Frames = true
+			if s, ok := secondsPer(z.Unit); ok && z.ScaleKnown && z.Scale > 0 {
+				o.FrameInterval = z.Scale * s
+			}
+		} else if z.ScaleKnown && z.Unit == x.Unit && z.Scale > 0 {
 			o.Spacing, o.ZOrigin = z.Scale, -z.Offset/z.Scale
 		}
 	}
 	return true
+}
+
+// secondsPer returns the seconds in one time unit, as files and NGFF
+// (UDUNITS names) spell them.
+func secondsPer(unit string) (float64, bool) {
+	switch strings.ToLower(strings.TrimSpace(strings.ReplaceAll(unit, "μ", "µ"))) {
+	case "s", "sec", "second", "seconds":
+		return 1, true
+	case "ms", "msec", "millisecond", "milliseconds":
+		return 1e-3, true
+	case "µs", "us", "microsecond", "microseconds":
+		return 1e-6, true
+	case "ns", "nanosecond", "nanoseconds":
+		return 1e-9, true
+	case "min", "minute", "minutes":
+		return 60, true
+	case "h", "hr", "hour", "hours":
+		return 3600, true
+	}
+	return 0, false
 }
 
 // rationalFor approximates x as num/den with both fitting in 32 bits: the

@@ -548,7 +548,9 @@ func WriteNGFF(ctx context.Context, st *store.Store, prefix string, src volume.V
 	if err := st.WriteAll(ctx, join(prefix, ".zgroup"), []byte("{\n    \"zarr_format\": 2\n}")); err != nil {
 		return fmt.Errorf("zarr write %q: %w", prefix, err)
 	}
-	if err := st.WriteAll(ctx, join(prefix, ".zattrs"), attrs); err != nil {
+	// zarr-python 2 reads .zattrs as ASCII: a "µ" in a source path or name
+	// would hide every attribute, multiscales included.
+	if err := st.WriteAll(ctx, join(prefix, ".zattrs"), format.ASCIIJSON(attrs)); err != nil {
 		return fmt.Errorf("zarr write %q: %w", prefix, err)
 	}
 	return nil

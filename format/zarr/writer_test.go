@@ -156,3 +156,37 @@ func TestWriteNGFF(t *testing.T) {
 		})
 	}
 }
+
+// TestWriteNGFFAttributesASCII names the source with non-ASCII characters:
+// .zattrs must be ASCII, because zarr-python 2 decodes it as ASCII and
+// would otherwise show no attribute at all (multiscales included), and must
+// read back the same.
+func TestWriteNGFFAttributesASCII(t *testing.T) {
+	ctx := context.Background()
+	st := store.New(store.NewFile(t.TempDir()))
+	src := memVolume(t, "Ångström µ", []int64{2, 3, 4}, volume.Uint8, nil)
+	const url = "/data/Ångström µ/😀.tif"
+	opt := WriteOptions{Chunks: []int64{2, 2, 2}, Attributes: map[string]any{"imgdataset_source": map[string]any{"url": url}}}
+	if err := WriteNGFF(ctx, st, "img.zarr", src, opt); err != nil {
+		t.Fatal(err)
+	}
+	b, err := st.ReadAll(ctx, "img.zarr/.zattrs", 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range b {
+		if c >= 0x80 {
+			t.Fatalf(".zattrs byte %d is not ASCII: %s", i, b)
+		}
+	}
+	var attrs struct {
+		Source      map[string]string `json:"imgdataset_source"`
+		Multiscales []any             `json:"multiscales"`
+	}
+	if err := json.Unmarshal(b, &attrs); err != nil {
+		t.Fatal(err)
+	}
+	if attrs.Source["url"] != url || len(attrs.Multiscales) != 1 {
+		t.Errorf(".zattrs reads back source %q, %d multiscales", attrs.Source["url"], len(attrs.Multiscales))
+	}
+}

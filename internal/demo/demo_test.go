@@ -1,7 +1,6 @@
 package demo
 
 import (
-	"context"
 	"encoding/csv"
 	"math"
 	"os"
@@ -10,7 +9,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/imgdataset/imgdataset/pipeline"
 	"github.com/imgdataset/imgdataset/sample"
 )
 
@@ -21,11 +19,7 @@ func TestDemoEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end demo skipped in -short mode")
 	}
-	out := t.TempDir()
-	rep, err := Run(context.Background(), pipeline.Options{OutDir: out, Convert: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	out, rep := runDemo(t)
 	for _, d := range rep.Datasets {
 		if d.Status != "ok" {
 			t.Errorf("dataset %s: %s %v", d.Name, d.Status, d.Errors)

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/imgdataset/imgdataset/internal/imagej"
@@ -22,16 +23,40 @@ import (
 	"github.com/imgdataset/imgdataset/volume"
 )
 
-// runDemo runs the offline demo into a temporary directory: the one place
-// the output tests start it.
+// demoRun is the one demo run the tests of this package share: every test
+// only reads its output, and one run instead of one per test saves a run
+// (mirrors, transfer, copies, table) per test.
+var demoRun struct {
+	once sync.Once
+	dir  string
+	rep  *pipeline.Report
+	err  error
+}
+
+// TestMain removes the shared demo output once every test is done with it.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if demoRun.dir != "" {
+		os.RemoveAll(demoRun.dir)
+	}
+	os.Exit(code)
+}
+
+// runDemo returns the output directory and report of the offline demo, run
+// once for the whole package: the one place the tests start it.
 func runDemo(t *testing.T) (string, *pipeline.Report) {
 	t.Helper()
-	out := t.TempDir()
-	rep, err := Run(context.Background(), pipeline.Options{OutDir: out, Convert: true})
-	if err != nil {
-		t.Fatal(err)
+	demoRun.once.Do(func() {
+		demoRun.dir, demoRun.err = os.MkdirTemp("", "imgdataset-demo-test-")
+		if demoRun.err != nil {
+			return
+		}
+		demoRun.rep, demoRun.err = Run(context.Background(), pipeline.Options{OutDir: demoRun.dir, Convert: true})
+	})
+	if demoRun.err != nil {
+		t.Fatalf("demo run in %s: %v", demoRun.dir, demoRun.err)
 	}
-	return out, rep
+	return demoRun.dir, demoRun.rep
 }
 
 // pythonOracle returns /usr/bin/python3 when it imports modules, or skips

@@ -1,7 +1,6 @@
 package demo
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"os/exec"
@@ -9,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/imgdataset/imgdataset/internal/pyoracle"
 )
 
 // numpyStatsScript reads one array per JSON line of stdin ({"format", "path",
@@ -73,7 +74,7 @@ func TestDemoStatsMatchNumpy(t *testing.T) {
 	}
 	dir, _ := runDemo(t)
 	rows := readTable(t, filepath.Join(dir, "metadata_table.csv"))
-	var reqs bytes.Buffer
+	var reqs []any
 	var checked []map[string]string
 	var skipped []string
 	for _, r := range rows {
@@ -85,20 +86,10 @@ func TestDemoStatsMatchNumpy(t *testing.T) {
 			skipped = append(skipped, r["local_path"]+": "+why)
 			continue
 		}
-		b, _ := json.Marshal(map[string]string{"format": r["format"], "path": filepath.Join(dir, r["local_path"]), "array": r["array"]})
-		reqs.Write(append(b, '\n'))
+		reqs = append(reqs, map[string]string{"format": r["format"], "path": filepath.Join(dir, r["local_path"]), "array": r["array"]})
 		checked = append(checked, r)
 	}
-	cmd := exec.Command(py, "-W", "ignore", "-c", numpyStatsScript)
-	cmd.Stdin = &reqs
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("numpy: %v", err)
-	}
-	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	if len(lines) != len(checked) {
-		t.Fatalf("numpy answered %d of %d arrays:\n%s", len(lines), len(checked), out)
-	}
+	lines := pyoracle.Answers(t, numpyStatsScript, reqs)
 	for i, r := range checked {
 		var got struct {
 			Min, Max, Mean string
