@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"time"
@@ -49,24 +50,24 @@ type Options struct {
 }
 
 // NewHTTPClient returns the shared client: keep-alive pools sized for many
-// requests in flight per host, a cookie jar (OMERO sessions), bounded redirects.
+// requests in flight per host, a cookie jar (OMERO sessions), bounded
+// redirects that a public server cannot point at a private address
+// (store.NetGuard), and no transparent gzip: bytes are stored as sent.
 func NewHTTPClient() *http.Client {
 	jar, _ := cookiejar.New(nil)
+	guard := &store.NetGuard{}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.DialContext = (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second, ControlContext: guard.Control}).DialContext
+	tr.DisableCompression = true
 	tr.MaxIdleConns = 512
 	tr.MaxIdleConnsPerHost = 256
 	tr.MaxConnsPerHost = 0
 	tr.IdleConnTimeout = 90 * time.Second
 	tr.ResponseHeaderTimeout = 60 * time.Second
 	return &http.Client{
-		Transport: tr,
-		Jar:       jar,
-		CheckRedirect: func(req *http.Request, via []*http.Request) error {
-			if len(via) >= 10 {
-				return fmt.Errorf("stopped after 10 redirects at %s", req.URL)
-			}
-			return nil
-		},
+		Transport:     tr,
+		Jar:           jar,
+		CheckRedirect: guard.CheckRedirect,
 	}
 }
 
