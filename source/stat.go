@@ -3,6 +3,7 @@ package source
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	"golang.org/x/sync/errgroup"
 
@@ -11,8 +12,12 @@ import (
 
 // statObjects asks the store behind each object for its exact size and
 // validators (an HTTP HEAD for web stores), headLimit at a time. Listing and
-// page sizes are only hints; the transfer relies on these values.
-func statObjects(ctx context.Context, env *Env, objs []Object) error {
+// page sizes are only hints; the transfer relies on these values. With
+// tolerant set, an object whose stat fails is logged and left unsized, its
+// known size kept as a hint, so that its download fails it alone (with the
+// server's answer) and the rest of the dataset goes on; when every stat
+// fails, nothing is left to go on and the first error is returned.
+func statObjects(ctx context.Context, env *Env, objs []Object, tolerant bool) error {
 	stores := map[string]*store.Store{}
 	for _, o := range objs {
 		if _, ok := stores[o.StoreURL]; ok {
@@ -27,11 +32,25 @@ func statObjects(ctx context.Context, env *Env, objs []Object) error {
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(headLimit)
+	var mu sync.Mutex
+	var firstErr error
+	failed := 0
 	for i := range objs {
 		o := &objs[i]
 		st := stores[o.StoreURL]
 		g.Go(func() error {
 			info, err := st.Stat(gctx, o.Key)
+			if err != nil && tolerant && gctx.Err() == nil {
+				env.logf("stat %s: %v (left to the download)", o.SourceURL, err)
+				mu.Lock()
+				failed++
+				if firstErr == nil {
+					firstErr = fmt.Errorf("stat %s: %w", o.SourceURL, err)
+				}
+				mu.Unlock()
+				o.Size, o.SizeHint = -1, max(o.Size, o.SizeHint, 0)
+				return nil
+			}
 			if err != nil {
 				return fmt.Errorf("stat %s: %w", o.SourceURL, err)
 			}
@@ -39,7 +58,13 @@ func statObjects(ctx context.Context, env *Env, objs []Object) error {
 			return nil
 		})
 	}
-	return g.Wait()
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	if failed == len(objs) {
+		return firstErr
+	}
+	return nil
 }
 
 // fillInfo copies a store's view of an object into it.

@@ -74,7 +74,7 @@ func (w *WebPage) Resolve(ctx context.Context, env *Env, ds manifest.Dataset) (*
 	if len(objs) == 0 {
 		return nil, fmt.Errorf("page %s: %w (%d links on the page)", pageURL, ErrNoObjects, len(page.Links))
 	}
-	if err := statObjects(ctx, env, objs); err != nil {
+	if err := statObjects(ctx, env, objs, true); err != nil {
 		return nil, fmt.Errorf("page %s: %w", pageURL, err)
 	}
 	res.Objects = objs
