@@ -19,6 +19,7 @@ import (
 	"github.com/imgdataset/imgdataset/source"
 	"github.com/imgdataset/imgdataset/store"
 	"github.com/imgdataset/imgdataset/transfer"
+	"github.com/imgdataset/imgdataset/volume"
 )
 
 // Options configure a run.
@@ -45,6 +46,11 @@ type Options struct {
 	// an array too large to read whole (volume.DefaultExactStatsBytes) read,
 	// in whole chunks; smaller arrays are read whole. Default 64 MiB.
 	SampleBudget int64
+	// Work bounds a checksum, conversion or crop, judged from the array's
+	// declared shape and chunks before anything is read (zero: the
+	// volume.WorkLimit defaults), so a hostile header declaring an
+	// enormous array fails fast instead of running for days.
+	Work volume.WorkLimit
 	// Output says how Crop and Convert write.
 	Output OutputOptions
 }
