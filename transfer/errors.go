@@ -61,7 +61,8 @@ func classify(err error) (c errClass, retryAfter time.Duration, throttle bool) {
 	switch {
 	case errors.Is(err, errChanged):
 		return errClassChanged, 0, false
-	case errors.As(err, &le):
+	case errors.As(err, &le), errors.Is(err, errTooLarge):
+		// A retry would get the same oversized answer.
 		return errClassPermanent, 0, false
 	case errors.Is(err, errStalled):
 		// Before Canceled: a stall cancels the request's context.
