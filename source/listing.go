@@ -3,6 +3,7 @@ package source
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"net/url"
@@ -154,8 +155,8 @@ func (l *Listing) List(ctx context.Context, env *Env, startURL string, take mani
 	// One dead link must not fail the dataset: an object whose stat fails
 	// keeps its listed size as a hint, and its download fails it alone,
 	// naming the cause.
-	if err := statObjects(ctx, env, exact, true); err != nil {
-		return nil, fmt.Errorf("listing %s: %w", root, err)
+	if failed, err := statObjects(ctx, env, exact, true); err != nil || len(failed) == len(objs) {
+		return nil, fmt.Errorf("listing %s: %w", root, errors.Join(append(failed, err)...))
 	}
 	for j, i := range at {
 		objs[i] = exact[j]

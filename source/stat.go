@@ -15,9 +15,9 @@ import (
 // page sizes are only hints; the transfer relies on these values. With
 // tolerant set, an object whose stat fails is logged and left unsized, its
 // known size kept as a hint, so that its download fails it alone (with the
-// server's answer) and the rest of the dataset goes on; when every stat
-// fails, nothing is left to go on and the first error is returned.
-func statObjects(ctx context.Context, env *Env, objs []Object, tolerant bool) error {
+// server's answer) and the rest of the dataset goes on; the failures are
+// returned for the caller to tell whether anything is left to go on.
+func statObjects(ctx context.Context, env *Env, objs []Object, tolerant bool) (failed []error, err error) {
 	stores := map[string]*store.Store{}
 	for _, o := range objs {
 		if _, ok := stores[o.StoreURL]; ok {
@@ -25,7 +25,7 @@ func statObjects(ctx context.Context, env *Env, objs []Object, tolerant bool) er
 		}
 		st, err := env.opener().Open(ctx, o.StoreURL)
 		if err != nil {
-			return fmt.Errorf("open %s: %w", o.StoreURL, err)
+			return nil, fmt.Errorf("open %s: %w", o.StoreURL, err)
 		}
 		stores[o.StoreURL] = st
 		defer st.Close()
@@ -33,8 +33,6 @@ func statObjects(ctx context.Context, env *Env, objs []Object, tolerant bool) er
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(headLimit)
 	var mu sync.Mutex
-	var firstErr error
-	failed := 0
 	for i := range objs {
 		o := &objs[i]
 		st := stores[o.StoreURL]
@@ -43,10 +41,7 @@ func statObjects(ctx context.Context, env *Env, objs []Object, tolerant bool) er
 			if err != nil && tolerant && gctx.Err() == nil {
 				env.logf("stat %s: %v (left to the download)", o.SourceURL, err)
 				mu.Lock()
-				failed++
-				if firstErr == nil {
-					firstErr = fmt.Errorf("stat %s: %w", o.SourceURL, err)
-				}
+				failed = append(failed, fmt.Errorf("stat %s: %w", o.SourceURL, err))
 				mu.Unlock()
 				o.Size, o.SizeHint = -1, max(o.Size, o.SizeHint, 0)
 				return nil
@@ -59,12 +54,9 @@ func statObjects(ctx context.Context, env *Env, objs []Object, tolerant bool) er
 		})
 	}
 	if err := g.Wait(); err != nil {
-		return err
+		return nil, err
 	}
-	if failed == len(objs) {
-		return firstErr
-	}
-	return nil
+	return failed, nil
 }
 
 // fillInfo copies a store's view of an object into it.
