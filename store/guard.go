@@ -124,6 +124,8 @@ type chain struct {
 	first      netip.Addr
 	redirected bool
 	startPriv  bool
+	private    func(netip.Addr) bool // the guard's, once redirected
+	refused    error                 // why a reused connection was closed
 }
 
 type chainKey struct{}
@@ -135,21 +137,45 @@ func chainFrom(ctx context.Context) *chain {
 
 // guardRequest gives ctx a chain that learns the address of the request's
 // first connection (new or reused), which NetGuard then holds redirects to.
+// A redirected request handed a kept-alive connection to a private address
+// (no dial, so no Control) gets it closed before anything is written: the
+// transport then dials afresh, which Control refuses, or fails.
 func guardRequest(ctx context.Context) context.Context {
 	c := &chain{}
 	ctx = context.WithValue(ctx, chainKey{}, c)
 	return httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
 		GotConn: func(info httptrace.GotConnInfo) {
-			c.mu.Lock()
-			defer c.mu.Unlock()
-			if c.first.IsValid() {
+			ta, ok := info.Conn.RemoteAddr().(*net.TCPAddr)
+			if !ok {
 				return
 			}
-			if ta, ok := info.Conn.RemoteAddr().(*net.TCPAddr); ok {
-				c.first = ta.AddrPort().Addr()
+			a := ta.AddrPort().Addr().Unmap()
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			if !c.first.IsValid() {
+				c.first = a
+				return
+			}
+			if c.redirected && !c.startPriv && c.private(a) {
+				c.refused = fmt.Errorf("connection to %s: redirect from a public address to a private one: %w", a, ErrRedirectRefused)
+				info.Conn.Close()
 			}
 		},
 	})
+}
+
+// wrapRefused adds to err why the chain of ctx closed a connection, if it did.
+func wrapRefused(ctx context.Context, err error) error {
+	c := chainFrom(ctx)
+	if err == nil || c == nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.refused != nil && !errors.Is(err, ErrRedirectRefused) {
+		return fmt.Errorf("%w (%w)", c.refused, err)
+	}
+	return err
 }
 
 // redirect marks the chain redirected and says whether it started private.
@@ -160,6 +186,7 @@ func (c *chain) redirect(g *NetGuard) bool {
 	if !c.redirected {
 		c.redirected = true
 		c.startPriv = c.first.IsValid() && g.private(c.first)
+		c.private = g.private
 	}
 	return c.startPriv
 }

@@ -132,6 +132,12 @@ func TestRedirectGuardDNS(t *testing.T) {
 	if body, err := read("http://metadata.test:"+secretPort+"/", ""); err != nil || body != "credentials" {
 		t.Errorf("private start: %q, %v", body, err)
 	}
+	// The private server now has an idle keep-alive connection, which a
+	// redirected request must not reuse either: no dial would check it.
+	hits := secretHits.Load()
+	if body, err := read("http://public.test:"+pubPort+"/", "by-name"); !errors.Is(err, store.ErrRedirectRefused) || secretHits.Load() != hits {
+		t.Errorf("by-name with an idle connection to the private server: %q, %v, %d new requests there", body, err, secretHits.Load()-hits)
+	}
 	loop := httptest.NewServer(http.RedirectHandler("http://metadata.test:"+secretPort+"/", http.StatusFound))
 	defer loop.Close()
 	if body, err := read(loop.URL+"/", "x"); err != nil || body != "credentials" {

@@ -287,14 +287,16 @@ type sendFunc func(ctx context.Context, method string, hdr http.Header) (*http.R
 
 // send is the plain sendFunc body used by the http and gcs drivers.
 func send(ctx context.Context, client *http.Client, method, u string, hdr http.Header) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(guardRequest(ctx), method, u, nil)
+	ctx = guardRequest(ctx)
+	req, err := http.NewRequestWithContext(ctx, method, u, nil)
 	if err != nil {
 		return nil, err
 	}
 	for k, v := range hdr {
 		req.Header[k] = v
 	}
-	return client.Do(req)
+	resp, err := client.Do(req)
+	return resp, wrapRefused(ctx, err)
 }
 
 // rangeRequest describes one ReadRange call for openRange.
