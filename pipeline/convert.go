@@ -55,11 +55,11 @@ func convertAll(ctx context.Context, opt *Options, out *store.Store, r *source.R
 			opt.logf("  %s: sections not stacked: %v", r.Dataset.Name, err)
 			singles = append(singles, sections...)
 		} else {
+			key := path.Join(r.Dataset.Name, scan.CopiesDir, "stack.zarr")
+			opt.logf("  %s: stacking %d sections (z spacing %g %s) → %s", r.Dataset.Name, len(sections), zs.value, zs.unit, key)
 			if err := opt.Work.Check(st.Info(), volume.Full(st.Info().Shape)); err != nil {
 				return recs, fmt.Errorf("stack: %w", err)
 			}
-			key := path.Join(r.Dataset.Name, scan.CopiesDir, "stack.zarr")
-			opt.logf("  %s: stacking %d sections (z spacing %g %s) → %s", r.Dataset.Name, len(sections), zs.value, zs.unit, key)
 			// The stack is a new array: its frame is resolved as its row is.
 			h := hints(r, unit{})
 			fr := resolveFrame(ctx, st, h)
@@ -87,10 +87,10 @@ func convertAll(ctx context.Context, opt *Options, out *store.Store, r *source.R
 		in := fv.v.Info()
 		name := safeName(in.Name) + ".zarr"
 		key := path.Join(r.Dataset.Name, scan.CopiesDir, name)
+		opt.logf("  %s: converting %s %v → %s", r.Dataset.Name, in.Name, in.Shape, key)
 		if err := opt.Work.Check(in, volume.Full(in.Shape)); err != nil {
 			return recs, fmt.Errorf("convert %s: %w", in.Name, err)
 		}
-		opt.logf("  %s: converting %s %v → %s", r.Dataset.Name, in.Name, in.Shape, key)
 		wopt := zarr.WriteOptions{Chunks: cube(opt.ConvertChunk, len(in.Shape)), Name: in.Name, Attributes: map[string]any{"imgdataset": frameAttrs(fv.f)}}
 		if err := zarr.WriteNGFF(ctx, out, key, volume.Reframe(fv.v, fv.f), wopt); err != nil {
 			return recs, fmt.Errorf("convert %s: %w", in.Name, err)
