@@ -59,6 +59,9 @@ func convertAll(ctx context.Context, opt *Options, out *store.Store, r *source.R
 		} else {
 			key := path.Join(r.Dataset.Name, scan.CopiesDir, names.take("stack"))
 			opt.logf("  %s: stacking %d sections (z spacing %g %s) → %s", r.Dataset.Name, len(sections), zs.value, zs.unit, key)
+			if err := opt.Work.Check(st.Info(), volume.Full(st.Info().Shape)); err != nil {
+				return recs, fmt.Errorf("stack: %w", err)
+			}
 			// The stack is a new array: its frame is resolved as its row is.
 			h := hints(r, unit{})
 			fr := resolveFrame(ctx, st, h)
@@ -86,6 +89,9 @@ func convertAll(ctx context.Context, opt *Options, out *store.Store, r *source.R
 		in := fv.v.Info()
 		key := path.Join(r.Dataset.Name, scan.CopiesDir, names.take(copyBase(fv.rel)))
 		opt.logf("  %s: converting %s %v → %s", r.Dataset.Name, in.Name, in.Shape, key)
+		if err := opt.Work.Check(in, volume.Full(in.Shape)); err != nil {
+			return recs, fmt.Errorf("convert %s: %w", in.Name, err)
+		}
 		wopt := zarr.WriteOptions{Chunks: cube(opt.ConvertChunk, len(in.Shape)), Name: in.Name, Attributes: map[string]any{"imgdataset": frameAttrs(fv.f)}}
 		if err := zarr.WriteNGFF(ctx, out, key, volume.Reframe(fv.v, fv.f), wopt); err != nil {
 			return recs, fmt.Errorf("convert %s: %w", in.Name, err)

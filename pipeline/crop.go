@@ -58,7 +58,7 @@ func cropVolume(ctx context.Context, opt *Options, out *store.Store, r *source.R
 	if err != nil {
 		return nil, fmt.Errorf("%s: open %s: %w", r.Dataset.Name, ref.StoreURL, err)
 	}
-	win, in, origin, note, err := cropWindow(ctx, c, vols, opt.ConvertChunk)
+	win, in, origin, note, err := cropWindow(ctx, c, vols, opt.ConvertChunk, opt.Work)
 	if err != nil {
 		return nil, fmt.Errorf("%s: crop %s: %w", r.Dataset.Name, ref.StoreURL, err)
 	}
@@ -114,7 +114,7 @@ func cube(edge int64, n int) []int64 {
 // cropWindow picks the scale, validates the request, chooses the origin and
 // returns the region as a lazy view of the source (the one path shared by the
 // manifest's crops and the crop command).
-func cropWindow(ctx context.Context, c *manifest.Crop, vols []volume.Volume, outChunk int64) (volume.Volume, volume.Info, []int64, string, error) {
+func cropWindow(ctx context.Context, c *manifest.Crop, vols []volume.Volume, outChunk int64, work volume.WorkLimit) (volume.Volume, volume.Info, []int64, string, error) {
 	if c.Scale < 0 || c.Scale >= len(vols) {
 		return nil, volume.Info{}, nil, "", fmt.Errorf("scale %d, but it has %d arrays/scales", c.Scale, len(vols))
 	}
@@ -137,6 +137,13 @@ func cropWindow(ctx context.Context, c *manifest.Crop, vols []volume.Volume, out
 	win, err := volume.Window(src, append(make([]int64, lead), origin...), append(append([]int64(nil), in.Shape[:lead]...), c.Size...))
 	if err != nil {
 		return nil, in, nil, "", fmt.Errorf("%v at %v of %v: %w", c.Size, origin, in.Shape, err)
+	}
+	box := volume.Box{Start: append(make([]int64, lead), origin...), Stop: append(append([]int64(nil), in.Shape[:lead]...), c.Size...)}
+	for i := lead; i < len(box.Stop); i++ {
+		box.Stop[i] += box.Start[i]
+	}
+	if err := work.Check(in, box); err != nil {
+		return nil, in, nil, "", err
 	}
 	return win, in, origin, note, nil
 }

@@ -96,6 +96,9 @@ func Inspect(ctx context.Context, target string, checksum bool, opt Options) (*I
 	for _, v := range vols {
 		a := arrayOf(v)
 		if checksum {
+			if err := opt.Work.Check(v.Info(), volume.Full(v.Info().Shape)); err != nil {
+				return nil, fmt.Errorf("inspect %s: checksum: %w", target, err)
+			}
 			sum, err := volume.Checksum16(ctx, v, 64<<20)
 			switch {
 			case errors.Is(err, format.ErrNotSupported):

@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"github.com/imgdataset/imgdataset/source"
 	"github.com/imgdataset/imgdataset/store"
 	"github.com/imgdataset/imgdataset/transfer"
+	"github.com/imgdataset/imgdataset/volume"
 )
 
 // Options configure a run.
@@ -44,29 +46,34 @@ type Options struct {
 	// an array too large to read whole (volume.DefaultExactStatsBytes) read,
 	// in whole chunks; smaller arrays are read whole. Default 64 MiB.
 	SampleBudget int64
+	// Work bounds a checksum, conversion or crop, judged from the array's
+	// declared shape and chunks before anything is read (zero: the
+	// volume.WorkLimit defaults), so a hostile header declaring an
+	// enormous array fails fast instead of running for days.
+	Work volume.WorkLimit
 	// Output says how Crop and Convert write.
 	Output OutputOptions
 }
 
 // NewHTTPClient returns the shared client: keep-alive pools sized for many
-// requests in flight per host, a cookie jar (OMERO sessions), bounded redirects.
+// requests in flight per host, a cookie jar (OMERO sessions), bounded
+// redirects that a public server cannot point at a private address
+// (store.NetGuard), and no transparent gzip: bytes are stored as sent.
 func NewHTTPClient() *http.Client {
 	jar, _ := cookiejar.New(nil)
+	guard := &store.NetGuard{}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.DialContext = (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second, ControlContext: guard.Control}).DialContext
+	tr.DisableCompression = true
 	tr.MaxIdleConns = 512
 	tr.MaxIdleConnsPerHost = 256
 	tr.MaxConnsPerHost = 0
 	tr.IdleConnTimeout = 90 * time.Second
 	tr.ResponseHeaderTimeout = 60 * time.Second
 	return &http.Client{
-		Transport: tr,
-		Jar:       jar,
-		CheckRedirect: func(req *http.Request, via []*http.Request) error {
-			if len(via) >= 10 {
-				return fmt.Errorf("stopped after 10 redirects at %s", req.URL)
-			}
-			return nil
-		},
+		Transport:     tr,
+		Jar:           jar,
+		CheckRedirect: guard.CheckRedirect,
 	}
 }
 

@@ -50,7 +50,7 @@ func Crop(ctx context.Context, src string, c manifest.Crop, out string, opt Opti
 	if err != nil {
 		return nil, err
 	}
-	win, in, origin, note, err := cropWindow(ctx, &c, vols, plan.chunk)
+	win, in, origin, note, err := cropWindow(ctx, &c, vols, plan.chunk, opt.Work)
 	if err != nil {
 		return nil, fmt.Errorf("crop %s: %w", src, err)
 	}
@@ -94,6 +94,9 @@ func Convert(ctx context.Context, src, array, out string, opt Options) error {
 			}
 			return fmt.Errorf("convert %s: no array %q (it has %s)", src, array, strings.Join(names, ", "))
 		}
+	}
+	if err := opt.Work.Check(v.Info(), volume.Full(v.Info().Shape)); err != nil {
+		return fmt.Errorf("convert %s: %w", src, err)
 	}
 	fr := sourceFrame(ctx, &opt, src, v)
 	return plan.write(ctx, volume.Reframe(v, fr), fr, map[string]any{"imgdataset_source": map[string]any{"url": src, "array": v.Info().Name}})

@@ -35,7 +35,7 @@ func (f *File) Resolve(ctx context.Context, env *Env, ds manifest.Dataset) (*Res
 		o.StoreURL, o.Key = o.SourceURL, ""
 	}
 	objs := []Object{o}
-	if err := statObjects(ctx, env, objs); err != nil {
+	if _, err := statObjects(ctx, env, objs, false); err != nil {
 		return nil, fmt.Errorf("file %s: %w", ds.URL, err)
 	}
 	return &Resolved{Objects: objs}, nil

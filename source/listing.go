@@ -3,6 +3,7 @@ package source
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"net/url"
@@ -146,12 +147,16 @@ func (l *Listing) List(ctx context.Context, env *Env, startURL string, take mani
 	if len(exact) > maxPlanHEADs {
 		env.logf("listing %s: %d files without a usable size; sizes will come with the downloads", root, len(exact))
 		for _, i := range at {
-			objs[i].Size = -1
+			// The listed size stays as a hint: it bounds the download.
+			objs[i].Size, objs[i].SizeHint = -1, max(objs[i].Size, 0)
 		}
 		return objs, nil
 	}
-	if err := statObjects(ctx, env, exact); err != nil {
-		return nil, fmt.Errorf("listing %s: %w", root, err)
+	// One dead link must not fail the dataset: an object whose stat fails
+	// keeps its listed size as a hint, and its download fails it alone,
+	// naming the cause.
+	if failed, err := statObjects(ctx, env, exact, true); err != nil || len(failed) == len(objs) {
+		return nil, fmt.Errorf("listing %s: %w", root, errors.Join(append(failed, err)...))
 	}
 	for j, i := range at {
 		objs[i] = exact[j]

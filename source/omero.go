@@ -274,7 +274,7 @@ func (o *OMERO) Resolve(ctx context.Context, env *Env, ds manifest.Dataset) (*Re
 		}
 	}
 	res.Facts["image_count"] = len(images)
-	if err := statObjects(ctx, env, res.Objects); err != nil {
+	if _, err := statObjects(ctx, env, res.Objects, false); err != nil {
 		return nil, err
 	}
 	return res, nil

@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/imgdataset/imgdataset/manifest"
 	"github.com/imgdataset/imgdataset/store"
@@ -23,6 +24,11 @@ const (
 	maxMetaBytes = 16 << 20 // a zarr/precomputed metadata object
 	headLimit    = 32       // concurrent HEAD requests per resolver call
 )
+
+// DefaultRequestTimeout bounds one resolver request, body included, when
+// Env.RequestTimeout is zero: a 16 MiB page (maxPageBytes) still arrives at
+// about 140 KB/s, while a trickling server is cut.
+const DefaultRequestTimeout = 2 * time.Minute
 
 // dataExts are the file extensions that count as data when a dataset gives no
 // include patterns.
@@ -198,11 +204,24 @@ func safeName(name string) bool {
 	return true
 }
 
+// client returns the resolver client with a whole-request timeout
+// (Env.RequestTimeout): without one, a page trickled a byte every few
+// seconds keeps a resolver waiting forever, since the transport bounds only
+// the wait for the headers. A client that has its own timeout keeps it.
 func (e *Env) client() *http.Client {
+	c := http.DefaultClient
 	if e.HTTP != nil {
-		return e.HTTP
+		c = e.HTTP
 	}
-	return http.DefaultClient
+	if c.Timeout > 0 {
+		return c
+	}
+	t := *c
+	t.Timeout = e.RequestTimeout
+	if t.Timeout <= 0 {
+		t.Timeout = DefaultRequestTimeout
+	}
+	return &t
 }
 
 // jarClient returns a client that keeps cookies for this call only: a copy of

@@ -7,6 +7,7 @@ package source
 import (
 	"context"
 	"net/http"
+	"time"
 
 	"github.com/imgdataset/imgdataset/manifest"
 	"github.com/imgdataset/imgdataset/store"
@@ -72,6 +73,10 @@ type Resolved struct {
 type Env struct {
 	HTTP   *http.Client
 	Stores *store.Opener
+	// RequestTimeout bounds each resolver request (pages, APIs, short
+	// links), body included, when HTTP has no Timeout of its own; zero
+	// selects DefaultRequestTimeout.
+	RequestTimeout time.Duration
 	// Chromium is the path of the headless browser for JavaScript pages; empty
 	// means look up "chromium" on PATH when needed.
 	Chromium string

@@ -3,6 +3,7 @@ package source
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	"golang.org/x/sync/errgroup"
 
@@ -11,8 +12,12 @@ import (
 
 // statObjects asks the store behind each object for its exact size and
 // validators (an HTTP HEAD for web stores), headLimit at a time. Listing and
-// page sizes are only hints; the transfer relies on these values.
-func statObjects(ctx context.Context, env *Env, objs []Object) error {
+// page sizes are only hints; the transfer relies on these values. With
+// tolerant set, an object whose stat fails is logged and left unsized, its
+// known size kept as a hint, so that its download fails it alone (with the
+// server's answer) and the rest of the dataset goes on; the failures are
+// returned for the caller to tell whether anything is left to go on.
+func statObjects(ctx context.Context, env *Env, objs []Object, tolerant bool) (failed []error, err error) {
 	stores := map[string]*store.Store{}
 	for _, o := range objs {
 		if _, ok := stores[o.StoreURL]; ok {
@@ -20,18 +25,27 @@ func statObjects(ctx context.Context, env *Env, objs []Object) error {
 		}
 		st, err := env.opener().Open(ctx, o.StoreURL)
 		if err != nil {
-			return fmt.Errorf("open %s: %w", o.StoreURL, err)
+			return nil, fmt.Errorf("open %s: %w", o.StoreURL, err)
 		}
 		stores[o.StoreURL] = st
 		defer st.Close()
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(headLimit)
+	var mu sync.Mutex
 	for i := range objs {
 		o := &objs[i]
 		st := stores[o.StoreURL]
 		g.Go(func() error {
 			info, err := st.Stat(gctx, o.Key)
+			if err != nil && tolerant && gctx.Err() == nil {
+				env.logf("stat %s: %v (left to the download)", o.SourceURL, err)
+				mu.Lock()
+				failed = append(failed, fmt.Errorf("stat %s: %w", o.SourceURL, err))
+				mu.Unlock()
+				o.Size, o.SizeHint = -1, max(o.Size, o.SizeHint, 0)
+				return nil
+			}
 			if err != nil {
 				return fmt.Errorf("stat %s: %w", o.SourceURL, err)
 			}
@@ -39,7 +53,10 @@ func statObjects(ctx context.Context, env *Env, objs []Object) error {
 			return nil
 		})
 	}
-	return g.Wait()
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	return failed, nil
 }
 
 // fillInfo copies a store's view of an object into it.

@@ -3,6 +3,7 @@ package source
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"regexp"
@@ -74,8 +75,8 @@ func (w *WebPage) Resolve(ctx context.Context, env *Env, ds manifest.Dataset) (*
 	if len(objs) == 0 {
 		return nil, fmt.Errorf("page %s: %w (%d links on the page)", pageURL, ErrNoObjects, len(page.Links))
 	}
-	if err := statObjects(ctx, env, objs); err != nil {
-		return nil, fmt.Errorf("page %s: %w", pageURL, err)
+	if failed, err := statObjects(ctx, env, objs, true); err != nil || len(failed) == len(objs) {
+		return nil, fmt.Errorf("page %s: %w", pageURL, errors.Join(append(failed, err)...))
 	}
 	res.Objects = objs
 	res.Facts = page.Facts()

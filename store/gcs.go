@@ -118,7 +118,7 @@ func (d *GCSDriver) ReadRange(ctx context.Context, key string, off, n int64) (io
 	}
 	u := d.metaURL(obj) + "?alt=media"
 	rc, err := openRange(ctx, rangeRequest{
-		off: off, n: n, acceptEncoding: "gzip",
+		off: off, n: n, acceptEncoding: "gzip", transcode: true,
 		send: func(ctx context.Context, method string, hdr http.Header) (*http.Response, string, error) {
 			resp, err := send(ctx, d.client, method, u, hdr)
 			return resp, u, err

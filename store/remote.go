@@ -287,6 +287,7 @@ type sendFunc func(ctx context.Context, method string, hdr http.Header) (*http.R
 
 // send is the plain sendFunc body used by the http and gcs drivers.
 func send(ctx context.Context, client *http.Client, method, u string, hdr http.Header) (*http.Response, error) {
+	ctx = guardRequest(ctx)
 	req, err := http.NewRequestWithContext(ctx, method, u, nil)
 	if err != nil {
 		return nil, err
@@ -294,18 +295,23 @@ func send(ctx context.Context, client *http.Client, method, u string, hdr http.H
 	for k, v := range hdr {
 		req.Header[k] = v
 	}
-	return client.Do(req)
+	resp, err := client.Do(req)
+	return resp, wrapRefused(ctx, err)
 }
 
 // rangeRequest describes one ReadRange call for openRange.
 type rangeRequest struct {
 	off, n int64
 	send   sendFunc
-	// acceptEncoding is sent on ranged requests. "identity" asks for the bytes
-	// as stored on plain servers; GCS needs "gzip" instead, because for objects
-	// stored gzip-compressed it otherwise decompresses on the fly and ignores
-	// Range, which would put the offsets in another coordinate space.
+	// acceptEncoding is sent on ranged requests, and on whole reads unless
+	// transcode is set. "identity" asks for the bytes as stored on plain
+	// servers; GCS needs "gzip" instead, because for objects stored
+	// gzip-compressed it otherwise decompresses on the fly and ignores Range,
+	// which would put the offsets in another coordinate space.
 	acceptEncoding string
+	// transcode leaves a whole read's Accept-Encoding to the client (GCS: a
+	// whole read of an object stored gzip-compressed is meant to be decoded).
+	transcode bool
 	// size looks the object size up when a 416 answer does not tell it.
 	size func(ctx context.Context) (int64, error)
 }
@@ -320,15 +326,21 @@ func openRange(ctx context.Context, rr rangeRequest) (io.ReadCloser, error) {
 	case off < 0 || (n > 0 && off > math.MaxInt64-n):
 		return nil, fmt.Errorf("invalid range %s", rangeString(off, n))
 	}
+	// The encoding is asked for on whole reads too: a header set by the
+	// caller also keeps Go's transport from inflating a gzip answer on the
+	// fly, which would store other bytes than the server's (and a 300 KiB
+	// answer could inflate to gigabytes).
 	hdr := http.Header{}
 	ranged := off > 0 || n >= 0
+	if ranged || !rr.transcode {
+		hdr.Set("Accept-Encoding", rr.acceptEncoding)
+	}
 	if ranged {
 		if n < 0 {
 			hdr.Set("Range", fmt.Sprintf("bytes=%d-", off))
 		} else {
 			hdr.Set("Range", fmt.Sprintf("bytes=%d-%d", off, off+n-1))
 		}
-		hdr.Set("Accept-Encoding", rr.acceptEncoding)
 	}
 	resp, u, err := rr.send(ctx, http.MethodGet, hdr)
 	if err != nil {

@@ -16,8 +16,12 @@ var (
 	errChanged = errors.New("object changed on the server during the download")
 	// errVerify wraps every size or checksum mismatch: corrupt bytes.
 	errVerify = fmt.Errorf("verification failed (%w)", store.ErrCorrupt)
-	// errStalled is the cause of a request cancelled for delivering no bytes.
-	errStalled = errors.New("no data received for too long")
+	// errStalled is the cause of a request cancelled for delivering too few
+	// bytes (Options.MinRate over Options.StallTimeout).
+	errStalled = errors.New("data arriving too slowly (below the minimum rate)")
+	// errTooLarge means an object's bytes exceed what its listing or the
+	// options allow: a body that never ends must not fill the disk.
+	errTooLarge = errors.New("object larger than allowed")
 	// errSplit stops the single GET of an object of unknown size whose answer
 	// announces a large one: the scheduler plans it in ranges instead.
 	errSplit = errors.New("large object: fetch in ranges")
@@ -57,7 +61,8 @@ func classify(err error) (c errClass, retryAfter time.Duration, throttle bool) {
 	switch {
 	case errors.Is(err, errChanged):
 		return errClassChanged, 0, false
-	case errors.As(err, &le):
+	case errors.As(err, &le), errors.Is(err, errTooLarge):
+		// A retry would get the same oversized answer.
 		return errClassPermanent, 0, false
 	case errors.Is(err, errStalled):
 		// Before Canceled: a stall cancels the request's context.

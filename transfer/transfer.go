@@ -65,9 +65,20 @@ type Options struct {
 	// count too. Once it is spent, a request the server asks to wait again
 	// fails, naming the wait.
 	MaxRetryAfter time.Duration
-	// StallTimeout aborts (and retries) a request that delivers no byte for this
-	// long (default 2 minutes).
+	// StallTimeout is the window of the minimum-rate guard: a request that
+	// delivers fewer than MinRate bytes per second over a window of this
+	// length (the first one includes the wait for the answer) is aborted and
+	// retried (default 2 minutes).
 	StallTimeout time.Duration
+	// MinRate is the minimum rate in bytes per second (default 1 KiB/s). A
+	// byte now and then does not keep a request alive.
+	MinRate int64
+	// MaxUnknownSize caps an object whose size nobody announced (no listing
+	// size, no Content-Length): a body that goes on past it fails the object
+	// (default 64 GiB, above any single file of the known EM datasets, and
+	// far below a full disk of a data server). An object listed with a
+	// rounded size ("3.0M") is capped at that size plus a margin instead.
+	MaxUnknownSize int64
 	// Events receives progress events, from a single goroutine; nil discards them.
 	Events func(Event)
 	// NoVerify skips MD5/CRC32C checks (sizes and sha256 are always done).
@@ -196,6 +207,12 @@ func (o *Options) withDefaults() Options {
 	}
 	if c.StallTimeout <= 0 {
 		c.StallTimeout = 2 * time.Minute
+	}
+	if c.MinRate <= 0 {
+		c.MinRate = 1 << 10
+	}
+	if c.MaxUnknownSize <= 0 {
+		c.MaxUnknownSize = 64 << 30
 	}
 	return c
 }

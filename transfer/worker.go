@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
+	"sync/atomic"
 	"time"
 
 	"github.com/imgdataset/imgdataset/store"
@@ -21,6 +23,9 @@ func (r *run) work(ctx context.Context, t *task) *taskResult {
 	switch t.kind {
 	case kStat, kCheck:
 		res.info, res.err = r.stat(ctx, o)
+		if res.err == nil {
+			res.err = r.checkSize(o, res.info.Size)
+		}
 	case kSmall:
 		res.err = r.fetchSmall(ctx, t, res)
 	case kRange:
@@ -33,27 +38,42 @@ func (r *run) work(ctx context.Context, t *task) *taskResult {
 
 // stat asks for the object's metadata, giving up after StallTimeout.
 func (r *run) stat(ctx context.Context, o *object) (store.ObjectInfo, error) {
-	g := newStallGuard(ctx, r.opt.StallTimeout)
+	g := newStallGuard(ctx, r.opt.StallTimeout, r.opt.MinRate)
 	info, err := o.st.Stat(g.ctx, o.key)
 	return info, g.stop(err)
 }
 
-// stallGuard cancels a request that stops delivering bytes.
+// stallGuard cancels a request that delivers fewer than rate bytes per
+// second over a window of d. A minimum rate, rather than "any byte resets the
+// clock", is what bounds a server that trickles a byte every few seconds.
+// The first window includes the wait for the answer's headers.
 type stallGuard struct {
 	ctx    context.Context
 	cancel context.CancelCauseFunc
 	timer  *time.Timer
 	d      time.Duration
+	min    int64        // bytes a window must bring
+	n      atomic.Int64 // bytes of the current window
 }
 
-func newStallGuard(ctx context.Context, d time.Duration) *stallGuard {
-	g := &stallGuard{d: d}
+func newStallGuard(ctx context.Context, d time.Duration, rate int64) *stallGuard {
+	g := &stallGuard{d: d, min: max(1, int64(float64(rate)*d.Seconds()))}
 	g.ctx, g.cancel = context.WithCancelCause(ctx)
-	g.timer = time.AfterFunc(d, func() { g.cancel(errStalled) })
+	g.timer = time.AfterFunc(d, g.check)
 	return g
 }
 
-func (g *stallGuard) alive() { g.timer.Reset(g.d) }
+// check ends a window: too few bytes cut the request, else a new window starts.
+func (g *stallGuard) check() {
+	if g.n.Swap(0) < g.min {
+		g.cancel(errStalled)
+		return
+	}
+	g.timer.Reset(g.d)
+}
+
+// got counts n bytes received.
+func (g *stallGuard) got(n int) { g.n.Add(int64(n)) }
 
 // stop releases the guard and turns a stall-caused error into errStalled.
 func (g *stallGuard) stop(err error) error {
@@ -64,6 +84,47 @@ func (g *stallGuard) stop(err error) error {
 		return fmt.Errorf("%w: %w", errStalled, err)
 	}
 	return err
+}
+
+// sizeLimit is the most bytes o may have. An exact size is enforced by the
+// ranged reads themselves; a listed size is a rounded hint ("3.0M"), so it
+// allows hintMargin more; no size at all allows MaxUnknownSize.
+func (r *run) sizeLimit(o *object) int64 {
+	switch {
+	case o.size >= 0:
+		return o.size
+	case o.hint > 0:
+		return hintLimit(o.hint)
+	}
+	return r.opt.MaxUnknownSize
+}
+
+// hintLimit allows for a listed size's rounding: listings print two or three
+// significant digits (a step of at most 10%) and may mean 1000 or 1024 per
+// unit (up to 10% apart at T), so 25% plus 64 KiB covers every honest file
+// and still stops a body that never ends.
+func hintLimit(hint int64) int64 {
+	if hint > math.MaxInt64/2 {
+		return math.MaxInt64
+	}
+	return hint + hint/4 + 64<<10
+}
+
+// checkSize fails an object whose announced size exceeds its limit, before
+// any byte of it is fetched.
+func (r *run) checkSize(o *object, size int64) error {
+	if lim := r.sizeLimit(o); o.size < 0 && size > lim {
+		return fmt.Errorf("%s: server announces %d bytes, more than the %d allowed (%s): %w", o.name(), size, lim, r.limitReason(o), errTooLarge)
+	}
+	return nil
+}
+
+// limitReason says where an unsized object's limit comes from.
+func (r *run) limitReason(o *object) string {
+	if o.hint > 0 {
+		return fmt.Sprintf("listed as about %d bytes", o.hint)
+	}
+	return "size unknown; transfer.Options.MaxUnknownSize"
 }
 
 // fetchSmall downloads a whole object in one request into a temp file,
@@ -123,12 +184,16 @@ func (r *run) receive(ctx context.Context, t *task, p *partial, res *taskResult)
 	o := t.obj
 	buf := r.getBuf()
 	defer r.putBuf(buf)
-	g := newStallGuard(ctx, r.opt.StallTimeout)
+	g := newStallGuard(ctx, r.opt.StallTimeout, r.opt.MinRate)
 	rc, info, err := r.openRest(g.ctx, o, p)
 	if err != nil {
 		return info, g.stop(err)
 	}
 	defer rc.Close()
+	if err := r.checkSize(o, info.Size); err != nil {
+		return info, g.stop(err)
+	}
+	limit := r.sizeLimit(o)
 	o.haveBytes.Store(p.n)
 	if o.size < 0 && p.n == 0 && info.Size > r.ckpt {
 		// Sized by nothing but this answer, and too big for one stream: the
@@ -140,6 +205,10 @@ func (r *run) receive(ctx context.Context, t *task, p *partial, res *taskResult)
 	for {
 		m, rerr := rc.Read(buf)
 		if m > 0 {
+			if p.n+int64(m) > limit {
+				// Not retried: the same answer would come again.
+				return info, g.stop(fmt.Errorf("%s: body goes on past %d bytes (%s): %w", o.name(), limit, r.limitReason(o), errTooLarge))
+			}
 			if werr := p.write(buf[:m]); werr != nil {
 				return info, g.stop(local(werr))
 			}
@@ -147,7 +216,7 @@ func (r *run) receive(ctx context.Context, t *task, p *partial, res *taskResult)
 			r.fetched.Add(int64(m))
 			o.fetched.Add(int64(m))
 			o.haveBytes.Add(int64(m))
-			g.alive()
+			g.got(m)
 		}
 		if rerr == io.EOF {
 			break
@@ -186,7 +255,7 @@ func (r *run) fetchRange(ctx context.Context, t *task, res *taskResult) error {
 		t.off = pos
 		return nil
 	}
-	g := newStallGuard(ctx, r.opt.StallTimeout)
+	g := newStallGuard(ctx, r.opt.StallTimeout, r.opt.MinRate)
 	rc, err := o.st.ReadRange(g.ctx, o.key, start, t.end-start)
 	if err != nil {
 		return g.stop(err)
@@ -205,7 +274,7 @@ func (r *run) fetchRange(ctx context.Context, t *task, res *taskResult) error {
 			r.fetched.Add(int64(m))
 			o.fetched.Add(int64(m))
 			o.haveBytes.Add(int64(m))
-			g.alive()
+			g.got(m)
 			if pos-ck >= r.ckpt {
 				err = checkpoint()
 			}

@@ -26,6 +26,7 @@ import (
 	"github.com/imgdataset/imgdataset/pipeline"
 	"github.com/imgdataset/imgdataset/store"
 	"github.com/imgdataset/imgdataset/transfer"
+	"github.com/imgdataset/imgdataset/volume"
 )
 
 // Exit codes.
@@ -321,6 +322,7 @@ func printPlan(cmd *cobra.Command, m *manifest.Manifest, only []string, asJSON, 
 
 func inspectCmd() *cobra.Command {
 	var asJSON, checksum bool
+	var work volume.WorkLimit
 	c := &cobra.Command{
 		Use:   "inspect PATH-or-URL",
 		Short: "Show the arrays, shapes, voxel sizes and metadata of one file or store",
@@ -329,7 +331,7 @@ func inspectCmd() *cobra.Command {
   imgdataset inspect https://example.org/data/stack.tif    # reads only headers, by range`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			res, err := pipeline.Inspect(cmd.Context(), args[0], checksum, pipeline.Options{})
+			res, err := pipeline.Inspect(cmd.Context(), args[0], checksum, pipeline.Options{Work: work})
 			if err != nil {
 				return err
 			}
@@ -354,6 +356,7 @@ func inspectCmd() *cobra.Command {
 	}
 	c.Flags().BoolVar(&asJSON, "json", false, "print the inspect contract as JSON")
 	c.Flags().BoolVar(&checksum, "checksum", false, "hash the decoded array (sha256_16 over C-order little-endian bytes)")
+	addWorkFlags(c, &work)
 	return c
 }
 
@@ -482,7 +485,7 @@ and of missing chunks). After 32 draws the best one is used and the note says so
 			if out == "" {
 				return &pipeline.UsageError{Err: errors.New("-o OUT is required")}
 			}
-			res, err := pipeline.Crop(cmd.Context(), args[0], spec, out, pipeline.Options{Log: cmd.ErrOrStderr(), Output: of.options()})
+			res, err := pipeline.Crop(cmd.Context(), args[0], spec, out, pipeline.Options{Log: cmd.ErrOrStderr(), Output: of.options(), Work: of.work})
 			if err != nil {
 				return err
 			}
@@ -513,9 +516,11 @@ type outputFlags struct {
 	zarrVersion int
 	bigTIFF     bool
 	downsample  string
+	work        volume.WorkLimit
 }
 
 func (f *outputFlags) add(c *cobra.Command, levels bool) {
+	addWorkFlags(c, &f.work)
 	c.Flags().Int64Var(&f.chunks, "chunks", 128, "chunk (block) edge in voxels of .zarr, .n5 and .precomputed outputs")
 	if levels {
 		c.Flags().IntVar(&f.levels, "levels", 1, "multiscale levels of .zarr and .precomputed outputs (each halves the spatial axes)")
@@ -523,6 +528,13 @@ func (f *outputFlags) add(c *cobra.Command, levels bool) {
 	}
 	c.Flags().IntVar(&f.zarrVersion, "zarr-version", 0, "2 (NGFF 0.4) or 3 (NGFF 0.5, sharded) for .zarr outputs (default: 3 for .ome.zarr, 2 for .zarr)")
 	c.Flags().BoolVar(&f.bigTIFF, "bigtiff", false, "write .tif outputs as BigTIFF even when classic TIFF would do (ImageJ 1 cannot open BigTIFF)")
+}
+
+// addWorkFlags binds the work limit of commands that read whole arrays or
+// regions: a hostile header can declare an array that takes days to read.
+func addWorkFlags(c *cobra.Command, w *volume.WorkLimit) {
+	c.Flags().Int64Var(&w.Chunks, "max-chunks", volume.DefaultWorkChunks, "refuse to read more storage chunks than this (-1: no limit)")
+	c.Flags().Int64Var(&w.Bytes, "max-bytes", volume.DefaultWorkBytes, "refuse to read more decoded bytes than this (-1: no limit)")
 }
 
 func (f *outputFlags) options() pipeline.OutputOptions {
@@ -553,7 +565,7 @@ where that size came from in its attributes where the format has room.`,
 			if out == "" {
 				return &pipeline.UsageError{Err: errors.New("-o OUT is required")}
 			}
-			if err := pipeline.Convert(cmd.Context(), args[0], array, out, pipeline.Options{Log: cmd.ErrOrStderr(), Output: of.options()}); err != nil {
+			if err := pipeline.Convert(cmd.Context(), args[0], array, out, pipeline.Options{Log: cmd.ErrOrStderr(), Output: of.options(), Work: of.work}); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s → %s\n", args[0], out)
