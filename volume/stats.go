@@ -32,7 +32,15 @@ type StatsOptions struct {
 	// MemoryBytes caps the decoded bytes held at once (two blocks, one being
 	// read while the other is counted); default 64 MiB.
 	MemoryBytes int64
+	// MaxChunks caps the storage chunks read: an array small in bytes but
+	// declared with tiny chunks (a hostile header, or a badly chunked store)
+	// is sampled rather than read one chunk fetch at a time; default
+	// DefaultStatsMaxChunks.
+	MaxChunks int64
 }
+
+// DefaultStatsMaxChunks is how many storage chunks Stats reads at most.
+const DefaultStatsMaxChunks = 1 << 16
 
 // ValueStats describes the values of an array, or of a stated sample of it.
 //
@@ -110,9 +118,15 @@ func Stats(ctx context.Context, v Volume, opt StatsOptions) (ValueStats, error) 
 	if opt.MemoryBytes <= 0 {
 		opt.MemoryBytes = 64 << 20
 	}
+	if opt.MaxChunks <= 0 {
+		opt.MaxChunks = DefaultStatsMaxChunks
+	}
 	elem := int64(in.DType.Size())
 	s := ValueStats{Total: in.NumElements()}
 	exact := opt.ExactBytes < 0 || in.NumBytes() <= opt.ExactBytes
+	if exact && in.Chunks != nil && chunkCount(in.Shape, in.Chunks) > opt.MaxChunks {
+		exact = false // too many fetches for a whole read: sample whole chunks
+	}
 	maxBlock := max(elem, opt.MemoryBytes/2)
 	if !exact && in.Chunks == nil {
 		// No chunks to sample whole: blocks small enough for a sample of
@@ -138,6 +152,11 @@ func Stats(ctx context.Context, v Volume, opt StatsOptions) (ValueStats, error) 
 		}
 	} else {
 		want := max(1, opt.SampleBytes/(Prod(s.Block)*elem))
+		if in.Chunks != nil {
+			// A sample block is one chunk (or part of one), so blocks bound
+			// the chunk fetches.
+			want = min(want, opt.MaxChunks)
+		}
 		cells := sampleCells(s.Grid, want)
 		walk = func(yield func(Box) error) error {
 			for _, c := range cells {
@@ -155,6 +174,20 @@ func Stats(ctx context.Context, v Volume, opt StatsOptions) (ValueStats, error) 
 	}
 	acc.finish(&s)
 	return s, nil
+}
+
+// chunkCount is the number of chunks of the grid chunks over shape, capped
+// rather than overflowing.
+func chunkCount(shape, chunks []int64) int64 {
+	n := int64(1)
+	for i, s := range shape {
+		c := ceilDiv(s, max(chunks[i], 1))
+		if c > 0 && n > math.MaxInt64/c {
+			return math.MaxInt64
+		}
+		n *= c
+	}
+	return n
 }
 
 // statsBlock picks the unit Stats reads, of at most maxBytes where possible:

@@ -362,3 +362,35 @@ func (f *failing) Info() volume.Info { return f.info }
 func (f *failing) ReadRegion(context.Context, volume.Box, []byte) error {
 	return errBroken
 }
+
+// An array small in bytes but declared with one-element chunks is sampled by
+// whole chunks, at most MaxChunks of them, rather than read whole one chunk
+// fetch at a time.
+func TestStatsBoundsChunkFetches(t *testing.T) {
+	const n = 1 << 12
+	in := volume.Info{Name: "tiny-chunks", Shape: []int64{n}, DType: volume.Uint8,
+		Axes: []volume.Axis{{Name: "x", Size: n, Scale: 1}}, Chunks: []int64{1}}
+	data := make([]byte, n)
+	for i := range data {
+		data[i] = byte(i)
+	}
+	m, err := volume.NewMem(in, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := volume.Stats(context.Background(), m, volume.StatsOptions{MaxChunks: 64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Exact() || s.Blocks > 64 || s.Read > 64 {
+		t.Fatalf("read %d voxels in %d blocks (exact %v); want a sample of at most 64 one-voxel chunks", s.Read, s.Blocks, s.Exact())
+	}
+	if !strings.Contains(s.Note(), "sample:") {
+		t.Errorf("note %q does not say it is a sample", s.Note())
+	}
+	// The same array with chunks few enough is read whole.
+	s, err = volume.Stats(context.Background(), m, volume.StatsOptions{MaxChunks: n})
+	if err != nil || !s.Exact() {
+		t.Fatalf("MaxChunks %d: exact %v, err %v; want a whole read", n, s.Exact(), err)
+	}
+}
