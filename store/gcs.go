@@ -26,6 +26,9 @@ type GCSDriver struct {
 	// PageSize caps items per objects.list page (maxResults); 0 leaves the
 	// server default (1000). Set it before first use.
 	PageSize int
+	// PageTimeout bounds each listing page request, body included; 0 means
+	// two minutes. Set it before first use.
+	PageTimeout time.Duration
 }
 
 // NewGCS returns a driver for bucket rooted at prefix. endpoint defaults to
@@ -155,14 +158,19 @@ func (d *GCSDriver) List(ctx context.Context, prefix, delim string, fn func(Obje
 			q.Set("maxResults", strconv.Itoa(d.PageSize))
 		}
 		u := d.endpoint + "/storage/v1/b/" + d.bucket + "/o?" + q.Encode()
-		resp, err := send(ctx, d.client, http.MethodGet, u, nil)
+		pctx, cancel := pageContext(ctx, d.PageTimeout)
+		resp, err := send(pctx, d.client, http.MethodGet, u, nil)
 		if err != nil {
+			cancel()
 			return fmt.Errorf("gcs store %s: list %q: %w", d, prefix, err)
 		}
 		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("gcs store %s: list %q: %w", d, prefix, failed(u, resp))
+			err := failed(u, resp)
+			cancel()
+			return fmt.Errorf("gcs store %s: list %q: %w", d, prefix, err)
 		}
 		body, err := readLimited(resp, maxListBody)
+		cancel()
 		if err != nil {
 			return fmt.Errorf("gcs store %s: list %q: GET %s: %w", d, prefix, u, err)
 		}

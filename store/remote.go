@@ -28,6 +28,19 @@ const maxErrorBody = 64 << 10
 // with full metadata is well under 2 MiB; anything far larger is a lying server.
 const maxListBody = 32 << 20
 
+// defaultPageTimeout bounds one listing page in time, headers and body: a
+// server that trickles a page a byte at a time must not hold a listing
+// forever (its size is already bounded by maxListBody).
+const defaultPageTimeout = 2 * time.Minute
+
+// pageContext is the context of one listing page request.
+func pageContext(ctx context.Context, timeout time.Duration) (context.Context, context.CancelFunc) {
+	if timeout <= 0 {
+		timeout = defaultPageTimeout
+	}
+	return context.WithTimeout(ctx, timeout)
+}
+
 // HTTPError is an HTTP answer that is not a success. The transfer layer reads
 // Status and RetryAfter through errors.As to decide whether and when to retry.
 type HTTPError struct {

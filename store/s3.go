@@ -23,6 +23,9 @@ type S3Driver struct {
 	// PageSize caps keys per ListObjectsV2 page (max-keys); 0 leaves the
 	// server default (1000). Set it before first use.
 	PageSize int
+	// PageTimeout bounds each listing page request, body included; 0 means
+	// two minutes. Set it before first use.
+	PageTimeout time.Duration
 
 	mu       sync.Mutex
 	endpoint string // may move once to the bucket's region, see do
@@ -251,14 +254,19 @@ func (d *S3Driver) List(ctx context.Context, prefix, delim string, fn func(Objec
 		}
 		// S3 wants %20, not the form encoding "+", for spaces.
 		qs := strings.ReplaceAll(q.Encode(), "+", "%20")
-		resp, u, err := d.do(ctx, http.MethodGet, func(ep string) string { return ep + "/" + d.bucket + "?" + qs }, nil)
+		pctx, cancel := pageContext(ctx, d.PageTimeout)
+		resp, u, err := d.do(pctx, http.MethodGet, func(ep string) string { return ep + "/" + d.bucket + "?" + qs }, nil)
 		if err != nil {
+			cancel()
 			return fmt.Errorf("s3 store %s: list %q: %w", d, prefix, err)
 		}
 		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("s3 store %s: list %q: %w", d, prefix, failed(u, resp))
+			err := failed(u, resp)
+			cancel()
+			return fmt.Errorf("s3 store %s: list %q: %w", d, prefix, err)
 		}
 		body, err := readLimited(resp, maxListBody)
+		cancel()
 		if err != nil {
 			return fmt.Errorf("s3 store %s: list %q: GET %s: %w", d, prefix, u, err)
 		}
