@@ -67,9 +67,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitAborted
 	}
 	fmt.Fprintln(stderr, "imgdataset:", err)
-	if strings.Contains(err.Error(), "unknown flag") || strings.Contains(err.Error(), "unknown command") || strings.Contains(err.Error(), "accepts") {
-		return exitUsage
-	}
 	return exitFailed
 }
 
@@ -85,11 +82,43 @@ table and makes every volume block-accessible as OME-Zarr.
 Exit codes: 0 success, 1 a dataset failed, 2 usage error, 130 interrupted.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		// Runnable, so that a word that names no command reaches Args and is
+		// a typed usage error rather than cobra's untyped one.
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return usagef("unknown command %q; commands: demo, run, plan, inspect, catalog, crop, convert, serve", args[0])
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &pipeline.UsageError{Err: err} })
 	root.AddCommand(demoCmd(), runCmd(), planCmd(), inspectCmd(), catalogCmd(), cropCmd(), convertCmd(), serveCmd())
+	for _, c := range root.Commands() {
+		c.Args = usageArgs(c.Args)
+	}
 	return root
+}
+
+// usagef is a usage error: the command line asks for something that cannot
+// be done as asked; it exits 2.
+func usagef(format string, args ...any) error {
+	return &pipeline.UsageError{Err: fmt.Errorf(format, args...)}
+}
+
+// usageArgs makes a command's argument check fail with a usage error.
+func usageArgs(check cobra.PositionalArgs) cobra.PositionalArgs {
+	if check == nil {
+		return nil
+	}
+	return func(cmd *cobra.Command, args []string) error {
+		if err := check(cmd, args); err != nil {
+			return &pipeline.UsageError{Err: fmt.Errorf("%s: %w", cmd.Name(), err)}
+		}
+		return nil
+	}
 }
 
 type runFlags struct {

@@ -46,11 +46,26 @@ func TestHelpListsOnlyWorkingCommands(t *testing.T) {
 }
 
 func TestUsageErrorsExit2(t *testing.T) {
-	if code, _, _ := runCLI(t, "inspect", "--no-such-flag", "x"); code != exitUsage {
-		t.Fatalf("unknown flag: exit %d, want %d", code, exitUsage)
-	}
-	if code, _, _ := runCLI(t, "inspect"); code != exitUsage {
-		t.Fatalf("missing argument: exit %d, want %d", code, exitUsage)
+	for _, c := range []struct {
+		args []string
+		want string // in the one stderr line
+	}{
+		{[]string{"inspect", "--no-such-flag", "x"}, "--no-such-flag"},
+		{[]string{"inspect"}, "inspect: accepts 1 arg"},
+		{[]string{"convert", "a", "b"}, "convert: accepts 1 arg"},
+		{[]string{"nosuch"}, `unknown command "nosuch"`},
+		{[]string{"run", "--per-host", "many"}, "--per-host"},
+		{[]string{"convert", "x.tif", "-o", "out.xlsx"}, "out.xlsx"},
+	} {
+		code, _, stderr := runCLI(t, c.args...)
+		if code != exitUsage {
+			t.Errorf("%v: exit %d, want %d (stderr %q)", c.args, code, exitUsage, stderr)
+			continue
+		}
+		lines := strings.Split(strings.TrimSpace(stderr), "\n")
+		if len(lines) != 1 || !strings.Contains(lines[0], c.want) {
+			t.Errorf("%v: stderr %q, want one line naming %q", c.args, stderr, c.want)
+		}
 	}
 }
 
