@@ -122,7 +122,7 @@ func (es Errors) Error() string {
 func Parse(data []byte, name string) (*Manifest, error) {
 	var m Manifest
 	if err := yaml.UnmarshalWithOptions(data, &m, yaml.DisallowUnknownField()); err != nil {
-		return nil, fmt.Errorf("%s: %s", name, yaml.FormatError(err, false, true))
+		return nil, fmt.Errorf("%s", yamlError(name, err))
 	}
 	if err := m.validate(data, name); err != nil {
 		return nil, err
@@ -410,4 +410,15 @@ func nameFromURL(raw string) string {
 		s = s[:64]
 	}
 	return s
+}
+
+// yamlError puts a YAML error on one line, as compilers do: "m.yaml:5:5:
+// unknown field "colour"". The parser's own form starts with "[line:col]"
+// and appends a multi-line source excerpt, which a log line cannot hold.
+func yamlError(name string, err error) string {
+	msg := strings.TrimSpace(yaml.FormatError(err, false, false))
+	if i := strings.Index(msg, "] "); strings.HasPrefix(msg, "[") && i > 0 {
+		return name + ":" + msg[1:i] + ": " + strings.Join(strings.Fields(msg[i+2:]), " ")
+	}
+	return name + ": " + strings.Join(strings.Fields(msg), " ")
 }

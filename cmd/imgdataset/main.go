@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -139,6 +140,33 @@ func (f *runFlags) add(c *cobra.Command, defOut string) {
 	c.Flags().IntVar(&f.perHost, "per-host", 0, "maximum concurrent requests per host (0: 16 for web servers, 64 for S3/GCS)")
 }
 
+// validate checks the flags' values before any work is done.
+func (f *runFlags) validate() error {
+	switch f.progress {
+	case "auto", "bars", "json", "none":
+	default:
+		return usagef("--progress %q: want auto, bars, json or none", f.progress)
+	}
+	if f.perHost < 0 {
+		return usagef("--per-host %d: want 0 (the default per kind of server) or more", f.perHost)
+	}
+	return nil
+}
+
+// checkOnly refuses --only names that are not datasets of m, naming those that are.
+func checkOnly(m *manifest.Manifest, only []string) error {
+	var names []string
+	for _, d := range m.Datasets {
+		names = append(names, d.Name)
+	}
+	for _, o := range only {
+		if !slices.Contains(names, o) {
+			return usagef("--only %q: no such dataset; the manifest has %s", o, strings.Join(names, ", "))
+		}
+	}
+	return nil
+}
+
 func (f *runFlags) options(cmd *cobra.Command) (pipeline.Options, func()) {
 	opt := pipeline.Options{OutDir: f.out, Only: f.only, Convert: !f.noConv, Log: cmd.ErrOrStderr()}
 	opt.Transfer.PerHost = f.perHost
@@ -208,7 +236,13 @@ func loadManifest(args []string) (*manifest.Manifest, error) {
 		if err != nil {
 			return nil, err
 		}
-		return manifest.Parse(b, args[0])
+		m, err := manifest.Parse(b, args[0])
+		if err != nil {
+			// The manifest is what the command line asked for, and it is
+			// not one: a usage error, with file:line: field.
+			return nil, &pipeline.UsageError{Err: err}
+		}
+		return m, nil
 	}
 	urls := make([]string, len(args))
 	for i, a := range args {
@@ -256,8 +290,14 @@ func runCmd() *cobra.Command {
   imgdataset run https://www.ebi.ac.uk/empiar/EMPIAR-11759/ s3://bucket/x.zarr --out data
   imgdataset run --dry-run                       # what would be fetched (same as plan)`,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := f.validate(); err != nil {
+				return err
+			}
 			m, err := loadManifest(args)
 			if err != nil {
+				return err
+			}
+			if err := checkOnly(m, f.only); err != nil {
 				return err
 			}
 			if dryRun {
@@ -291,6 +331,12 @@ and stops the servers. No network is needed.`,
   imgdataset demo --out /tmp/demo --progress none`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := f.validate(); err != nil {
+				return err
+			}
+			if err := checkOnly(&manifest.Manifest{Datasets: demo.Datasets()}, f.only); err != nil {
+				return err
+			}
 			opt, stop := f.options(cmd)
 			rep, err := demo.Run(cmd.Context(), opt)
 			stop()
@@ -315,8 +361,14 @@ func planCmd() *cobra.Command {
   imgdataset plan -v my-datasets.yaml
   imgdataset plan --json https://www.epfl.ch/labs/cvlab/data/data-em/`,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if !(rate > 0) {
+				return usagef("--rate %g: want a positive rate in MB/s", rate)
+			}
 			m, err := loadManifest(args)
 			if err != nil {
+				return err
+			}
+			if err := checkOnly(m, only); err != nil {
 				return err
 			}
 			return printPlan(cmd, m, only, asJSON, verbose, rate)
@@ -405,6 +457,11 @@ out. Remote objects are cataloged from their headers only.`,
   imgdataset catalog https://example.org/stack.tif s3://bucket/store.zarr -o table.parquet`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			switch strings.ToLower(filepath.Ext(out)) {
+			case ".jsonl", ".csv", "", "-", ".parquet", ".html":
+			default:
+				return usagef("-o %s: supported outputs are .csv, .jsonl, .parquet and .html", out)
+			}
 			res, err := pipeline.Catalog(cmd.Context(), args, pipeline.Options{})
 			if err != nil {
 				return err
@@ -422,7 +479,7 @@ out. Remote objects are cataloged from their headers only.`,
 			case ".html":
 				b, err = catalog.Report(cmd.Context(), recs, res.Volumes, catalog.ReportOptions{Title: "imgdataset catalog: " + strings.Join(args, " ")})
 			default:
-				return fmt.Errorf("-o %s: supported outputs are .csv, .jsonl, .parquet and .html", out)
+				return usagef("-o %s: supported outputs are .csv, .jsonl, .parquet and .html", out)
 			}
 			if err != nil {
 				return err
@@ -447,19 +504,19 @@ out. Remote objects are cataloged from their headers only.`,
 	return c
 }
 
-func parseZYX(flag, v string) ([]int64, error) {
+func parseZYX(flag, v string, least int64) ([]int64, error) {
 	if v == "" {
 		return nil, nil
 	}
 	parts := strings.Split(v, ",")
 	if len(parts) != 3 {
-		return nil, fmt.Errorf("--%s %q: want three integers z,y,x", flag, v)
+		return nil, usagef("--%s %q: want three integers z,y,x", flag, v)
 	}
 	out := make([]int64, 3)
 	for i, p := range parts {
 		n, err := strconv.ParseInt(strings.TrimSpace(p), 10, 64)
-		if err != nil {
-			return nil, fmt.Errorf("--%s %q: %v", flag, v, err)
+		if err != nil || n < least {
+			return nil, usagef("--%s %q: want three integers z,y,x of at least %d", flag, v, least)
 		}
 		out[i] = n
 	}
@@ -496,16 +553,22 @@ and of missing chunks). After 32 draws the best one is used and the note says so
   imgdataset crop data/volumedata.tif --size 64,256,256 --origin 0,0,0 -o sub.tif`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			sz, err := parseZYX("size", size)
+			sz, err := parseZYX("size", size, 1)
 			if err != nil {
 				return err
 			}
 			if sz == nil {
-				return &pipeline.UsageError{Err: errors.New("--size is required")}
+				return usagef("--size Z,Y,X is required")
 			}
-			o, err := parseZYX("origin", origin)
+			o, err := parseZYX("origin", origin, 0)
 			if err != nil {
 				return err
+			}
+			switch {
+			case o != nil && cmd.Flags().Changed("seed"):
+				return usagef("--origin and --seed: give one (an origin, or a seed that draws one)")
+			case o == nil && !cmd.Flags().Changed("seed"):
+				return usagef("--origin Z,Y,X or --seed N is required")
 			}
 			spec := manifest.Crop{Size: sz, Origin: o, Scale: scale, AlignToChunks: align}
 			if cmd.Flags().Changed("seed") {
@@ -513,6 +576,9 @@ and of missing chunks). After 32 draws the best one is used and the note says so
 			}
 			if out == "" {
 				return &pipeline.UsageError{Err: errors.New("-o OUT is required")}
+			}
+			if err := of.validate(); err != nil {
+				return err
 			}
 			res, err := pipeline.Crop(cmd.Context(), args[0], spec, out, pipeline.Options{Log: cmd.ErrOrStderr(), Output: of.options(), Work: of.work})
 			if err != nil {
@@ -566,6 +632,17 @@ func addWorkFlags(c *cobra.Command, w *volume.WorkLimit) {
 	c.Flags().Int64Var(&w.Bytes, "max-bytes", volume.DefaultWorkBytes, "refuse to read more decoded bytes than this (-1: no limit)")
 }
 
+// validate checks the output flags' values before any work is done.
+func (f *outputFlags) validate() error {
+	if f.chunks < 1 {
+		return usagef("--chunks %d: want a chunk edge of at least 1 voxel", f.chunks)
+	}
+	if f.levels < 0 {
+		return usagef("--levels %d: want 1 or more", f.levels)
+	}
+	return nil
+}
+
 func (f *outputFlags) options() pipeline.OutputOptions {
 	return pipeline.OutputOptions{Chunk: f.chunks, Levels: f.levels, ZarrVersion: f.zarrVersion, BigTIFF: f.bigTIFF, Downsample: f.downsample}
 }
@@ -593,6 +670,9 @@ where that size came from in its attributes where the format has room.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if out == "" {
 				return &pipeline.UsageError{Err: errors.New("-o OUT is required")}
+			}
+			if err := of.validate(); err != nil {
+				return err
 			}
 			if err := pipeline.Convert(cmd.Context(), args[0], array, out, pipeline.Options{Log: cmd.ErrOrStderr(), Output: of.options(), Work: of.work}); err != nil {
 				return err

@@ -56,6 +56,20 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{[]string{"nosuch"}, `unknown command "nosuch"`},
 		{[]string{"run", "--per-host", "many"}, "--per-host"},
 		{[]string{"convert", "x.tif", "-o", "out.xlsx"}, "out.xlsx"},
+		{[]string{"convert", "x.tif", "-o", "o.zarr", "--chunks", "0"}, "--chunks 0"},
+		{[]string{"convert", "x.tif", "-o", "o.zarr", "--chunks", "-3"}, "--chunks -3"},
+		{[]string{"crop", "x.tif", "-o", "c.zarr", "--origin", "0,0,0"}, "--size Z,Y,X is required"},
+		{[]string{"crop", "x.tif", "-o", "c.zarr", "--size", "a,b,c", "--origin", "0,0,0"}, `--size "a,b,c"`},
+		{[]string{"crop", "x.tif", "-o", "c.zarr", "--size", "0,10,10", "--origin", "0,0,0"}, `--size "0,10,10"`},
+		{[]string{"crop", "x.tif", "-o", "c.zarr", "--size", "4,4,4", "--origin", "-1,0,0"}, `--origin "-1,0,0"`},
+		{[]string{"crop", "x.tif", "-o", "c.zarr", "--size", "4,4,4"}, "--origin Z,Y,X or --seed N is required"},
+		{[]string{"crop", "x.tif", "-o", "c.zarr", "--size", "4,4,4", "--origin", "0,0,0", "--seed", "1"}, "--origin and --seed"},
+		{[]string{"catalog"}, "catalog: requires at least 1 arg"},
+		{[]string{"catalog", "x.tif", "-o", "t.xlsx"}, "t.xlsx"},
+		{[]string{"run", "--progress", "fancy"}, "--progress \"fancy\""},
+		{[]string{"run", "--only", "nosuch"}, "--only \"nosuch\""},
+		{[]string{"demo", "--only", "nosuch", "--out", "/nonexistent/never-written"}, "--only \"nosuch\""},
+		{[]string{"plan", "--rate", "-5"}, "--rate -5"},
 	} {
 		code, _, stderr := runCLI(t, c.args...)
 		if code != exitUsage {
@@ -286,4 +300,23 @@ func tableRows(t *testing.T, p string) []map[string]any {
 		rows = append(rows, r)
 	}
 	return rows
+}
+
+// A manifest that is not one (broken YAML, an unknown field) is a usage
+// error that names the file, line and field.
+func TestBadManifestExit2(t *testing.T) {
+	dir := t.TempDir()
+	for name, body := range map[string]string{
+		"unknown.yaml": "version: 1\ndatasets:\n  - name: a\n    url: https://example.org/a.tif\n    colour: red\n",
+		"broken.yaml":  "version: 1\ndatasets: [\n",
+	} {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		code, _, stderr := runCLI(t, "run", p, "--out", filepath.Join(dir, "out"))
+		if code != exitUsage || !strings.Contains(stderr, name) || strings.Count(strings.TrimSpace(stderr), "\n") != 0 {
+			t.Errorf("%s: exit %d, stderr %q; want exit %d and one line naming the file", name, code, stderr, exitUsage)
+		}
+	}
 }

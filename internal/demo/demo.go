@@ -24,22 +24,38 @@ const Seed = 20200122
 // 1000³ of the real hemibrain; the demo volume is small.
 var CropSize = []int64{96, 96, 96}
 
-// Manifest is the default manifest pointed at running mirrors: the same five
-// kinds of links, the same selections, smaller crop.
-func Manifest(m *mirror.Mirrors) *manifest.Manifest {
+// Datasets are the demo's datasets but for their URLs, which depend on where
+// the mirrors listen: the same five kinds of links and selections as the
+// default manifest, a smaller crop. They are enough to check a --only before
+// any sample data is generated.
+func Datasets() []manifest.Dataset {
 	seed := int64(Seed)
-	return &manifest.Manifest{Version: 1, Datasets: []manifest.Dataset{
-		{Name: "idr-9846137", Kind: manifest.KindOMERO, Title: "IDR idr0086 experimentD (mirror)",
-			URL: m.IDRImageURL(sample.IDRImageXY, sample.IDRDataset)},
+	return []manifest.Dataset{
+		{Name: "idr-9846137", Kind: manifest.KindOMERO, Title: "IDR idr0086 experimentD (mirror)"},
 		{Name: "empiar-11759", Kind: manifest.KindEMPIAR, Title: "EMPIAR-11759 (mirror)",
-			URL: m.EMPIAREntryURL(), Take: manifest.Take{Include: []string{"*.dm3"}, Exclude: []string{"trakem2*/**"}}},
+			Take: manifest.Take{Include: []string{"*.dm3"}, Exclude: []string{"trakem2*/**"}}},
 		{Name: "epfl-hippocampus", Kind: manifest.KindWebPage, Title: "EPFL CVLab hippocampus (mirror)",
-			URL: m.EPFLPageURL(false), Take: manifest.Take{Include: []string{"*.tif"}}},
-		{Name: "openorganelle-jrc-mus-nacc-2", Kind: manifest.KindS3, Title: "OpenOrganelle jrc_mus-nacc-2 (mirror)",
-			URL: m.OpenOrganelleURL("jrc_mus-nacc-2")},
+			Take: manifest.Take{Include: []string{"*.tif"}}},
+		{Name: "openorganelle-jrc-mus-nacc-2", Kind: manifest.KindS3, Title: "OpenOrganelle jrc_mus-nacc-2 (mirror)"},
 		{Name: "hemibrain-crop", Kind: manifest.KindNeuroglancer, Title: "FlyEM hemibrain crop (mirror)",
-			URL: m.ShortLinkURL(), Take: manifest.Take{Crop: &manifest.Crop{Size: CropSize, Seed: &seed, AlignToChunks: true}}},
-	}}
+			Take: manifest.Take{Crop: &manifest.Crop{Size: CropSize, Seed: &seed, AlignToChunks: true}}},
+	}
+}
+
+// Manifest is the default manifest pointed at running mirrors.
+func Manifest(m *mirror.Mirrors) *manifest.Manifest {
+	urls := map[string]string{
+		"idr-9846137":                  m.IDRImageURL(sample.IDRImageXY, sample.IDRDataset),
+		"empiar-11759":                 m.EMPIAREntryURL(),
+		"epfl-hippocampus":             m.EPFLPageURL(false),
+		"openorganelle-jrc-mus-nacc-2": m.OpenOrganelleURL("jrc_mus-nacc-2"),
+		"hemibrain-crop":               m.ShortLinkURL(),
+	}
+	ds := Datasets()
+	for i := range ds {
+		ds[i].URL = urls[ds[i].Name]
+	}
+	return &manifest.Manifest{Version: 1, Datasets: ds}
 }
 
 // Run starts the mirrors on 127.0.0.1, runs the pipeline against them and
