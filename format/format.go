@@ -90,7 +90,36 @@ func (r *Registry) Detect(ctx context.Context, st *store.Store, key string) (For
 			return f, nil
 		}
 	}
-	return nil, fmt.Errorf("%s %q: %w", st, key, ErrUnknown)
+	return nil, r.unknown(ctx, st, key, head, err)
+}
+
+// unknown says why nothing recognised key, naming the cause a person can act
+// on: no such object (the server's own answer, e.g. an HTTP 404 and its URL),
+// an empty file, an empty folder, or content no format reads. The error
+// wraps ErrUnknown, and store.ErrNotExist when the object does not exist.
+func (r *Registry) unknown(ctx context.Context, st *store.Store, key string, head []byte, statErr error) error {
+	switch {
+	case statErr == nil && len(head) == 0:
+		return fmt.Errorf("%s %q: empty file (0 bytes): %w", st, key, ErrUnknown)
+	case statErr == nil:
+		return fmt.Errorf("%s %q: %w", st, key, ErrUnknown)
+	}
+	prefix := strings.TrimSuffix(key, "/")
+	if prefix != "" {
+		prefix += "/"
+	}
+	found := false
+	stop := errors.New("found")
+	if err := st.List(ctx, prefix, "", func(store.ObjectInfo) error { found = true; return stop }); err != nil && !errors.Is(err, stop) {
+		found = false
+	}
+	switch {
+	case found:
+		return fmt.Errorf("%s %q: a folder no format recognises: %w", st, key, ErrUnknown)
+	case key == "" || strings.HasSuffix(key, "/"):
+		return fmt.Errorf("%s %q: empty folder, nothing to read: %w", st, key, ErrUnknown)
+	}
+	return fmt.Errorf("%w (%w)", statErr, ErrUnknown)
 }
 
 // IsStoreMarker reports whether name (a base name) is the metadata object of a
