@@ -195,6 +195,12 @@ func Catalog(ctx context.Context, targets []string, opt Options) (*CatalogResult
 			uopt.SampleBudget = -1
 			base.Notes = []string{"remote: value statistics not sampled"}
 		}
+		if _, err := opt.Formats.Detect(ctx, st, key); errors.Is(err, format.ErrUnknown) {
+			// Named on the command line, not found in a walk: a target that
+			// gives no row is an error that says why, not an empty table.
+			res.Close()
+			return nil, fmt.Errorf("catalog %s: %w", t, err)
+		}
 		rows, vols := scan.Unit(ctx, st, key, base, uopt)
 		for i, r := range rows {
 			if vols[i] == nil {

@@ -320,3 +320,17 @@ func TestBadManifestExit2(t *testing.T) {
 		}
 	}
 }
+
+// A target named on the command line that no format reads is an error that
+// says why (exit 1), never an empty table.
+func TestCatalogOfNonImageExit1(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "notes.txt")
+	if err := os.WriteFile(p, []byte("hello"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr := runCLI(t, "catalog", p)
+	if code != exitFailed || !strings.Contains(stderr, "unknown format") || stdout != "" {
+		t.Errorf("exit %d, stdout %q, stderr %q; want exit %d, no table and the reason", code, stdout, stderr, exitFailed)
+	}
+}
