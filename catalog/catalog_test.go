@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/imgdataset/imgdataset/store"
 	"github.com/imgdataset/imgdataset/volume"
 )
 
@@ -216,4 +217,25 @@ func ptrVal(p *float64) any {
 		return nil
 	}
 	return *p
+}
+
+// A run that cataloged nothing writes an empty list, which every JSON reader
+// takes as a table with no rows, not null.
+func TestEmptyDocumentHasRecordsList(t *testing.T) {
+	m := store.NewMem()
+	out, err := WriteAll(context.Background(), store.New(m), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := store.New(m).ReadAll(context.Background(), out.JSON, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]json.RawMessage
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.TrimSpace(string(doc["records"])); got != "[]" {
+		t.Errorf(`catalog.json "records" = %s, want []`, got)
+	}
 }

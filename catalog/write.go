@@ -332,6 +332,9 @@ func WriteAll(ctx context.Context, st *store.Store, rs []Record) (Outputs, error
 	if err != nil {
 		return out, err
 	}
+	if rs == nil {
+		rs = []Record{} // "records": [] — a table with no rows, not a missing one
+	}
 	doc, err := json.MarshalIndent(Document{SchemaVersion: SchemaVersion, Columns: Columns, Records: rs}, "", "  ")
 	if err != nil {
 		return out, fmt.Errorf("catalog.json: %w", err)

@@ -170,7 +170,7 @@ func chooseOrigin(ctx context.Context, c *manifest.Crop, vols []volume.Volume, s
 				return nil, "", fmt.Errorf("crop origin %v + size %v exceeds volume %v (z,y,x)", c.Origin, c.Size, shape)
 			}
 		}
-		return append([]int64(nil), c.Origin...), "origin given in the manifest", nil
+		return append([]int64(nil), c.Origin...), "origin given", nil
 	}
 	rng := rand.New(rand.NewPCG(uint64(*c.Seed), 0x696d6764))
 	var chunks []int64

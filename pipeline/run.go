@@ -84,7 +84,7 @@ func Run(ctx context.Context, m *manifest.Manifest, opt Options) (*Report, error
 	out := store.New(store.NewFile(opt.OutDir))
 	rep := &Report{OutDir: opt.OutDir}
 
-	opt.logf("resolving %d datasets", len(ds))
+	opt.logf("resolving %s", count(len(ds), "dataset"))
 	resolved, rerrs := resolveAll(ctx, &opt.Env, ds)
 	byName := map[string]*DatasetReport{}
 	var jobs []transfer.Job
@@ -104,7 +104,7 @@ func Run(ctx context.Context, m *manifest.Manifest, opt Options) (*Report, error
 		for _, o := range r.Objects {
 			dr.Bytes += max(o.EstimatedSize(), 0)
 		}
-		opt.logf("  %s: %d objects, %s, %d volumes to crop", d.Name, len(r.Objects), human(dr.Bytes), len(r.Volumes))
+		opt.logf("  %s: %s, %s, %s to crop", d.Name, count(len(r.Objects), "object"), human(dr.Bytes), count(len(r.Volumes), "volume"))
 		if len(r.Objects) > 0 {
 			jobs = append(jobs, transfer.Job{Dataset: d.Name, Objects: r.Objects})
 		}
@@ -119,7 +119,7 @@ func Run(ctx context.Context, m *manifest.Manifest, opt Options) (*Report, error
 		noRetry := *opt.Env.Stores
 		noRetry.Retry = 0 // the scheduler retries and must see 429s itself
 		topt.Stores = &noRetry
-		opt.logf("downloading %d datasets", len(jobs))
+		opt.logf("downloading %s", count(len(jobs), "dataset"))
 		sum, err := transfer.Run(ctx, jobs, topt)
 		if err != nil {
 			return rep, fmt.Errorf("transfer: %w", err)
@@ -513,4 +513,12 @@ func pageShapeConflict(rec *catalog.Record, r *source.Resolved) {
 		return
 	}
 	rec.Conflicts = append(rec.Conflicts, fmt.Sprintf("shape: web page states %s, file has (z,y,x) %d×%d×%d — same sizes in another order (axes swapped on the page)", s, file[0], file[1], file[2]))
+}
+
+// count says n things in English: "1 dataset", "5 datasets".
+func count(n int, thing string) string {
+	if n == 1 {
+		return "1 " + thing
+	}
+	return fmt.Sprintf("%d %ss", n, thing)
 }

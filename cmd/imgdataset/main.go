@@ -64,7 +64,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "imgdataset:", err)
 		return exitUsage
 	case ctx.Err() != nil:
-		fmt.Fprintln(stderr, "imgdataset: interrupted; run again to resume")
+		if len(args) > 0 && (args[0] == "run" || args[0] == "demo") {
+			fmt.Fprintln(stderr, "imgdataset: interrupted; run again to resume")
+		} else {
+			fmt.Fprintln(stderr, "imgdataset: interrupted")
+		}
 		return exitAborted
 	}
 	fmt.Fprintln(stderr, "imgdataset:", err)
@@ -212,7 +216,10 @@ func report(cmd *cobra.Command, rep *pipeline.Report, asJSON bool) error {
 		if rep.HTML != "" {
 			fmt.Fprintf(w, "report: %s\n", filepath.Join(rep.OutDir, rep.HTML))
 		}
-		fmt.Fprintf(w, "blocks over HTTP: imgdataset serve %s\n", rep.OutDir)
+		if len(rep.Records) > 0 {
+			// Only when there is something to serve.
+			fmt.Fprintf(w, "blocks over HTTP: imgdataset serve %s\n", rep.OutDir)
+		}
 	}
 	if rep.Failed() {
 		// The cause goes to stderr too, where a script (or --json, which

@@ -72,7 +72,7 @@ It listens on loopback unless --addr says otherwise.`,
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "serving %d volumes of %s on http://%s/ (Ctrl-C stops)\n", len(srv.Volumes()), args[0], ln.Addr())
+			fmt.Fprintf(cmd.OutOrStdout(), "serving %d volume(s) of %s on http://%s/ (Ctrl-C stops)\n", len(srv.Volumes()), args[0], ln.Addr())
 			return srv.Serve(cmd.Context(), ln)
 		},
 	}
