@@ -144,7 +144,7 @@ func resolveAll(ctx context.Context, env *source.Env, ds []manifest.Dataset) ([]
 		go func(i int) {
 			r, err := rs.Resolve(ctx, env, ds[i])
 			if err != nil {
-				err = fmt.Errorf("resolve %s (%s): %w", ds[i].Name, ds[i].URL, err)
+				err = fmt.Errorf("resolve: %w", err) // the source names the dataset, its kind and URL once
 			}
 			res[i], errs[i] = r, err
 			done <- i

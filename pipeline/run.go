@@ -95,7 +95,7 @@ func Run(ctx context.Context, m *manifest.Manifest, opt Options) (*Report, error
 		if rerrs[i] != nil {
 			dr.Status = "failed"
 			dr.Errors = append(dr.Errors, rerrs[i].Error())
-			opt.logf("  %s: %v", d.Name, rerrs[i])
+			opt.logf("  %s: could not be resolved (the summary says why)", d.Name)
 			continue
 		}
 		r := resolved[i]
