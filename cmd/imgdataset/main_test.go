@@ -70,6 +70,8 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{[]string{"run", "--only", "nosuch"}, "--only \"nosuch\""},
 		{[]string{"demo", "--only", "nosuch", "--out", "/nonexistent/never-written"}, "--only \"nosuch\""},
 		{[]string{"plan", "--rate", "-5"}, "--rate -5"},
+		{[]string{"serve", ".", "--addr", "bogus::"}, `--addr "bogus::"`},
+		{[]string{"serve", ".", "--addr", "127.0.0.1:notaport"}, `--addr "127.0.0.1:notaport"`},
 	} {
 		code, _, stderr := runCLI(t, c.args...)
 		if code != exitUsage {

@@ -43,16 +43,22 @@ It listens on loopback unless --addr says otherwise.`,
   curl -o b.npy 'http://127.0.0.1:8642/volumes/ID/block?origin=0,0,0&size=64,256,256&format=npy'`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			host, port, err := net.SplitHostPort(addr)
+			if err == nil {
+				_, err = net.LookupPort("tcp", port)
+			}
+			if err != nil {
+				return usagef("--addr %q: want HOST:PORT, e.g. 127.0.0.1:8642 (%v)", addr, err)
+			}
+			if maxBytes < 0 || memory < 0 || writeTimeout < 0 {
+				return usagef("--max-bytes, --memory and --write-timeout must not be negative")
+			}
 			opt := serve.Options{MaxBytes: maxBytes, Memory: memory, WriteTimeout: writeTimeout, CORSOrigin: cors}
 			if _, set := os.LookupEnv("GOMEMLIMIT"); !set && memory > 0 {
 				// --memory bounds what requests reserve; this keeps the
 				// garbage of finished requests from doubling the heap
 				// before the collector runs (GOGC's default headroom).
 				debug.SetMemoryLimit(memory + serveOverhead/2)
-			}
-			host, _, err := net.SplitHostPort(addr)
-			if err != nil {
-				return fmt.Errorf("--addr %q: %w", addr, err)
 			}
 			if ip := net.ParseIP(host); host == "localhost" || ip != nil && ip.IsLoopback() {
 				opt.Hosts = []string{"127.0.0.1", "localhost", "::1"}
