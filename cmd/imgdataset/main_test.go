@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"io/fs"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -334,5 +335,47 @@ func TestCatalogOfNonImageExit1(t *testing.T) {
 	code, stdout, stderr := runCLI(t, "catalog", p)
 	if code != exitFailed || !strings.Contains(stderr, "unknown format") || stdout != "" {
 		t.Errorf("exit %d, stdout %q, stderr %q; want exit %d, no table and the reason", code, stdout, stderr, exitFailed)
+	}
+}
+
+// Every command line the README shows names a real command with flags it
+// takes and an argument count it accepts, so the README cannot drift from
+// the CLI. (It parses them; running them needs the network or data.)
+func TestReadmeCommandsParse(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const prefix = "go run ./cmd/imgdataset "
+	n := 0
+	for _, line := range strings.Split(string(b), "\n") {
+		i := strings.Index(line, prefix)
+		if i < 0 {
+			continue
+		}
+		cmdline := line[i+len(prefix):]
+		if j := strings.Index(cmdline, "#"); j >= 0 {
+			cmdline = cmdline[:j]
+		}
+		args := strings.Fields(cmdline)
+		n++
+		root := newRoot(io.Discard, io.Discard)
+		c, rest, err := root.Find(args)
+		if err != nil || c == root {
+			t.Errorf("README: %q: no such command (%v)", cmdline, err)
+			continue
+		}
+		if err := c.ParseFlags(rest); err != nil {
+			t.Errorf("README: %q: %v", cmdline, err)
+			continue
+		}
+		if c.Args != nil {
+			if err := c.Args(c, c.Flags().Args()); err != nil {
+				t.Errorf("README: %q: %v", cmdline, err)
+			}
+		}
+	}
+	if n < 8 {
+		t.Fatalf("found %d command lines in README.md; the README's examples moved?", n)
 	}
 }
