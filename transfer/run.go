@@ -88,7 +88,7 @@ func (r *run) run(ctx context.Context) (*Summary, error) {
 
 	now := time.Now()
 	for _, ds := range r.datasets {
-		r.emit(Event{Type: EventPlan, Dataset: ds.name, Bytes: int64(len(ds.objs)), Total: ds.total})
+		r.emit(Event{Type: EventPlan, Dataset: ds.name, Objects: len(ds.objs), Total: ds.total})
 	}
 	for _, ds := range r.datasets {
 		for _, o := range ds.objs {

@@ -164,7 +164,7 @@ func (s *Summary) Failed() []Result {
 
 // Event types.
 const (
-	EventPlan        = "plan"         // a dataset's object count (Bytes) and known byte total (Total)
+	EventPlan        = "plan"         // a dataset's object count (Objects) and known byte total (Total)
 	EventStart       = "start"        // an object's first request is sent
 	EventProgress    = "progress"     // Bytes of Total are in place for the object
 	EventRetry       = "retry"        // a request failed and will be retried (Err says why)
@@ -182,9 +182,11 @@ type Event struct {
 	Path    string    `json:"path,omitempty"`
 	// Bytes and Total are bytes in place and expected for the object (or, for
 	// dataset events, for the dataset). Total is -1 when unknown.
-	Bytes int64  `json:"bytes"`
-	Total int64  `json:"total"`
-	Err   string `json:"err,omitempty"`
+	Bytes int64 `json:"bytes"`
+	Total int64 `json:"total"`
+	// Objects is the number of objects of the dataset, on "plan" events.
+	Objects int    `json:"objects,omitempty"`
+	Err     string `json:"err,omitempty"`
 }
 
 func (o *Options) withDefaults() Options {

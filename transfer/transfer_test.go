@@ -64,8 +64,19 @@ func TestManySmallAndLargeSplit(t *testing.T) {
 		t.Errorf("large file fetched with %d requests, want it split into ranges", n)
 	}
 	done := map[string]int{}
+	planned := 0
 	for _, ev := range events {
 		done[ev.Type]++
+		if ev.Type == EventPlan {
+			// The object count is its own field; bytes are bytes.
+			planned += ev.Objects
+			if ev.Bytes != 0 {
+				t.Errorf("plan event of %s: bytes %d, want 0 (objects %d)", ev.Dataset, ev.Bytes, ev.Objects)
+			}
+		}
+	}
+	if planned != len(small)+2 {
+		t.Errorf("plan events count %d objects, want %d", planned, len(small)+2)
 	}
 	if done[EventDone] != len(small)+2 || done[EventDatasetDone] != 2 || done[EventPlan] != 2 {
 		t.Errorf("events: %v", done)
