@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/imgdataset/imgdataset/catalog"
+	"github.com/imgdataset/imgdataset/scan"
 	"github.com/imgdataset/imgdataset/store"
 	"github.com/imgdataset/imgdataset/volume"
 )
@@ -61,9 +62,6 @@ func catalogOutput(ctx context.Context, rec *catalog.Record, v volume.Volume, h 
 	}
 }
 
-// maxTableBytes bounds the catalog.json read to place a source in its frame.
-const maxTableBytes = 256 << 20
-
 // sourceFrame resolves the frame of v, an array of target, for convert and
 // crop. A local source inside the output of a run is placed as the run's
 // table row places it, so a voxel size the run took from the web page, the
@@ -94,7 +92,7 @@ func tableFrame(ctx context.Context, target, array string) (volume.Frame, error)
 		return volume.Frame{}, nil
 	}
 	for dir := filepath.Dir(abs); ; dir = filepath.Dir(dir) {
-		if _, err := os.Stat(filepath.Join(dir, "catalog.json")); err == nil {
+		if _, err := os.Stat(filepath.Join(dir, scan.CatalogFile)); err == nil {
 			rel, err := filepath.Rel(dir, abs)
 			if err != nil {
 				return volume.Frame{}, nil
@@ -112,17 +110,17 @@ func tableFrame(ctx context.Context, target, array string) (volume.Frame, error)
 // the only row of rel.
 func rowFrame(ctx context.Context, dir, rel, array string) (volume.Frame, error) {
 	st := store.New(store.NewFile(dir))
-	b, err := st.ReadAll(ctx, "catalog.json", maxTableBytes)
+	defer st.Close()
+	doc, _, err := scan.RunCatalog(ctx, st)
 	if err != nil {
-		return volume.Frame{}, fmt.Errorf("read %s: %w", filepath.Join(dir, "catalog.json"), err)
+		return volume.Frame{}, fmt.Errorf("read %s: %w", filepath.Join(dir, scan.CatalogFile), err)
 	}
-	doc, err := catalog.ReadDocument(b)
-	if err != nil {
-		return volume.Frame{}, fmt.Errorf("%s: %w", dir, err)
+	if doc == nil {
+		return volume.Frame{}, nil
 	}
 	var rows []catalog.Record
 	for _, r := range doc.Records {
-		if r.LocalPath == rel && r.Status == "ok" {
+		if r.LocalPath == rel && r.Status == catalog.StatusOK {
 			rows = append(rows, r)
 		}
 	}

@@ -183,7 +183,7 @@ func headerInfo(key string, resp *http.Response) ObjectInfo {
 	if resp.ContentLength >= 0 && !resp.Uncompressed {
 		oi.Size = resp.ContentLength
 	}
-	oi.ETag = cleanETag(h.Get("ETag"))
+	oi.ETag = CleanETag(h.Get("ETag"))
 	if t, err := http.ParseTime(h.Get("Last-Modified")); err == nil {
 		oi.ModTime = t
 	}
@@ -229,8 +229,9 @@ func headerInfo(key string, resp *http.Response) ObjectInfo {
 	return oi
 }
 
-// cleanETag strips the weak marker and the quotes.
-func cleanETag(s string) string {
+// CleanETag strips an ETag's weak marker and quotes, so that the same
+// version compares equal however a server or listing spelled it.
+func CleanETag(s string) string {
 	s = strings.TrimSpace(s)
 	s = strings.TrimPrefix(s, "W/")
 	return strings.Trim(s, `"`)

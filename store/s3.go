@@ -349,7 +349,7 @@ func (pg *s3ListPage) infos(root string) ([]ObjectInfo, error) {
 		if c.Size < 0 {
 			return nil, fmt.Errorf("listing: %q has negative size %d", c.Key, c.Size)
 		}
-		oi := ObjectInfo{Key: rel, Size: c.Size, ETag: cleanETag(c.ETag)}
+		oi := ObjectInfo{Key: rel, Size: c.Size, ETag: CleanETag(c.ETag)}
 		if t, err := time.Parse(time.RFC3339, strings.TrimSpace(c.LastModified)); err == nil {
 			oi.ModTime = t
 		}

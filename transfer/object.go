@@ -270,7 +270,7 @@ func (r *run) applyStat(o *object, info store.ObjectInfo) {
 	if info.Size >= 0 {
 		o.size = info.Size
 	}
-	if e := cleanETag(info.ETag); e != "" {
+	if e := store.CleanETag(info.ETag); e != "" {
 		o.etag = e
 	}
 	if !info.ModTime.IsZero() {
@@ -289,7 +289,7 @@ func (r *run) changedFrom(o *object, info store.ObjectInfo) bool {
 	if info.Size >= 0 && o.size >= 0 && info.Size != o.size {
 		return true
 	}
-	e := cleanETag(info.ETag)
+	e := store.CleanETag(info.ETag)
 	return e != "" && o.etag != "" && e != o.etag
 }
 

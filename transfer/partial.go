@@ -48,7 +48,7 @@ func (p *partial) write(b []byte) error {
 // resumable reports whether the bytes in place can be continued with the
 // answer described by info.
 func (p *partial) resumable(info store.ObjectInfo) bool {
-	return p.etag != "" && cleanETag(info.ETag) == p.etag && (info.Size < 0 || p.size < 0 || info.Size == p.size)
+	return p.etag != "" && store.CleanETag(info.ETag) == p.etag && (info.Size < 0 || p.size < 0 || info.Size == p.size)
 }
 
 // restart forgets the bytes in place, for a start from byte 0.
@@ -96,7 +96,7 @@ func (r *run) openRest(ctx context.Context, o *object, p *partial) (io.ReadClose
 			info = ir.ObjectInfo()
 		}
 		if off == 0 {
-			p.etag, p.size = cleanETag(info.ETag), info.Size
+			p.etag, p.size = store.CleanETag(info.ETag), info.Size
 			o.answerLastMod = 0
 			if !info.ModTime.IsZero() {
 				o.answerLastMod = info.ModTime.Unix()

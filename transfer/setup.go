@@ -74,7 +74,7 @@ func newRun(ctx context.Context, jobs []Job, opt Options) (*run, error) {
 		for k, src := range job.Objects {
 			o := &object{
 				placement:   placement{ds: ds, idx: k, src: src, key: src.Key},
-				expectation: expectation{size: src.Size, etag: cleanETag(src.ETag)},
+				expectation: expectation{size: src.Size, etag: store.CleanETag(src.ETag)},
 			}
 			o.res = Result{Dataset: job.Dataset, Path: src.Path, SourceURL: src.SourceURL, Size: src.Size}
 			ds.objs = append(ds.objs, o)

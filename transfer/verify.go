@@ -13,18 +13,12 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
+
+	"github.com/imgdataset/imgdataset/store"
 )
 
 // This file verifies downloaded bytes (size, MD5, CRC32C, sha256) and
 // commits verified files into place.
-
-// cleanETag strips the weak marker and quotes, as the store drivers do.
-func cleanETag(s string) string {
-	s = strings.TrimSpace(s)
-	s = strings.TrimPrefix(s, "W/")
-	return strings.Trim(s, `"`)
-}
 
 // etagMD5 returns the MD5 an S3 ETag carries: only a plain 32-hex ETag of a
 // single-part upload is the MD5 of the content ("…-N" marks a multipart one).
@@ -49,7 +43,7 @@ func (r *run) finish(ctx context.Context, o *object) error {
 		return err
 	}
 	if r.changedFrom(o, info) {
-		return fmt.Errorf("%w: size %d → %d, ETag %q → %q", errChanged, o.size, info.Size, o.etag, cleanETag(info.ETag))
+		return fmt.Errorf("%w: size %d → %d, ETag %q → %q", errChanged, o.size, info.Size, o.etag, store.CleanETag(info.ETag))
 	}
 	wantMD5 := r.wantMD5(o)
 	// The hasher has followed the ranges as they arrived; only the bytes that
