@@ -195,13 +195,16 @@ func Catalog(ctx context.Context, targets []string, opt Options) (*CatalogResult
 			uopt.SampleBudget = -1
 			base.Notes = []string{"remote: value statistics not sampled"}
 		}
-		if _, err := opt.Formats.Detect(ctx, st, key); errors.Is(err, format.ErrUnknown) {
-			// Named on the command line, not found in a walk: a target that
-			// gives no row is an error that says why, not an empty table.
-			res.Close()
-			return nil, fmt.Errorf("catalog %s: %w", t, err)
-		}
 		rows, vols := scan.Unit(ctx, st, key, base, uopt)
+		if len(rows) == 0 {
+			// Named on the command line, not found in a walk: a target no
+			// format reads is an error that says why, not an empty table.
+			// Detect runs again only on this rare path, for its reason.
+			if _, err := opt.Formats.Detect(ctx, st, key); errors.Is(err, format.ErrUnknown) {
+				res.Close()
+				return nil, fmt.Errorf("catalog %s: %w", t, err)
+			}
+		}
 		for i, r := range rows {
 			if vols[i] == nil {
 				r.Notes = nil // an unreadable unit was not sampled either way
