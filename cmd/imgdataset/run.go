@@ -1,0 +1,302 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/imgdataset/imgdataset/internal/demo"
+	"github.com/imgdataset/imgdataset/manifest"
+	"github.com/imgdataset/imgdataset/pipeline"
+	"github.com/imgdataset/imgdataset/transfer"
+)
+
+type runFlags struct {
+	out      string
+	only     []string
+	progress string
+	noConv   bool
+	jsonOut  bool
+	perHost  int
+}
+
+func (f *runFlags) add(c *cobra.Command, defOut string) {
+	c.Flags().StringVar(&f.out, "out", defOut, "output directory")
+	c.Flags().StringSliceVar(&f.only, "only", nil, "gather only these datasets (by name; repeatable)")
+	c.Flags().StringVar(&f.progress, "progress", "auto", "progress display: auto (bars on a terminal, JSON lines otherwise), bars, json, none")
+	c.Flags().BoolVar(&f.noConv, "no-convert", false, "do not write OME-Zarr copies of downloaded volumes")
+	c.Flags().BoolVar(&f.jsonOut, "json", false, "print the run report as JSON")
+	c.Flags().IntVar(&f.perHost, "per-host", 0, "maximum concurrent requests per host (0: 16 for web servers, 64 for S3/GCS)")
+}
+
+// validate checks the flags' values before any work is done.
+func (f *runFlags) validate() error {
+	switch f.progress {
+	case "auto", "bars", "json", "none":
+	default:
+		return usagef("--progress %q: want auto, bars, json or none", f.progress)
+	}
+	if f.perHost < 0 {
+		return usagef("--per-host %d: want 0 (the default per kind of server) or more", f.perHost)
+	}
+	return nil
+}
+
+// checkOnly refuses --only names that are not datasets of m, naming those that are.
+func checkOnly(m *manifest.Manifest, only []string) error {
+	var names []string
+	for _, d := range m.Datasets {
+		names = append(names, d.Name)
+	}
+	for _, o := range only {
+		if !slices.Contains(names, o) {
+			return usagef("--only %q: no such dataset; the manifest has %s", o, strings.Join(names, ", "))
+		}
+	}
+	return nil
+}
+
+func (f *runFlags) options(cmd *cobra.Command) (pipeline.Options, func()) {
+	opt := pipeline.Options{OutDir: f.out, Only: f.only, Convert: !f.noConv, Log: cmd.ErrOrStderr()}
+	opt.Transfer.PerHost = f.perHost
+	stop := func() {}
+	mode := f.progress
+	if mode == "auto" {
+		mode = "json"
+		if fi, err := os.Stderr.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+			mode = "bars"
+		}
+	}
+	switch mode {
+	case "bars":
+		ev, done := transfer.Bars(cmd.Context(), cmd.ErrOrStderr())
+		opt.Transfer.Events, stop = ev, done
+	case "json":
+		opt.Transfer.Events = transfer.JSONLines(cmd.ErrOrStderr())
+	}
+	return opt, stop
+}
+
+func report(cmd *cobra.Command, rep *pipeline.Report, asJSON bool) error {
+	w := cmd.OutOrStdout()
+	if asJSON {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(rep); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintf(w, "output: %s\n", rep.OutDir)
+		for _, d := range rep.Datasets {
+			fmt.Fprintf(w, "  %-32s %-7s %4d objects  %4d arrays", d.Name, d.Status, d.Objects, d.Arrays)
+			if len(d.Outputs) > 0 {
+				fmt.Fprintf(w, "  blocks: %s", strings.Join(d.Outputs, ", "))
+			}
+			fmt.Fprintln(w)
+			for _, e := range d.Errors {
+				fmt.Fprintf(w, "      error: %s\n", e)
+			}
+		}
+		fmt.Fprintf(w, "table: %s (also %s, %s, %s)\n", filepath.Join(rep.OutDir, rep.Tables.CSV), rep.Tables.JSONL, rep.Tables.Parquet, rep.Tables.JSON)
+		if rep.HTML != "" {
+			fmt.Fprintf(w, "report: %s\n", filepath.Join(rep.OutDir, rep.HTML))
+		}
+		if len(rep.Records) > 0 {
+			// Only when there is something to serve.
+			fmt.Fprintf(w, "blocks over HTTP: imgdataset serve %s\n", rep.OutDir)
+		}
+	}
+	if rep.Failed() {
+		// The cause goes to stderr too, where a script (or --json, which
+		// keeps stdout for the report) finds it next to the exit status.
+		for _, d := range rep.Datasets {
+			if d.Status != "ok" {
+				fmt.Fprintf(cmd.ErrOrStderr(), "imgdataset: dataset %s failed: %s\n", d.Name, strings.Join(d.Errors, "; "))
+			}
+		}
+		return exitError{exitFailed}
+	}
+	return nil
+}
+
+func loadManifest(args []string) (*manifest.Manifest, error) {
+	if len(args) == 0 {
+		return manifest.Default()
+	}
+	if len(args) == 1 && !strings.Contains(args[0], "://") && isManifestFile(args[0]) {
+		b, err := os.ReadFile(args[0])
+		if err != nil {
+			return nil, err
+		}
+		m, err := manifest.Parse(b, args[0])
+		if err != nil {
+			// The manifest is what the command line asked for, and it is
+			// not one: a usage error, with file:line: field.
+			return nil, &pipeline.UsageError{Err: err}
+		}
+		return m, nil
+	}
+	urls := make([]string, len(args))
+	for i, a := range args {
+		urls[i] = a
+		if !strings.Contains(a, "://") {
+			if abs, err := filepath.Abs(a); err == nil {
+				if _, err := os.Stat(abs); err == nil {
+					// A local file or folder: the file resolver takes file:// URLs.
+					urls[i] = (&url.URL{Scheme: "file", Path: filepath.ToSlash(abs)}).String()
+				}
+			}
+		}
+	}
+	return manifest.FromURLs(urls)
+}
+
+// isManifestFile tells a manifest from a local data file or folder given as
+// the one argument: a .yaml/.yml name, or a file whose start reads like one.
+func isManifestFile(p string) bool {
+	switch strings.ToLower(filepath.Ext(p)) {
+	case ".yaml", ".yml":
+		return true
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return true // let the manifest loader report it
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || fi.IsDir() {
+		return false
+	}
+	head := make([]byte, 4096)
+	n, _ := io.ReadFull(f, head)
+	return bytes.Contains(head[:n], []byte("datasets:"))
+}
+
+func runCmd() *cobra.Command {
+	var f runFlags
+	var dryRun bool
+	c := &cobra.Command{
+		Use:   "run [MANIFEST | URL...]",
+		Short: "Gather the datasets of a manifest (default: the five built-in datasets)",
+		Example: `  imgdataset run --out data                      # the five default datasets
+  imgdataset run my-datasets.yaml --out data --only empiar-11759
+  imgdataset run https://www.ebi.ac.uk/empiar/EMPIAR-11759/ s3://bucket/x.zarr --out data
+  imgdataset run --dry-run                       # what would be fetched (same as plan)`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := f.validate(); err != nil {
+				return err
+			}
+			m, err := loadManifest(args)
+			if err != nil {
+				return err
+			}
+			if err := checkOnly(m, f.only); err != nil {
+				return err
+			}
+			if dryRun {
+				return printPlan(cmd, m, f.only, f.jsonOut, true, 50)
+			}
+			opt, stop := f.options(cmd)
+			rep, err := pipeline.Run(cmd.Context(), m, opt)
+			stop()
+			if err != nil {
+				return err
+			}
+			return report(cmd, rep, f.jsonOut)
+		},
+	}
+	f.add(c, "imgdataset-out")
+	c.Flags().BoolVar(&dryRun, "dry-run", false, "resolve and list what would be fetched; download nothing (as plan -v)")
+	return c
+}
+
+func demoCmd() *cobra.Command {
+	var f runFlags
+	c := &cobra.Command{
+		Use:   "demo",
+		Short: "Run the whole pipeline offline against local mirrors of the five sources",
+		Long: `demo starts loopback mirrors of the five kinds of sources (an EBI-style file listing,
+the EPFL lab page, an OMERO.web/IDR API, the EMPIAR API, an S3 bucket, a GCS bucket and a
+short-link redirect to a Neuroglancer state), fills them with generated sample data in the
+real formats, runs the same pipeline as 'run' against them, prints where everything went
+and stops the servers. No network is needed.`,
+		Example: `  imgdataset demo
+  imgdataset demo --out /tmp/demo --progress none`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := f.validate(); err != nil {
+				return err
+			}
+			if err := checkOnly(&manifest.Manifest{Datasets: demo.Datasets()}, f.only); err != nil {
+				return err
+			}
+			opt, stop := f.options(cmd)
+			rep, err := demo.Run(cmd.Context(), opt)
+			stop()
+			if err != nil {
+				return err
+			}
+			return report(cmd, rep, f.jsonOut)
+		},
+	}
+	f.add(c, "imgdataset-demo")
+	return c
+}
+
+func planCmd() *cobra.Command {
+	var verbose, asJSON bool
+	var only []string
+	var rate float64
+	c := &cobra.Command{
+		Use:   "plan [MANIFEST | URL...]",
+		Short: "Resolve datasets and list every object, size and total; download nothing",
+		Example: `  imgdataset plan
+  imgdataset plan -v my-datasets.yaml
+  imgdataset plan --json https://www.epfl.ch/labs/cvlab/data/data-em/`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if !(rate > 0) {
+				return usagef("--rate %g: want a positive rate in MB/s", rate)
+			}
+			m, err := loadManifest(args)
+			if err != nil {
+				return err
+			}
+			if err := checkOnly(m, only); err != nil {
+				return err
+			}
+			return printPlan(cmd, m, only, asJSON, verbose, rate)
+		},
+	}
+	c.Flags().BoolVarP(&verbose, "verbose", "v", false, "list every object")
+	c.Flags().BoolVar(&asJSON, "json", false, "print the plan as JSON")
+	c.Flags().StringSliceVar(&only, "only", nil, "plan only these datasets")
+	c.Flags().Float64Var(&rate, "rate", 50, "assumed download rate in MB/s for the estimate")
+	return c
+}
+
+// printPlan resolves m and prints the plan (rate in MB/s for the estimate).
+func printPlan(cmd *cobra.Command, m *manifest.Manifest, only []string, asJSON, verbose bool, rate float64) error {
+	pr, err := pipeline.Plan(cmd.Context(), m, pipeline.Options{Only: only, Log: cmd.ErrOrStderr()})
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		enc := json.NewEncoder(cmd.OutOrStdout())
+		enc.SetIndent("", "  ")
+		return enc.Encode(pr)
+	}
+	pr.Print(cmd.OutOrStdout(), verbose, rate*1e6)
+	for _, d := range pr.Datasets {
+		if d.Error != "" {
+			return exitError{exitFailed}
+		}
+	}
+	return nil
+}
