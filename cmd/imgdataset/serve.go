@@ -33,10 +33,13 @@ answers, read-only:
   /volumes                               the volumes as JSON (id, shape, dtype, chunks, axes, voxel sizes)
   /volumes/ID/block?origin=Z,Y,X&size=Z,Y,X[&format=npy]
                                          the voxels, C order, little-endian (raw, or a .npy file)
-  /zarr/ID/.zarray, .zattrs, I.J.K       each volume as an uncompressed Zarr v2 array
+  /zarr/ID/.zgroup, .zattrs, .zmetadata  each volume as an OME-NGFF 0.4 multiscale group (Zarr v2)
+  /zarr/ID/K/.zarray, .zattrs, I.J.K     its level K (0 = the volume; 1, 2, ... the coarser levels
+                                         of its pyramid), an uncompressed Zarr v2 array
 
-so zarr-python (zarr.open(fsspec.get_mapper(URL), mode="r")) or neuroglancer
-(zarr2://URL, with --cors) reads any volume whatever its source format.
+so zarr-python (zarr.open_group(fsspec.get_mapper(URL), mode="r")), napari or
+neuroglancer (zarr2://URL, with --cors) reads any volume whatever its source
+format, with axis names, voxel sizes in nanometres and every level.
 It listens on loopback unless --addr says otherwise.`,
 		Example: `  imgdataset serve imgdataset-demo
   imgdataset serve data --addr 127.0.0.1:9000 --max-bytes 67108864

@@ -1,0 +1,274 @@
+package serve
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http/httptest"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/imgdataset/imgdataset/format/n5"
+	"github.com/imgdataset/imgdataset/format/precomputed"
+	"github.com/imgdataset/imgdataset/format/zarr"
+	"github.com/imgdataset/imgdataset/store"
+	"github.com/imgdataset/imgdataset/volume"
+)
+
+// pyramidLevels is the number of levels of every pyramid pyramidDir writes.
+const pyramidLevels = 3
+
+// pyramidDir writes one pyramid of pyramidLevels levels in each multiscale
+// format the server groups: an OME-Zarr, an N5 s0/s1/s2 tree and a
+// precomputed volume, all of zarrShape with a 30 nm z and 4 nm y and x.
+func pyramidDir(t *testing.T) string {
+	t.Helper()
+	ctx := context.Background()
+	dir := t.TempDir()
+	st := store.New(store.NewFile(dir))
+	defer st.Close()
+	src := u16(t, zarrShape)
+	if err := zarr.WriteNGFF(ctx, st, "pyr.zarr", src, zarr.WriteOptions{Chunks: []int64{8, 16, 16}, Levels: pyramidLevels, Name: "pyr"}); err != nil {
+		t.Fatal(err)
+	}
+	// Its own store: N5 writes a root attributes.json at the store's root.
+	n5st := store.New(store.NewFile(filepath.Join(dir, "pyr.n5")))
+	defer n5st.Close()
+	var lv volume.Volume = src
+	for k := range pyramidLevels {
+		if k > 0 {
+			var err error
+			if lv, err = volume.Downsample(lv, []int64{2, 2, 2}, volume.Mean); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := n5.Write(ctx, n5st, fmt.Sprintf("s%d", k), lv, n5.WriteOptions{BlockSize: []int64{8, 16, 16}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := precomputed.Write(ctx, st, "pyr.precomputed", src, precomputed.WriteOptions{ChunkSize: [3]int64{16, 16, 8}, Resolution: [3]float64{4, 4, 30}, Scales: pyramidLevels}); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// ngffAttrs is what the tests read of a group's .zattrs.
+type ngffAttrs struct {
+	Multiscales []struct {
+		Version string
+		Axes    []ngffAxis
+		// Datasets are the levels.
+		Datasets []struct {
+			Path                      string
+			CoordinateTransformations []struct {
+				Type        string
+				Scale       []float64
+				Translation []float64
+			}
+		}
+	}
+}
+
+func getJSON(t *testing.T, url string, v any) []byte {
+	t.Helper()
+	resp, b := get(t, url)
+	if resp.StatusCode != 200 {
+		t.Fatalf("%s: %s %s", url, resp.Status, b)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		t.Fatalf("%s: %v", url, err)
+	}
+	return b
+}
+
+// TestMultiscaleGroups checks that every pyramid is served as one NGFF 0.4
+// group whose levels are the volumes of its levels, with their shapes, their
+// scales in nanometres and their bytes, and that the coarser levels point to it.
+func TestMultiscaleGroups(t *testing.T) {
+	srv, ts := testServer(t, pyramidDir(t), Options{MaxBytes: builtMaxBytes})
+	vs := volumesOf(t, ts.URL)
+	byID := map[string]VolumeInfo{}
+	for _, v := range vs {
+		byID[v.ID] = v
+	}
+	formats := map[string]bool{}
+	for _, v := range vs {
+		if v.Pyramid != "" {
+			if base := byID[v.Pyramid]; !strings.Contains(strings.Join(base.ZarrLevels, " "), v.ID) {
+				t.Errorf("%s names %s as its pyramid, whose levels are %v", v.ID, v.Pyramid, base.ZarrLevels)
+			}
+			if len(v.ZarrLevels) != 1 || v.ZarrLevels[0] != v.ID {
+				t.Errorf("coarser level %s: its own group has levels %v, want itself", v.ID, v.ZarrLevels)
+			}
+			continue
+		}
+		if len(v.ZarrLevels) != pyramidLevels {
+			t.Errorf("%s (%s): %d levels %v, want %d", v.ID, v.Format, len(v.ZarrLevels), v.ZarrLevels, pyramidLevels)
+			continue
+		}
+		formats[v.Format] = true
+		var attrs ngffAttrs
+		b := getJSON(t, ts.URL+v.ZarrURL+"/.zattrs", &attrs)
+		if err := zarr.ValidateNGFF(b, "0.4"); err != nil {
+			t.Errorf("%s .zattrs: %v\n%s", v.ID, err, b)
+		}
+		var zg map[string]int
+		if getJSON(t, ts.URL+v.ZarrURL+"/.zgroup", &zg); zg["zarr_format"] != 2 {
+			t.Errorf("%s .zgroup: %v", v.ID, zg)
+		}
+		ms := attrs.Multiscales[0]
+		if got := axisList(ms.Axes); got != "z,y,x" {
+			t.Errorf("%s: axes %s", v.ID, got)
+		}
+		for _, a := range ms.Axes {
+			if a.Type != "space" || a.Unit != "nanometer" {
+				t.Errorf("%s: axis %+v, want a space axis in nanometer", v.ID, a)
+			}
+		}
+		var prev []float64
+		for k, ds := range ms.Datasets {
+			lv := byID[v.ZarrLevels[k]]
+			if ds.Path != fmt.Sprint(k) {
+				t.Errorf("%s level %d: path %q", v.ID, k, ds.Path)
+			}
+			scale := ds.CoordinateTransformations[0].Scale
+			for i, a := range lv.Axes {
+				// The level's own voxel size, as its reader states it.
+				if a.VoxelSize == nil || scale[i] != *a.VoxelSize {
+					t.Errorf("%s level %d axis %s: scale %g, the level's voxel size %v", v.ID, k, a.Name, scale[i], a.VoxelSize)
+				}
+				if k > 0 && !(scale[i] > prev[i]) {
+					t.Errorf("%s level %d axis %s: scale %g not coarser than %g", v.ID, k, a.Name, scale[i], prev[i])
+				}
+			}
+			if k == 0 && (scale[0] != 30 || scale[1] != 4 || scale[2] != 4) {
+				t.Errorf("%s level 0: scale %v, want the anisotropic 30,4,4 nm", v.ID, scale)
+			}
+			prev = scale
+			// The level is the volume: same shape, same bytes.
+			var za zarray
+			getJSON(t, fmt.Sprintf("%s%s/%d/.zarray", ts.URL, v.ZarrURL, k), &za)
+			if fmt.Sprint(za.Shape) != fmt.Sprint(lv.Shape) {
+				t.Errorf("%s level %d: shape %v, volume %s has %v", v.ID, k, za.Shape, lv.ID, lv.Shape)
+			}
+			checkChunk(t, srv, ts, fmt.Sprintf("%s/%d", v.ZarrURL, k), lv.ID, za)
+		}
+	}
+	for _, f := range []string{"zarr", "n5", "precomputed"} {
+		if !formats[f] {
+			t.Errorf("no %s pyramid served as a group (%v)", f, formats)
+		}
+	}
+	// A level past the last, or spelled otherwise, is not there.
+	v := vs[0]
+	for _, p := range []string{fmt.Sprint(len(v.ZarrLevels)), "00", "-1", "+0", "1e0"} {
+		if resp, _ := get(t, ts.URL+v.ZarrURL+"/"+p+"/.zarray"); resp.StatusCode != 404 {
+			t.Errorf("level %q: %s, want 404", p, resp.Status)
+		}
+	}
+}
+
+// checkChunk compares the last chunk of the array at url (an edge chunk when
+// the grid does not divide the shape) with a direct read of volume id.
+func checkChunk(t *testing.T, srv *Server, ts *httptest.Server, url, id string, za zarray) {
+	t.Helper()
+	idx := chunkGrid(za.Shape, za.Chunks)
+	for i := range idx {
+		idx[i]--
+	}
+	resp, got := get(t, ts.URL+url+"/"+strings.ReplaceAll(joinInts(idx), ",", "."))
+	if resp.StatusCode != 200 {
+		t.Fatalf("%s chunk %v: %s", url, idx, resp.Status)
+	}
+	e := srv.byID[id]
+	elem := int64(e.in.DType.Size())
+	cb := volume.Box{Start: make([]int64, len(idx)), Stop: make([]int64, len(idx))}
+	region := volume.Box{Start: make([]int64, len(idx)), Stop: make([]int64, len(idx))}
+	for i := range idx {
+		cb.Start[i] = idx[i] * za.Chunks[i]
+		cb.Stop[i] = cb.Start[i] + za.Chunks[i]
+		region.Start[i], region.Stop[i] = cb.Start[i], min(cb.Stop[i], za.Shape[i])
+	}
+	part := make([]byte, region.NumElements()*elem)
+	if err := e.vol.ReadRegion(context.Background(), region, part); err != nil {
+		t.Fatal(err)
+	}
+	want := make([]byte, cb.NumElements()*elem)
+	volume.CopyBox(want, cb, part, region, region, int(elem))
+	if string(got) != string(want) {
+		t.Errorf("%s chunk %v differs from a direct read of %s", url, idx, id)
+	}
+}
+
+// TestGroupZarrPython opens every pyramid's group with zarr-python over HTTP
+// (zarr.open_group on an fsspec HTTP store, as napari's ome-zarr reader and
+// training code do) and checks that it sees the levels 0..n-1 with the
+// shapes of the level volumes, the multiscales paths, and the bytes; and
+// that zarr.open_consolidated lists the same levels.
+func TestGroupZarrPython(t *testing.T) {
+	py := zarrPython(t)
+	srv, ts := testServer(t, pyramidDir(t), Options{MaxBytes: builtMaxBytes})
+	script := `
+import hashlib, json, sys
+import numpy as np, zarr
+from zarr.storage import FSStore
+out = {}
+for vid in sys.argv[2:]:
+    g = zarr.open_group(FSStore(sys.argv[1] + "/zarr/" + vid, mode="r"), mode="r")
+    ms = g.attrs["multiscales"][0]
+    levels = []
+    for d in ms["datasets"]:
+        a = g[d["path"]]
+        levels.append({"path": d["path"], "shape": list(a.shape), "sha": hashlib.sha256(np.ascontiguousarray(a[...]).astype("<u2").tobytes()).hexdigest()})
+    # An HTTP store cannot be listed: the consolidated metadata lists the arrays.
+    c = zarr.open_consolidated(FSStore(sys.argv[1] + "/zarr/" + vid, mode="r"), mode="r")
+    out[vid] = {"arrays": sorted(k for k, _ in c.arrays()), "levels": levels}
+print(json.dumps(out))
+`
+	var ids []string
+	for _, v := range srv.Volumes() {
+		if len(v.ZarrLevels) > 1 {
+			ids = append(ids, v.ID)
+		}
+	}
+	if len(ids) != 3 {
+		t.Fatalf("%d pyramids, want 3", len(ids))
+	}
+	out, err := exec.Command(py, append([]string{"-c", script, ts.URL}, ids...)...).Output()
+	if err != nil {
+		if ee, ok := err.(*exec.ExitError); ok {
+			t.Fatalf("zarr-python: %v\n%s", err, ee.Stderr)
+		}
+		t.Fatal(err)
+	}
+	var got map[string]struct {
+		Arrays []string
+		Levels []struct {
+			Path  string
+			Shape []int64
+			SHA   string
+		}
+	}
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatalf("zarr-python output %q: %v", out, err)
+	}
+	for _, id := range ids {
+		g := got[id]
+		levels := srv.byID[id].ZarrLevels
+		if len(g.Levels) != len(levels) || len(g.Arrays) != len(levels) {
+			t.Errorf("%s: zarr-python sees arrays %v and levels %+v, want %d", id, g.Arrays, g.Levels, len(levels))
+			continue
+		}
+		for k, l := range g.Levels {
+			e := srv.byID[levels[k]]
+			sum := sha256.Sum256(readAll(t, srv, e.ID))
+			if l.Path != fmt.Sprint(k) || g.Arrays[k] != l.Path || fmt.Sprint(l.Shape) != fmt.Sprint(e.Shape) || l.SHA != hex.EncodeToString(sum[:]) {
+				t.Errorf("%s level %d: zarr-python %+v, want path %d shape %v sha256 %x", id, k, l, k, e.Shape, sum)
+			}
+		}
+	}
+}
