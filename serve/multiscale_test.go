@@ -163,6 +163,9 @@ func TestMultiscaleGroups(t *testing.T) {
 			t.Errorf("no %s pyramid served as a group (%v)", f, formats)
 		}
 	}
+	if resp, page := get(t, ts.URL+"/"); resp.StatusCode != 200 || strings.Count(string(page), fmt.Sprintf("(%d levels)", pyramidLevels)) != 3 {
+		t.Errorf("index page: %s, does not show the 3 pyramids' levels", resp.Status)
+	}
 	// A level past the last, or spelled otherwise, is not there.
 	v := vs[0]
 	for _, p := range []string{fmt.Sprint(len(v.ZarrLevels)), "00", "-1", "+0", "1e0"} {
@@ -269,6 +272,153 @@ print(json.dumps(out))
 			if l.Path != fmt.Sprint(k) || g.Arrays[k] != l.Path || fmt.Sprint(l.Shape) != fmt.Sprint(e.Shape) || l.SHA != hex.EncodeToString(sum[:]) {
 				t.Errorf("%s level %d: zarr-python %+v, want path %d shape %v sha256 %x", id, k, l, k, e.Shape, sum)
 			}
+		}
+	}
+}
+
+// TestNGFFAxes checks which axes an NGFF 0.4 multiscales can describe, and
+// that those it describes validate against the schema.
+func TestNGFFAxes(t *testing.T) {
+	for _, tc := range []struct {
+		axes string
+		ok   bool
+	}{
+		{"zyx", true},
+		{"yx", true},
+		{"czyx", true},
+		{"tczyx", true},
+		{"tyx", true},
+		{"x", false},     // one space axis
+		{"zcyx", false},  // channel after space
+		{"ctzyx", false}, // time after channel
+		{"tczyxq", false},
+		{"qcyx", false}, // a custom axis and a channel
+	} {
+		e := &entry{}
+		for _, c := range tc.axes {
+			e.Axes = append(e.Axes, Axis{Name: string(c), Size: 4})
+			e.Shape = append(e.Shape, 4)
+		}
+		e.ID = "v"
+		axes, err := ngffAxes(e)
+		if (err == nil) != tc.ok {
+			t.Errorf("%s: error %v, want ok %v", tc.axes, err, tc.ok)
+			continue
+		}
+		attrs := groupAttrs([]*entry{e})
+		b, jerr := json.Marshal(attrs)
+		if jerr != nil {
+			t.Fatal(jerr)
+		}
+		if !tc.ok {
+			if _, has := attrs["multiscales"]; has || !strings.Contains(string(b), "no multiscales") {
+				t.Errorf("%s: attributes %s, want no multiscales and the reason", tc.axes, b)
+			}
+			continue
+		}
+		if len(axes) != len(tc.axes) {
+			t.Errorf("%s: %d axes", tc.axes, len(axes))
+		}
+		if err := zarr.ValidateNGFF(b, "0.4"); err != nil {
+			t.Errorf("%s: %v\n%s", tc.axes, err, b)
+		}
+	}
+}
+
+// TestLevelTransform checks the scale and translation of a coarser level:
+// its own when its file states them, derived from the finest level's when its
+// voxel size came from elsewhere (a web page's size describes the finest
+// level) or is unknown.
+func TestLevelTransform(t *testing.T) {
+	f := func(v float64) *float64 { return &v }
+	base := &entry{VolumeInfo: VolumeInfo{Shape: []int64{100, 200}, Axes: []Axis{
+		{Name: "y", VoxelSize: f(8), Unit: "nanometer", Offset: 10, Source: "web page"},
+		{Name: "x", VoxelSize: f(4), Unit: "nanometer", Source: "file"},
+	}}}
+	for _, tc := range []struct {
+		name         string
+		axes         []Axis
+		shape        []int64
+		scale, trans string
+	}{
+		{"own", []Axis{{Name: "y", VoxelSize: f(16), Unit: "nanometer", Offset: 14, Source: "file"}, {Name: "x", VoxelSize: f(8), Unit: "nanometer", Offset: 2, Source: "file"}},
+			[]int64{50, 100}, "[16 8]", "[14 2]"},
+		{"hint", []Axis{{Name: "y", VoxelSize: f(8), Unit: "nanometer", Source: "web page"}, {Name: "x", VoxelSize: f(8), Unit: "nanometer", Offset: 2, Source: "file"}},
+			[]int64{25, 100}, "[32 8]", "[22 2]"},
+		{"unknown", []Axis{{Name: "y"}, {Name: "x"}}, []int64{50, 51}, "[16 16]", "[14 6]"},
+		{"other unit", []Axis{{Name: "y", VoxelSize: f(0.016), Unit: "micrometer", Source: "file"}, {Name: "x", VoxelSize: f(8), Unit: "nanometer", Source: "file"}},
+			[]int64{50, 100}, "[16 8]", "[14 0]"},
+	} {
+		lv := &entry{VolumeInfo: VolumeInfo{Shape: tc.shape, Axes: tc.axes}}
+		scale, trans := levelTransform(base, lv, 1)
+		if fmt.Sprint(scale) != tc.scale || fmt.Sprint(trans) != tc.trans {
+			t.Errorf("%s: scale %v translation %v, want %s %s", tc.name, scale, trans, tc.scale, tc.trans)
+		}
+	}
+	if scale, trans := levelTransform(base, base, 0); fmt.Sprint(scale) != "[8 4]" || fmt.Sprint(trans) != "[10 0]" {
+		t.Errorf("level 0: scale %v translation %v", scale, trans)
+	}
+}
+
+// TestGroupLevels checks which entries form a pyramid, from the metadata
+// each reader states.
+func TestGroupLevels(t *testing.T) {
+	type spec struct {
+		id, path, name, dtype string
+		shape                 int64
+		md                    map[string]any
+	}
+	for _, tc := range []struct {
+		name    string
+		entries []spec
+		want    string // the groups of more than one level, by id
+	}{
+		{"ngff", []spec{
+			{"a1", "a.zarr", "s1", "|u1", 50, map[string]any{"level": 1, "multiscale_name": "m"}},
+			{"a0", "a.zarr", "s0", "|u1", 100, map[string]any{"level": 0, "multiscale_name": "m"}},
+			{"b0", "a.zarr", "labels/c/0", "|u1", 100, map[string]any{"level": 0, "multiscale_name": "c"}},
+			{"b1", "a.zarr", "labels/c/1", "|u1", 50, map[string]any{"level": 1, "multiscale_name": "c"}},
+		}, "[[a0 a1] [b0 b1]]"},
+		{"precomputed", []spec{
+			{"p0", "p", "8x8x8", "<u2", 100, map[string]any{"scale_index": 0, "scale_key": "8x8x8"}},
+			{"p1", "p", "16x16x16", "<u2", 50, map[string]any{"scale_index": 1, "scale_key": "16x16x16"}},
+		}, "[[p0 p1]]"},
+		{"tiff subifds", []spec{
+			{"t0", "t.tif", "series0", "|u1", 100, nil},
+			{"t1", "t.tif", "series0/1", "|u1", 50, map[string]any{"level": 1, "level_of": "series0"}},
+			{"u0", "t.tif", "series1", "|u1", 100, nil},
+		}, "[[t0 t1]]"},
+		{"another unit", []spec{
+			{"x0", "x.n5", "s0", "|u1", 100, map[string]any{"level": 0}},
+			{"y1", "y.n5", "s1", "|u1", 50, map[string]any{"level": 1}},
+		}, "[]"},
+		{"not a downsampling", []spec{
+			{"n0", "n.n5", "s0", "|u1", 100, map[string]any{"level": 0}},
+			{"n1", "n.n5", "s1", "<u2", 50, map[string]any{"level": 1}},  // another dtype
+			{"n2", "n.n5", "s2", "|u1", 100, map[string]any{"level": 2}}, // not smaller
+			{"n3", "n.n5", "s3", "|u1", 25, map[string]any{"level": 3}},
+			{"n4", "n.n5", "s4", "|u1", 12, map[string]any{"level": 3}}, // a second level 3
+		}, "[[n0 n3]]"},
+	} {
+		var list []*entry
+		for _, s := range tc.entries {
+			e := &entry{zdt: s.dtype, in: volume.Info{Name: s.name, Metadata: s.md}}
+			e.ID, e.Shape = s.id, []int64{s.shape, s.shape}
+			e.Axes = []Axis{{Name: "y"}, {Name: "x"}}
+			e.rec.Dataset, e.rec.LocalPath = "d", s.path
+			list = append(list, e)
+		}
+		groups := groupLevels(list)
+		var multi [][]string
+		for _, e := range list {
+			if ids := groups[e.ID]; len(ids) > 1 {
+				multi = append(multi, ids)
+			} else if len(ids) != 1 || ids[0] != e.ID {
+				t.Errorf("%s: %s has the group %v", tc.name, e.ID, ids)
+			}
+		}
+		if got := fmt.Sprint(multi); got != tc.want {
+			t.Errorf("%s: pyramids %s, want %s", tc.name, got, tc.want)
 		}
 	}
 }
