@@ -39,6 +39,10 @@ func pyramidKey(e *entry) (key string, level int) {
 	}
 	if lv, ok := intOf(md["level"]); ok {
 		ms, _ := md["multiscale_name"].(string)
+		if g, ok := md["multiscale_group"].(string); ok {
+			// NGFF: the levels' paths are the group's to choose.
+			return unit + "ngff\x00" + g + "\x00" + ms, lv
+		}
 		return unit + "level\x00" + path.Dir(e.in.Name) + "\x00" + ms, lv
 	}
 	return unit + "name\x00" + e.in.Name, 0

@@ -7,12 +7,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http/httptest"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/imgdataset/imgdataset/format/n5"
+	"github.com/imgdataset/imgdataset/internal/corpus"
 	"github.com/imgdataset/imgdataset/format/precomputed"
 	"github.com/imgdataset/imgdataset/format/zarr"
 	"github.com/imgdataset/imgdataset/store"
@@ -388,6 +390,11 @@ func TestGroupLevels(t *testing.T) {
 			{"b0", "a.zarr", "labels/c/0", "|u1", 100, map[string]any{"level": 0, "multiscale_name": "c"}},
 			{"b1", "a.zarr", "labels/c/1", "|u1", 50, map[string]any{"level": 1, "multiscale_name": "c"}},
 		}, "[[a0 a1] [b0 b1]]"},
+		{"ngff levels in directories of their own", []spec{
+			{"i0", "a.zarr", "scale0/image", "|u1", 100, map[string]any{"level": 0, "multiscale_name": "image", "multiscale_group": ""}},
+			{"i1", "a.zarr", "scale1/image", "|u1", 50, map[string]any{"level": 1, "multiscale_name": "image", "multiscale_group": ""}},
+			{"l0", "a.zarr", "labels/scale0/image", "|u1", 100, map[string]any{"level": 0, "multiscale_name": "image", "multiscale_group": "labels"}},
+		}, "[[i0 i1]]"},
 		{"precomputed", []spec{
 			{"p0", "p", "8x8x8", "<u2", 100, map[string]any{"scale_index": 0, "scale_key": "8x8x8"}},
 			{"p1", "p", "16x16x16", "<u2", 50, map[string]any{"scale_index": 1, "scale_key": "16x16x16"}},
@@ -429,5 +436,62 @@ func TestGroupLevels(t *testing.T) {
 		if got := fmt.Sprint(multi); got != tc.want {
 			t.Errorf("%s: pyramids %s, want %s", tc.name, got, tc.want)
 		}
+	}
+}
+
+// TestCorpusPyramid serves a copy of an NGFF 0.4 pyramid another program
+// wrote (neuroglancer's test data, its levels in directories of their own:
+// scale0/image, scale1/image) and checks that its group has the levels the
+// store holds, in order, with the scales, translations and units the store's
+// own multiscales give them.
+func TestCorpusPyramid(t *testing.T) {
+	const rel = "zarr/neuroglancer/ome_zarr/simple_0.4"
+	src := filepath.Join(corpus.Dir(t), filepath.FromSlash(rel))
+	dir := t.TempDir()
+	if err := os.CopyFS(filepath.Join(dir, "ng", "simple.zarr"), os.DirFS(src)); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(filepath.Join(src, ".zattrs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var file ngffAttrs
+	if err := json.Unmarshal(raw, &file); err != nil {
+		t.Fatal(err)
+	}
+	_, ts := testServer(t, dir, Options{})
+	var base VolumeInfo
+	for _, v := range volumesOf(t, ts.URL) {
+		if v.Pyramid == "" && len(v.ZarrLevels) > 1 {
+			base = v
+		}
+	}
+	if base.ID == "" {
+		t.Fatalf("%s: no pyramid served (%+v)", rel, volumesOf(t, ts.URL))
+	}
+	var got ngffAttrs
+	getJSON(t, ts.URL+base.ZarrURL+"/.zattrs", &got)
+	fm, gm := file.Multiscales[0], got.Multiscales[0]
+	// The store lists levels it does not hold (scale2/image); the group
+	// has those it holds, in the store's order.
+	k := 0
+	for _, ds := range fm.Datasets {
+		if _, err := os.Stat(filepath.Join(src, filepath.FromSlash(ds.Path), ".zarray")); err != nil {
+			continue
+		}
+		if k >= len(gm.Datasets) {
+			t.Fatalf("the group has %d levels; the store holds %s too", len(gm.Datasets), ds.Path)
+		}
+		want, have := ds.CoordinateTransformations, gm.Datasets[k].CoordinateTransformations
+		if fmt.Sprint(want) != fmt.Sprint(have) {
+			t.Errorf("level %d (%s): transforms %v, the store's %v", k, ds.Path, have, want)
+		}
+		k++
+	}
+	if k < 2 || k != len(gm.Datasets) {
+		t.Errorf("the group has %d levels, the store holds %d", len(gm.Datasets), k)
+	}
+	if fmt.Sprint(gm.Axes) != fmt.Sprint(fm.Axes) {
+		t.Errorf("axes %v, the store's %v", gm.Axes, fm.Axes)
 	}
 }
