@@ -14,9 +14,9 @@ import (
 	"testing"
 
 	"github.com/imgdataset/imgdataset/format/n5"
-	"github.com/imgdataset/imgdataset/internal/corpus"
 	"github.com/imgdataset/imgdataset/format/precomputed"
 	"github.com/imgdataset/imgdataset/format/zarr"
+	"github.com/imgdataset/imgdataset/internal/corpus"
 	"github.com/imgdataset/imgdataset/store"
 	"github.com/imgdataset/imgdataset/volume"
 )
