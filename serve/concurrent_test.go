@@ -6,9 +6,11 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/imgdataset/imgdataset/format/zarr"
 	"github.com/imgdataset/imgdataset/store"
@@ -18,12 +20,11 @@ import (
 // TestConcurrentRandomReads fires 400 requests at once for random zarr chunks
 // of every level of a pyramid and random blocks of its levels, with a memory
 // budget that holds only a few of them, and compares every answer byte for
-// byte with a direct read of the level. The server queues what does not fit
-// its budget; an answer of 503 would be accepted only with Retry-After (and
-// the request then repeated), and any other status fails. Afterwards the
-// whole budget is free again.
+// byte with a direct read of the level. What does not fit the budget waits in
+// the queue; with a queue shorter than the flood the rest is answered 503
+// with Retry-After, which the client honours (paced, not timed) before
+// asking again. Any other status fails. Afterwards the whole budget is free.
 func TestConcurrentRandomReads(t *testing.T) {
-	const requests = 400
 	ctx := context.Background()
 	dir := t.TempDir()
 	st := store.New(store.NewFile(dir))
@@ -31,7 +32,30 @@ func TestConcurrentRandomReads(t *testing.T) {
 		t.Fatal(err)
 	}
 	st.Close()
-	srv := openServer(t, dir, Options{MaxBytes: 1 << 20, Memory: minMemory, ErrorLog: quietLog(t)})
+	for _, tc := range []struct {
+		name     string
+		maxQueue int
+		shed     bool // whether some requests must be turned away
+	}{
+		{"queued", 0, false},
+		{"queue of 16", 16, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			retried := concurrentReads(t, dir, tc.maxQueue)
+			if tc.shed != (retried > 0) {
+				t.Errorf("%d answers of 503; want some: %v", retried, tc.shed)
+			}
+		})
+	}
+}
+
+// concurrentReads runs the flood of TestConcurrentRandomReads against the
+// pyramid in dir with the given Options.MaxQueue and returns the number of
+// 503 answers the clients retried.
+func concurrentReads(t *testing.T, dir string, maxQueue int) int {
+	const requests = 400
+	ctx := context.Background()
+	srv := openServer(t, dir, Options{MaxBytes: 1 << 20, Memory: minMemory, MaxQueue: maxQueue, ErrorLog: quietLog(t)})
 	sctx, cancel := context.WithCancel(ctx)
 	addr, wait := serveLoopback(t, sctx, srv)
 	defer func() { cancel(); wait() }()
@@ -124,10 +148,14 @@ func TestConcurrentRandomReads(t *testing.T) {
 				r.body, r.err = io.ReadAll(resp.Body)
 				resp.Body.Close()
 				r.status = resp.StatusCode
-				if r.status != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" || r.retry >= 10 {
+				ra, err := strconv.Atoi(resp.Header.Get("Retry-After"))
+				if r.status != http.StatusServiceUnavailable || err != nil || ra < 1 || r.retry >= 1000 {
 					return
 				}
 				r.retry++
+				// Retry-After in twentieths, jittered so the turned-away
+				// do not come back as one wave: pacing, not a timing.
+				time.Sleep(time.Duration(ra)*time.Second/20 + time.Duration(rand.Int64N(int64(50*time.Millisecond))))
 			}
 		}()
 	}
@@ -158,5 +186,50 @@ func TestConcurrentRandomReads(t *testing.T) {
 	t.Logf("%d concurrent requests answered exactly; %d answers of 503 with Retry-After retried", requests, retried)
 	if free := freeMemory(srv); free != srv.opt.Memory {
 		t.Errorf("%d of %d bytes of the memory budget free after the requests", free, srv.opt.Memory)
+	}
+	if w := srv.waiting.Load(); w != 0 {
+		t.Errorf("%d requests still counted as waiting", w)
+	}
+	return retried
+}
+
+// TestQueueFull holds the whole memory budget so that a request waits, and
+// checks that with Options.MaxQueue 1 the next is answered 503 with
+// Retry-After at once, and that the waiting one is answered once memory
+// comes back.
+func TestQueueFull(t *testing.T) {
+	srv, ts := testServer(t, builtDir(t), Options{MaxBytes: builtMaxBytes, MaxQueue: 1, ErrorLog: quietLog(t)})
+	v := find(t, srv.Volumes(), "uint16", 3)
+	ctx := context.Background()
+	if err := srv.mem.Acquire(ctx, srv.opt.Memory); err != nil {
+		t.Fatal(err)
+	}
+	first := make(chan int, 1)
+	go func() {
+		resp, err := http.Get(ts.URL + v.ZarrArrayURL + "/0.0.0")
+		if err != nil {
+			first <- 0
+			return
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		first <- resp.StatusCode
+	}()
+	limit := time.Now().Add(time.Minute)
+	for srv.waiting.Load() != 1 {
+		if time.Now().After(limit) {
+			t.Fatal("the first request never waited for memory")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	for _, p := range []string{v.ZarrArrayURL + "/0.0.1", v.BlockURL + "?size=1,1,1"} {
+		resp, body := get(t, ts.URL+p)
+		if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") != "1" || !strings.Contains(string(body), "busy") {
+			t.Errorf("%s with the queue full: %s, Retry-After %q, %q", p, resp.Status, resp.Header.Get("Retry-After"), body)
+		}
+	}
+	srv.mem.Release(srv.opt.Memory)
+	if code := <-first; code != http.StatusOK {
+		t.Errorf("the waiting request: status %d, want 200 once memory came back", code)
 	}
 }

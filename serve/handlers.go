@@ -114,7 +114,7 @@ func (s *Server) block(w http.ResponseWriter, r *http.Request, e *entry) error {
 	err = forEachSlab(req.box, e.in.Chunks, s.slabElems(e), func(b volume.Box) error {
 		n := b.NumElements() * elem
 		p := s.planRead(e, b, n)
-		res, err := s.reserve(r.Context(), p.reserve)
+		res, err := s.reserve(r.Context(), p.reserve, !started)
 		if err != nil {
 			return err
 		}
@@ -299,7 +299,7 @@ func (s *Server) zarr(w http.ResponseWriter, r *http.Request, e *entry, key stri
 		need += region.NumElements() * elem
 	}
 	p := s.planRead(e, region, need)
-	res, err := s.reserve(r.Context(), p.reserve)
+	res, err := s.reserve(r.Context(), p.reserve, true)
 	if err != nil {
 		return err
 	}

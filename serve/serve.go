@@ -52,6 +52,8 @@ const (
 	DefaultMemory   = 1 << 30
 	// DefaultWriteTimeout is the default of Options.WriteTimeout.
 	DefaultWriteTimeout = 30 * time.Second
+	// DefaultMaxQueue is the default of Options.MaxQueue.
+	DefaultMaxQueue = 1024
 )
 
 // minMemory is the smallest Options.Memory: a few default zarr chunks of the
@@ -71,6 +73,12 @@ type Options struct {
 	// a slab is being written only its buffer, so that clients that stop
 	// reading cannot take the budget from the others.
 	Memory int64
+	// MaxQueue is the most requests that may wait for memory at once
+	// (default DefaultMaxQueue); a request beyond them is answered 503
+	// Service Unavailable with Retry-After instead of waiting, so that a
+	// flood of requests holds no more than that many connections idle.
+	// A block already being streamed waits for its next slab regardless.
+	MaxQueue int
 	// WriteTimeout bounds the time the client may take to accept one slab or
 	// chunk (default DefaultWriteTimeout): a client that stops reading is
 	// disconnected and the memory it held released.
@@ -158,6 +166,7 @@ type Server struct {
 	groups   map[string][]string // id → ids of the levels of its zarr group; fixed at Open
 	mem      *semaphore.Weighted
 	writing  atomic.Int64 // responses blocked in a write, holding their slab
+	waiting  atomic.Int64 // requests waiting for their first reservation
 	l        *loaded
 }
 
@@ -175,6 +184,9 @@ func Open(ctx context.Context, dir string, opt Options) (*Server, error) {
 	opt.Memory = max(opt.Memory, minMemory)
 	if opt.WriteTimeout <= 0 {
 		opt.WriteTimeout = DefaultWriteTimeout
+	}
+	if opt.MaxQueue <= 0 {
+		opt.MaxQueue = DefaultMaxQueue
 	}
 	if opt.ErrorLog == nil {
 		opt.ErrorLog = log.Default()
@@ -422,6 +434,9 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	w.Header().Del("ETag")
 	switch {
 	case errors.As(err, &he):
+		if he.retryAfter != "" {
+			w.Header().Set("Retry-After", he.retryAfter)
+		}
 		http.Error(w, he.msg, he.code)
 	case r.Context().Err() != nil:
 		// Nobody is listening; a status line would go nowhere.

@@ -21,6 +21,7 @@ const serveOverhead = 64 << 20
 func serveCmd() *cobra.Command {
 	var addr, cors string
 	var maxBytes, memory int64
+	var maxQueue int
 	var writeTimeout time.Duration
 	c := &cobra.Command{
 		Use:   "serve DIR",
@@ -53,10 +54,10 @@ It listens on loopback unless --addr says otherwise.`,
 			if err != nil {
 				return usagef("--addr %q: want HOST:PORT, e.g. 127.0.0.1:8642 (%v)", addr, err)
 			}
-			if maxBytes < 0 || memory < 0 || writeTimeout < 0 {
-				return usagef("--max-bytes, --memory and --write-timeout must not be negative")
+			if maxBytes < 0 || memory < 0 || writeTimeout < 0 || maxQueue < 0 {
+				return usagef("--max-bytes, --memory, --max-queue and --write-timeout must not be negative")
 			}
-			opt := serve.Options{MaxBytes: maxBytes, Memory: memory, WriteTimeout: writeTimeout, CORSOrigin: cors}
+			opt := serve.Options{MaxBytes: maxBytes, Memory: memory, MaxQueue: maxQueue, WriteTimeout: writeTimeout, CORSOrigin: cors}
 			if _, set := os.LookupEnv("GOMEMLIMIT"); !set && memory > 0 {
 				// --memory bounds what requests reserve; this keeps the
 				// garbage of finished requests from doubling the heap
@@ -88,6 +89,7 @@ It listens on loopback unless --addr says otherwise.`,
 	c.Flags().StringVar(&addr, "addr", "127.0.0.1:8642", "listen address")
 	c.Flags().Int64Var(&maxBytes, "max-bytes", serve.DefaultMaxBytes, "largest block or chunk one request may ask for, in bytes")
 	c.Flags().Int64Var(&memory, "memory", serve.DefaultMemory, "bytes all requests in flight may hold together (buffers and chunks being decoded)")
+	c.Flags().IntVar(&maxQueue, "max-queue", serve.DefaultMaxQueue, "requests that may wait for memory at once; more are answered 503 with Retry-After")
 	c.Flags().DurationVar(&writeTimeout, "write-timeout", serve.DefaultWriteTimeout, "time a client may take to accept one slab of a response before it is disconnected")
 	c.Flags().StringVar(&cors, "cors", "", "Access-Control-Allow-Origin to send (e.g. https://neuroglancer-demo.appspot.com); none by default")
 	return c
