@@ -54,18 +54,26 @@ func runExample(t *testing.T, py string, env []string, count int, args ...string
 	t.Helper()
 	cmd := exec.Command(py, append([]string{exampleScript, "--json", "--count", fmt.Sprint(count), "--seed", "16"}, args...)...)
 	cmd.Env = append(os.Environ(), env...)
+	var r exampleReport
+	outputJSON(t, exampleScript, cmd, &r)
+	return r
+}
+
+// outputJSON runs cmd (an oracle, named what in messages) and decodes the
+// JSON it prints into v; the test fails with the oracle's stderr when it
+// fails.
+func outputJSON(t *testing.T, what string, cmd *exec.Cmd, v any) {
+	t.Helper()
 	out, err := cmd.Output()
 	if err != nil {
 		if ee, ok := err.(*exec.ExitError); ok {
-			t.Fatalf("%s %v: %v\n%s", exampleScript, args, err, ee.Stderr)
+			t.Fatalf("%s: %v\n%s", what, err, ee.Stderr)
 		}
-		t.Fatal(err)
+		t.Fatalf("%s: %v", what, err)
 	}
-	var r exampleReport
-	if err := json.Unmarshal(out, &r); err != nil {
-		t.Fatalf("%s output %q: %v", exampleScript, out, err)
+	if err := json.Unmarshal(out, v); err != nil {
+		t.Fatalf("%s output %q: %v", what, out, err)
 	}
-	return r
 }
 
 // boxSHA is the sha256 of box of e read directly from its volume.

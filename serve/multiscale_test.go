@@ -252,13 +252,6 @@ print(json.dumps(out))
 	if len(ids) != 3 {
 		t.Fatalf("%d pyramids, want 3", len(ids))
 	}
-	out, err := exec.Command(py, append([]string{"-c", script, ts.URL}, ids...)...).Output()
-	if err != nil {
-		if ee, ok := err.(*exec.ExitError); ok {
-			t.Fatalf("zarr-python: %v\n%s", err, ee.Stderr)
-		}
-		t.Fatal(err)
-	}
 	var got map[string]struct {
 		Arrays []string
 		Levels []struct {
@@ -267,9 +260,7 @@ print(json.dumps(out))
 			SHA   string
 		}
 	}
-	if err := json.Unmarshal(out, &got); err != nil {
-		t.Fatalf("zarr-python output %q: %v", out, err)
-	}
+	outputJSON(t, "zarr-python", exec.Command(py, append([]string{"-c", script, ts.URL}, ids...)...), &got)
 	for _, id := range ids {
 		g := got[id]
 		levels := srv.byID[id].ZarrLevels

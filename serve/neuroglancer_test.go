@@ -1,7 +1,6 @@
 package serve
 
 import (
-	"encoding/json"
 	"fmt"
 	"math"
 	"os"
@@ -66,13 +65,6 @@ func TestNeuroglancerReadsGroups(t *testing.T) {
 		n++
 		_, attrs := get(t, ts.URL+v.ZarrURL+"/.zattrs")
 		base := ts.URL + v.ZarrURL + "/"
-		out, err := exec.Command(node, script, ng, base, string(attrs)).Output()
-		if err != nil {
-			if ee, ok := err.(*exec.ExitError); ok {
-				t.Fatalf("%s: neuroglancer's parser: %v\n%s", v.ID, err, ee.Stderr)
-			}
-			t.Fatal(err)
-		}
 		var got struct {
 			Names, Units []string
 			Scales       []float64
@@ -81,9 +73,7 @@ func TestNeuroglancerReadsGroups(t *testing.T) {
 				Transform []float64
 			}
 		}
-		if err := json.Unmarshal(out, &got); err != nil {
-			t.Fatalf("%s: %q: %v", v.ID, out, err)
-		}
+		outputJSON(t, v.ID+": neuroglancer's parser", exec.Command(node, script, ng, base, string(attrs)), &got)
 		if fmt.Sprint(got.Names) != "[z y x]" || fmt.Sprint(got.Units) != "[m m m]" || len(got.Levels) != len(v.ZarrLevels) {
 			t.Errorf("%s: neuroglancer shows axes %v in %v with %d levels, want z y x in m with %d", v.ID, got.Names, got.Units, len(got.Levels), len(v.ZarrLevels))
 			continue
