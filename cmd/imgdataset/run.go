@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -14,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/imgdataset/imgdataset/internal/demo"
+	"github.com/imgdataset/imgdataset/internal/term"
 	"github.com/imgdataset/imgdataset/manifest"
 	"github.com/imgdataset/imgdataset/pipeline"
 	"github.com/imgdataset/imgdataset/transfer"
@@ -64,25 +66,45 @@ func checkOnly(m *manifest.Manifest, only []string) error {
 	return nil
 }
 
-func (f *runFlags) options(cmd *cobra.Command) (pipeline.Options, func()) {
-	opt := pipeline.Options{OutDir: f.out, Only: f.only, Convert: !f.noConv, Log: cmd.ErrOrStderr()}
+// options are the pipeline options of the flags, with the display the
+// --progress mode asks for; call stop when the pipeline has returned and
+// before anything else is printed.
+func (f *runFlags) options(cmd *cobra.Command) (opt pipeline.Options, stop func()) {
+	opt = pipeline.Options{OutDir: f.out, Only: f.only, Convert: !f.noConv, Log: cmd.ErrOrStderr()}
 	opt.Transfer.PerHost = f.perHost
-	stop := func() {}
+	stop = func() {}
 	mode := f.progress
 	if mode == "auto" {
 		mode = "json"
-		if fi, err := os.Stderr.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+		if stderrIsTerminal() {
 			mode = "bars"
 		}
 	}
 	switch mode {
 	case "bars":
-		ev, done := transfer.Bars(cmd.Context(), cmd.ErrOrStderr())
-		opt.Transfer.Events, stop = ev, done
+		t := term.New(context.WithoutCancel(cmd.Context()), cmd.ErrOrStderr())
+		opt.Display, opt.Transfer.Events, stop = t, t.Event, t.Close
 	case "json":
 		opt.Transfer.Events = transfer.JSONLines(cmd.ErrOrStderr())
 	}
 	return opt, stop
+}
+
+// stderrIsTerminal reports whether a person is watching stderr, so that
+// progress can be drawn as bars.
+func stderrIsTerminal() bool {
+	fi, err := os.Stderr.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// display is the display of a command without a --progress flag (convert,
+// crop): bars on a terminal, plain lines otherwise.
+func display(cmd *cobra.Command) (d pipeline.Display, stop func()) {
+	if !stderrIsTerminal() {
+		return pipeline.Lines(cmd.ErrOrStderr()), func() {}
+	}
+	t := term.New(context.WithoutCancel(cmd.Context()), cmd.ErrOrStderr())
+	return t, t.Close
 }
 
 func report(cmd *cobra.Command, rep *pipeline.Report, asJSON bool) error {
