@@ -223,7 +223,7 @@ func runCmd() *cobra.Command {
 				return err
 			}
 			if dryRun {
-				return printPlan(cmd, m, f.only, f.jsonOut, true, 50)
+				return printPlan(cmd, m, f.only, f.jsonOut, true, 50<<20)
 			}
 			opt, stop := f.options(cmd)
 			rep, err := pipeline.Run(cmd.Context(), m, opt)
@@ -275,7 +275,7 @@ and stops the servers. No network is needed.`,
 func planCmd() *cobra.Command {
 	var verbose, asJSON bool
 	var only []string
-	var rate float64
+	var rate string
 	c := &cobra.Command{
 		Use:   "plan [MANIFEST | URL...]",
 		Short: "Resolve datasets and list every object, size and total; download nothing",
@@ -283,8 +283,9 @@ func planCmd() *cobra.Command {
   imgdataset plan -v my-datasets.yaml
   imgdataset plan --json https://www.epfl.ch/labs/cvlab/data/data-em/`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if !(rate > 0) {
-				return usagef("--rate %g: want a positive rate in MB/s", rate)
+			bps, err := parseRate(rate)
+			if err != nil {
+				return err
 			}
 			m, err := loadManifest(args)
 			if err != nil {
@@ -293,17 +294,17 @@ func planCmd() *cobra.Command {
 			if err := checkOnly(m, only); err != nil {
 				return err
 			}
-			return printPlan(cmd, m, only, asJSON, verbose, rate)
+			return printPlan(cmd, m, only, asJSON, verbose, bps)
 		},
 	}
 	c.Flags().BoolVarP(&verbose, "verbose", "v", false, "list every object")
 	c.Flags().BoolVar(&asJSON, "json", false, "print the plan as JSON")
 	c.Flags().StringSliceVar(&only, "only", nil, "plan only these datasets")
-	c.Flags().Float64Var(&rate, "rate", 50, "assumed download rate in MB/s for the estimate")
+	c.Flags().StringVar(&rate, "rate", "50", "assumed download rate for the estimate, in MiB/s (50) or with a unit (800KiB/s, 1GiB/s)")
 	return c
 }
 
-// printPlan resolves m and prints the plan (rate in MB/s for the estimate).
+// printPlan resolves m and prints the plan (rate in bytes/s for the estimate).
 func printPlan(cmd *cobra.Command, m *manifest.Manifest, only []string, asJSON, verbose bool, rate float64) error {
 	pr, err := pipeline.Plan(cmd.Context(), m, pipeline.Options{Only: only, Log: cmd.ErrOrStderr()})
 	if err != nil {
@@ -314,7 +315,7 @@ func printPlan(cmd *cobra.Command, m *manifest.Manifest, only []string, asJSON, 
 		enc.SetIndent("", "  ")
 		return enc.Encode(pr)
 	}
-	pr.Print(cmd.OutOrStdout(), verbose, rate*1e6)
+	pr.Print(cmd.OutOrStdout(), verbose, rate)
 	for _, d := range pr.Datasets {
 		if d.Error != "" {
 			return exitError{exitFailed}
