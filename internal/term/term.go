@@ -83,12 +83,24 @@ func shortName(s string) string {
 	return string(r[:head]) + "…" + string(r[n-(maxName-1-head):])
 }
 
-// addBar adds a bar named name whose numbers come from status.
-func (t *Terminal) addBar(name string, total int64, status func(decor.Statistics) string, opts ...mpb.BarOption) *mpb.Bar {
-	opts = append(opts,
-		mpb.PrependDecorators(decor.Name(shortName(name), decor.WCSyncSpaceR)),
-		mpb.AppendDecorators(decor.Any(status, decor.WCSyncWidthR)))
-	return t.p.AddBar(total, opts...)
+// addBar adds a bar named name whose numbers come from status. It is
+// removed when it completes or is aborted; mpb draws a bar once more after
+// that, and that frame is blank, so a finished bar is never seen next to
+// the line that replaces it.
+func (t *Terminal) addBar(name string, total int64, status func(decor.Statistics) string) *mpb.Bar {
+	name = shortName(name)
+	live := func(show func(decor.Statistics) string) decor.DecorFunc {
+		return func(s decor.Statistics) string {
+			if s.Completed || s.Aborted {
+				return ""
+			}
+			return show(s)
+		}
+	}
+	return t.p.AddBar(total,
+		mpb.BarRemoveOnComplete(), mpb.BarFillerClearOnComplete(), mpb.BarFillerClearOnAbort(),
+		mpb.PrependDecorators(decor.Any(live(func(decor.Statistics) string { return name }), decor.WCSyncSpaceR)),
+		mpb.AppendDecorators(decor.Any(live(status), decor.WCSyncWidthR)))
 }
 
 // dsBar is the download of one dataset.
@@ -127,7 +139,7 @@ func (t *Terminal) Event(ev transfer.Event) {
 			return // nothing happened for this dataset: no bar
 		}
 		// A finished dataset's bar goes away; one final line replaces it.
-		d.bar = t.addBar(ev.Dataset, max(d.total, 0), d.status, mpb.BarRemoveOnComplete())
+		d.bar = t.addBar(ev.Dataset, max(d.total, 0), d.status)
 		d.sample(0, ev.Time)
 	}
 	switch ev.Type {
@@ -222,7 +234,7 @@ func totalOf(s decor.Statistics) string {
 func (t *Terminal) Phase(name string, total int64) pipeline.Phase {
 	ph := &phase{t: t}
 	ph.m.add(0, time.Now())
-	ph.bar = t.addBar(name, total, ph.status, mpb.BarNoPop(), mpb.BarRemoveOnComplete())
+	ph.bar = t.addBar(name, total, ph.status)
 	t.mu.Lock()
 	t.phases[ph] = true
 	t.mu.Unlock()
