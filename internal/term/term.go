@@ -97,10 +97,16 @@ func (t *Terminal) addBar(name string, total int64, status func(decor.Statistics
 			return show(s)
 		}
 	}
-	return t.p.AddBar(total,
+	// Add, not AddBar: it fails instead of panicking after the container
+	// is done (callers hold t.mu and check t.closed, so it should not be).
+	b, err := t.p.Add(total, mpb.BarStyle().Build(),
 		mpb.BarRemoveOnComplete(), mpb.BarFillerClearOnComplete(), mpb.BarFillerClearOnAbort(),
 		mpb.PrependDecorators(decor.Any(live(func(decor.Statistics) string { return name }), decor.WCSyncSpaceR)),
 		mpb.AppendDecorators(decor.Any(live(status), decor.WCSyncWidthR)))
+	if err != nil {
+		return nil
+	}
+	return b
 }
 
 // dsBar is the download of one dataset.
@@ -139,7 +145,9 @@ func (t *Terminal) Event(ev transfer.Event) {
 			return // nothing happened for this dataset: no bar
 		}
 		// A finished dataset's bar goes away; one final line replaces it.
-		d.bar = t.addBar(ev.Dataset, max(d.total, 0), d.status)
+		if d.bar = t.addBar(ev.Dataset, max(d.total, 0), d.status); d.bar == nil {
+			return
+		}
 		d.sample(0, ev.Time)
 	}
 	switch ev.Type {
@@ -232,14 +240,25 @@ func totalOf(s decor.Statistics) string {
 // away when the work is done: the log line above it already says what it
 // was, and the dataset's final line what came of it.
 func (t *Terminal) Phase(name string, total int64) pipeline.Phase {
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	ph := &phase{t: t}
 	ph.m.add(0, time.Now())
-	ph.bar = t.addBar(name, total, ph.status)
-	t.mu.Lock()
+	if !t.closed {
+		ph.bar = t.addBar(name, total, ph.status)
+	}
+	if ph.bar == nil {
+		return noPhase{} // the command is ending: nothing is drawn any more
+	}
 	t.phases[ph] = true
-	t.mu.Unlock()
 	return ph
 }
+
+// noPhase shows nothing.
+type noPhase struct{}
+
+func (noPhase) Update(int64, int64) {}
+func (noPhase) End(error)           {}
 
 // phase is one long piece of work shown on the terminal.
 type phase struct {

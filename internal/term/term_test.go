@@ -132,6 +132,9 @@ func TestPhaseAndLogAfterClose(t *testing.T) {
 	failed.End(errors.New("disk full"))
 	term.Close()
 	term.Logf("after close")
+	late := term.Phase("after close", 10) // must not panic
+	late.Update(5, 10)
+	late.End(nil)
 	term.Event(transfer.Event{Type: transfer.EventStart, Dataset: "late", Path: "x", Time: at(0)})
 	text := out.String()
 	if !strings.Contains(text, "converting a/very/long/path/that/stays/whole.tif\n") {
