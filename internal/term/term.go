@@ -26,7 +26,7 @@ const maxBarWidth = 40
 
 // maxName is the most characters of a bar's name shown; longer names are
 // shortened in the middle so that a bar never wraps.
-const maxName = 36
+const maxName = 30
 
 // Terminal is a pipeline.Display drawing live bars on a terminal.
 type Terminal struct {

@@ -63,7 +63,7 @@ func TestFormats(t *testing.T) {
 		{duration(185 * time.Second), "3m05s"},
 		{duration(130 * time.Minute), "2h10m"},
 		{shortName("short"), "short"},
-		{shortName(strings.Repeat("a", 20) + strings.Repeat("b", 30)), strings.Repeat("a", 17) + "…" + strings.Repeat("b", 18)},
+		{shortName(strings.Repeat("a", 20) + strings.Repeat("b", 30)), strings.Repeat("a", 14) + "…" + strings.Repeat("b", 15)},
 	} {
 		if c.got != c.want {
 			t.Errorf("got %q, want %q", c.got, c.want)
