@@ -31,6 +31,7 @@ const maxName = 30
 // Terminal is a pipeline.Display drawing live bars on a terminal.
 type Terminal struct {
 	p *mpb.Progress
+	w io.Writer // the terminal, for lines once mpb draws no more
 
 	mu     sync.Mutex
 	sets   map[string]*dsBar
@@ -43,15 +44,25 @@ type Terminal struct {
 func New(ctx context.Context, w io.Writer) *Terminal {
 	p := mpb.NewWithContext(ctx, mpb.WithOutput(w), mpb.WithWidth(maxBarWidth),
 		mpb.WithRefreshRate(150*time.Millisecond), mpb.WithAutoRefresh())
-	return &Terminal{p: p, sets: map[string]*dsBar{}, phases: map[*phase]bool{}}
+	return &Terminal{p: p, w: w, sets: map[string]*dsBar{}, phases: map[*phase]bool{}}
 }
 
 // Logf writes one line above the bars, whole: a long path is wrapped by the
 // terminal, never cut, and no bar is drawn over it.
 func (t *Terminal) Logf(format string, args ...any) {
-	// mpb writes it into its next frame before the bars, after erasing the
-	// bars it drew last: the line lands above them and stays.
-	_, _ = t.p.Write([]byte(fmt.Sprintf(format, args...) + "\n"))
+	t.line(fmt.Sprintf(format, args...))
+}
+
+// line writes s and a newline above the bars. mpb writes it into its next
+// frame before the bars, after erasing the bars it drew last: the line lands
+// above them and stays. Once mpb is done (Close, or a terminal it could not
+// draw on) there are no bars, and the line goes straight to the terminal:
+// a log line is never lost.
+func (t *Terminal) line(s string) {
+	b := []byte(s + "\n")
+	if _, err := t.p.Write(b); err != nil {
+		_, _ = t.w.Write(b)
+	}
 }
 
 // Close ends the bars still running (a run that stopped early) and waits
@@ -159,7 +170,7 @@ func (t *Terminal) Event(ev transfer.Event) {
 	case transfer.EventProgress, transfer.EventDone, transfer.EventRetry, transfer.EventFailed:
 		d.sample(max(d.place(ev.Path, ev.Bytes), 0), ev.Time)
 	case transfer.EventDatasetDone:
-		_, _ = t.p.Write([]byte(d.final(ev) + "\n"))
+		t.line(d.final(ev))
 		if ev.Err != "" {
 			d.bar.Abort(true)
 		} else {

@@ -111,7 +111,8 @@ func TestDatasetFinalLines(t *testing.T) {
 }
 
 // TestPhaseAndLogAfterClose checks that a phase can be updated from many
-// goroutines and ended, and that nothing is written after Close.
+// goroutines and ended, that no bar is drawn after Close and that a log
+// line after Close is still written, whole.
 func TestPhaseAndLogAfterClose(t *testing.T) {
 	var out bytes.Buffer
 	term := New(context.Background(), &out)
@@ -140,7 +141,10 @@ func TestPhaseAndLogAfterClose(t *testing.T) {
 	if !strings.Contains(text, "converting a/very/long/path/that/stays/whole.tif\n") {
 		t.Errorf("log line not written whole:\n%s", text)
 	}
-	if strings.Contains(text, "after close") || strings.Contains(text, "late") {
-		t.Errorf("written after Close:\n%s", text)
+	if strings.Contains(text, "late") {
+		t.Errorf("a bar was drawn after Close:\n%s", text)
+	}
+	if !strings.HasSuffix(text, "after close\n") {
+		t.Errorf("the log line after Close is lost or not last:\n%s", text)
 	}
 }
