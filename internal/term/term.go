@@ -71,8 +71,11 @@ func (t *Terminal) Close() {
 	t.mu.Lock()
 	t.closed = true
 	for _, d := range t.sets {
-		if d.bar != nil && !d.bar.Completed() && !d.bar.Aborted() {
-			d.bar.Abort(false)
+		if d.bar != nil && !d.ended {
+			// Interrupted: say where the download stopped, as a finished
+			// one says what it took.
+			t.line(fmt.Sprintf("%s: download stopped with %s of %s in place", d.name, size(d.cur), d.totalText()))
+			d.bar.Abort(true)
 		}
 	}
 	for ph := range t.phases {
@@ -122,7 +125,9 @@ func (t *Terminal) addBar(name string, total int64, status func(decor.Statistics
 
 // dsBar is the download of one dataset.
 type dsBar struct {
+	name    string
 	total   int64 // from the plan event; <= 0 unknown
+	ended   bool  // its final line is written
 	bar     *mpb.Bar
 	objects map[string]int64 // bytes in place per object
 	cur     int64            // bytes in place, all objects
@@ -143,12 +148,12 @@ func (t *Terminal) Event(ev transfer.Event) {
 	d := t.sets[ev.Dataset]
 	if ev.Type == transfer.EventPlan {
 		if d == nil {
-			t.sets[ev.Dataset] = &dsBar{total: ev.Total, objects: map[string]int64{}}
+			t.sets[ev.Dataset] = &dsBar{name: ev.Dataset, total: ev.Total, objects: map[string]int64{}}
 		}
 		return
 	}
 	if d == nil {
-		d = &dsBar{total: -1, objects: map[string]int64{}}
+		d = &dsBar{name: ev.Dataset, total: -1, objects: map[string]int64{}}
 		t.sets[ev.Dataset] = d
 	}
 	if d.bar == nil {
@@ -171,6 +176,7 @@ func (t *Terminal) Event(ev transfer.Event) {
 		d.sample(max(d.place(ev.Path, ev.Bytes), 0), ev.Time)
 	case transfer.EventDatasetDone:
 		t.line(d.final(ev))
+		d.ended = true
 		if ev.Err != "" {
 			d.bar.Abort(true)
 		} else {
@@ -201,6 +207,14 @@ func (d *dsBar) sample(n int64, at time.Time) {
 	d.rate = d.m.rate()
 }
 
+// totalText is the dataset's size as far as it is known.
+func (d *dsBar) totalText() string {
+	if d.total <= 0 {
+		return "?"
+	}
+	return size(max(d.total, d.cur))
+}
+
 // status is the numbers after a dataset's bar: bytes in place of the
 // total, rate and time left.
 func (d *dsBar) status(s decor.Statistics) string {
@@ -214,14 +228,10 @@ func (d *dsBar) status(s decor.Statistics) string {
 func (d *dsBar) final(ev transfer.Event) string {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	name := ev.Dataset + ": "
+	name := d.name + ": "
 	switch {
 	case ev.Err != "":
-		total := "?"
-		if d.total > 0 {
-			total = size(max(d.total, d.cur))
-		}
-		return fmt.Sprintf("%sdownload failed with %s of %s in place (the summary says why)", name, size(d.cur), total)
+		return fmt.Sprintf("%sdownload failed with %s of %s in place (the summary says why)", name, size(d.cur), d.totalText())
 	case d.m.moved == 0:
 		return fmt.Sprintf("%s%s, all in place already", name, size(d.cur))
 	}

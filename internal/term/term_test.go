@@ -71,9 +71,10 @@ func TestFormats(t *testing.T) {
 	}
 }
 
-// TestDatasetFinalLines feeds a Terminal the events of two datasets and
+// TestDatasetFinalLines feeds a Terminal the events of four datasets and
 // checks the one final line each leaves: its size, time and average rate
-// from the events' own times, or the failure.
+// from the events' own times, the failure, or where an interrupted one
+// stopped.
 func TestDatasetFinalLines(t *testing.T) {
 	var out bytes.Buffer
 	term := New(context.Background(), &out)
@@ -93,6 +94,8 @@ func TestDatasetFinalLines(t *testing.T) {
 		{Time: at(2 * time.Second), Type: transfer.EventDatasetDone, Dataset: "good", Total: 6 << 20, Bytes: 6 << 20},
 		{Time: at(3 * time.Second), Type: transfer.EventFailed, Dataset: "bad", Path: "c", Bytes: 300 << 10, Total: 1 << 20, Err: "404"},
 		{Time: at(3 * time.Second), Type: transfer.EventDatasetDone, Dataset: "bad", Total: 1 << 20, Err: "c: 404"},
+		{Type: transfer.EventPlan, Dataset: "cut", Objects: 1, Total: 2 << 20},
+		{Time: at(3 * time.Second), Type: transfer.EventProgress, Dataset: "cut", Path: "e", Bytes: 512 << 10, Total: 2 << 20},
 	}
 	for _, ev := range events {
 		term.Event(ev)
@@ -103,6 +106,7 @@ func TestDatasetFinalLines(t *testing.T) {
 		"good: downloaded 6.0 MiB in 2.0s (2.5 MiB/s)\n", // 5 MiB moved in 2 s; 1 MiB was there
 		"bad: download failed with 300.0 KiB of 1.0 MiB in place (the summary says why)\n",
 		"there: 1.0 MiB, all in place already\n",
+		"cut: download stopped with 512.0 KiB of 2.0 MiB in place\n", // interrupted: Close before its end
 	} {
 		if n := strings.Count(text, want); n != 1 {
 			t.Errorf("%q written %d times, want once; output:\n%s", want, n, text)
