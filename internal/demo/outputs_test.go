@@ -18,6 +18,7 @@ import (
 	"github.com/imgdataset/imgdataset/internal/imagej"
 	"github.com/imgdataset/imgdataset/manifest"
 	"github.com/imgdataset/imgdataset/pipeline"
+	"github.com/imgdataset/imgdataset/pipeline/pipelinetest"
 	"github.com/imgdataset/imgdataset/sample"
 	"github.com/imgdataset/imgdataset/store"
 	"github.com/imgdataset/imgdataset/volume"
@@ -31,7 +32,7 @@ var demoRun struct {
 	dir   string
 	rep   *pipeline.Report
 	err   error
-	shown phases // what the run showed of its long phases
+	shown pipelinetest.Display // what the run showed of its long phases
 }
 
 // TestMain removes the shared demo output once every test is done with it.
