@@ -58,8 +58,10 @@ type Options struct {
 	// Finalize); the zero Spec writes the whole output.
 	Shard shard.Spec
 
-	// finalize makes Crop and Convert complete the tasks' output.
+	// finalize makes Crop and Convert complete the tasks' output;
+	// shownOut is then the output as the tasks were given it.
 	finalize bool
+	shownOut string
 }
 
 // NewHTTPClient returns the shared client: keep-alive pools sized for many

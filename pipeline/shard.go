@@ -36,7 +36,9 @@ type taskRequest struct {
 	Source string `json:"source"`
 	// Open is where finalize opens the source: an absolute path for a local
 	// source, so finalize may run in another directory.
-	Open   string           `json:"open"`
+	Open string `json:"open"`
+	// Out is the output as given: a crop records it in its attributes.
+	Out    string           `json:"out"`
 	Array  string           `json:"array,omitempty"`
 	Crop   *manifest.Crop   `json:"crop,omitempty"`
 	Output OutputOptions    `json:"output"`
@@ -310,6 +312,7 @@ func Finalize(ctx context.Context, out string, opt Options) (*FinalizeResult, er
 		if req.Crop == nil {
 			return nil, fmt.Errorf("finalize %s: the crop task records no crop", out)
 		}
+		opt.shownOut = req.Out
 		_, err = crop(ctx, req.Source, req.Open, *req.Crop, out, opt)
 	default:
 		return nil, fmt.Errorf("finalize %s: tasks of %q: finalize completes convert and crop outputs", out, req.Command)

@@ -53,7 +53,7 @@ func Crop(ctx context.Context, src string, c manifest.Crop, out string, opt Opti
 // recorded it).
 func crop(ctx context.Context, src, open string, c manifest.Crop, out string, opt Options) (*CropResult, error) {
 	opt.Defaults()
-	plan, err := planTask(out, &opt, taskRequest{Command: kindCrop, Source: src, Open: open, Crop: &c})
+	plan, err := planTask(out, &opt, taskRequest{Command: kindCrop, Source: src, Open: open, Out: out, Crop: &c})
 	if err != nil {
 		return nil, err
 	}
@@ -67,6 +67,9 @@ func crop(ctx context.Context, src, open string, c manifest.Crop, out string, op
 	}
 	fr := sourceFrame(ctx, &opt, open, vols[c.Scale])
 	res := &CropResult{Source: src, Array: in.Name, Scale: c.Scale, Origin: origin, Size: c.Size, Seed: c.Seed, Note: note, Output: out}
+	if opt.shownOut != "" {
+		res.Output = opt.shownOut
+	}
 	if err := plan.write(ctx, volume.Reframe(win, fr), fr, map[string]any{"imgdataset_crop": res}); err != nil {
 		return nil, err
 	}
@@ -93,7 +96,7 @@ func Convert(ctx context.Context, src, array, out string, opt Options) error {
 // tasks recorded it).
 func convert(ctx context.Context, src, open, array, out string, opt Options) error {
 	opt.Defaults()
-	plan, err := planTask(out, &opt, taskRequest{Command: kindConvert, Source: src, Open: open, Array: array})
+	plan, err := planTask(out, &opt, taskRequest{Command: kindConvert, Source: src, Open: open, Out: out, Array: array})
 	if err != nil {
 		return err
 	}
