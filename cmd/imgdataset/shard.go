@@ -91,6 +91,8 @@ func statusCmd() *cobra.Command {
 (conversion regions, crop regions), how many units and tasks are done out
 of how many, and which tasks are not done. An output without task records
 was finalized or written by one process.`,
+		Example: `  imgdataset status vol.ome.zarr
+  imgdataset status --json vol.ome.zarr`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			res, err := pipeline.Status(cmd.Context(), args[0])
