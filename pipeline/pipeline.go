@@ -62,6 +62,8 @@ type Options struct {
 	// shownOut is then the output as the tasks were given it.
 	finalize bool
 	shownOut string
+	// locked says the caller holds the output's lock (finalize of a run).
+	locked bool
 }
 
 // NewHTTPClient returns the shared client: keep-alive pools sized for many

@@ -51,21 +51,34 @@ func finalizeCmd() *cobra.Command {
 	var asJSON bool
 	c := &cobra.Command{
 		Use:   "finalize OUT",
-		Short: "Complete the output of sharded convert or crop tasks once all are done",
-		Long: `finalize completes OUT, the output that 'convert … --shard I/N' or
-'crop … --shard I/N' tasks wrote together. It checks that every task is
-done (exit status 1 naming the missing ones, e.g. "shard 1/2 not done"),
-then writes what depends on all of them: the pyramid levels whose chunks
-span several tasks' regions, and every array's and the group's metadata
-(.zarray/.zattrs, zarr.json, attributes.json). It removes the task records
-(OUT/.imgdataset), so OUT is byte for byte what one process writes. It
-holds the output's lock: it fails while a task still runs. Run it again
+		Short: "Complete the output of sharded run, convert or crop tasks once all are done",
+		Long: `finalize completes OUT, the output that 'run … --shard I/N', 'convert …
+--shard I/N' or 'crop … --shard I/N' tasks wrote together. It checks that
+every task is done (exit status 1 naming the missing ones, e.g. "shard 1/2
+not done"), then writes what depends on all of them:
+
+  convert, crop  the pyramid levels whose chunks span several tasks' regions,
+                 and every array's and the group's metadata (.zarray/.zattrs,
+                 zarr.json, attributes.json); the task records (OUT/.imgdataset)
+                 are removed, so OUT is byte for byte what one process writes
+  run            the tasks' journals are folded into OUT's, then the rest of
+                 the run: reading every array, crops, OME-Zarr copies, the
+                 table (metadata_table.*), report.html and catalog.json, the
+                 same files and rows as one run
+
+It holds the output's lock: it fails while a task still runs. Run it again
 if it is interrupted.`,
 		Example: `  for i in 0 1 2 3; do imgdataset convert vol.tif -o vol.ome.zarr --levels 4 --shard $i/4 & done; wait
   imgdataset finalize vol.ome.zarr`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			res, err := pipeline.Finalize(cmd.Context(), args[0], pipeline.Options{Log: cmd.ErrOrStderr()})
+			if res != nil && res.Report != nil && (err == nil || res.Report.Failed()) {
+				// The tasks of a run: the rest of the run, reported as run does.
+				if rerr := report(cmd, res.Report, asJSON); rerr != nil || err == nil {
+					return rerr
+				}
+			}
 			if err != nil {
 				return err
 			}
