@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"io/fs"
@@ -17,8 +16,8 @@ import (
 	"testing"
 
 	"github.com/imgdataset/imgdataset/format/zarr"
+	"github.com/imgdataset/imgdataset/internal/shardtest"
 	"github.com/imgdataset/imgdataset/store"
-	"github.com/imgdataset/imgdataset/volume"
 )
 
 // cliArgsEnv makes the test binary run the command line it holds (JSON)
@@ -66,28 +65,6 @@ func cliProcess(t *testing.T, dir string, env []string, args ...string) *exec.Cm
 	return cmd
 }
 
-// treeDigest maps every file under dir to the sha256 of its bytes.
-func treeDigest(t *testing.T, dir string) map[string][32]byte {
-	t.Helper()
-	out := map[string][32]byte{}
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(dir, p)
-		out[filepath.ToSlash(rel)] = sha256.Sum256(b)
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
 // gate is a loopback file server that holds the request for one key, once
 // armed, until released: a task reading that key is stopped mid-task at a
 // point the test knows, without timing.
@@ -127,16 +104,7 @@ func TestShardKilledTaskRerun(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	// The source: a Zarr v2 array over HTTP, 16³ chunks.
-	in := volume.Info{Name: "v", Shape: []int64{40, 160, 160}, DType: volume.Uint16}
-	for i, n := range []string{"z", "y", "x"} {
-		in.Axes = append(in.Axes, volume.Axis{Name: n, Size: in.Shape[i], Scale: []float64{40, 10, 10}[i], Unit: "nm", ScaleKnown: true})
-	}
-	data := make([]byte, in.NumBytes())
-	for i := 0; i < len(data); i += 2 {
-		v := uint16(i/2*2246822519>>9) % 3000
-		data[i], data[i+1] = byte(v), byte(v>>8)
-	}
-	m, err := volume.NewMem(in, data)
+	m, err := shardtest.Volume([]int64{40, 160, 160}, [3]float64{40, 10, 10}, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,20 +188,18 @@ func TestShardKilledTaskRerun(t *testing.T) {
 	if code, _, stderr := runCLI(t, "finalize", out); code != 0 {
 		t.Fatalf("finalize: exit %d, %s", code, stderr)
 	}
-	want, got := treeDigest(t, filepath.Join(dir, "single", out)), treeDigest(t, filepath.Join(split, out))
+	want, err := shardtest.Hashes(filepath.Join(dir, "single", out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := shardtest.Hashes(filepath.Join(split, out))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if len(want) < 10 {
 		t.Fatalf("the single-process output holds only %d files", len(want))
 	}
-	for k, h := range want {
-		if g, ok := got[k]; !ok {
-			t.Errorf("%s: missing from the sharded output", k)
-		} else if g != h {
-			t.Errorf("%s: differs from the single-process file", k)
-		}
-	}
-	for k := range got {
-		if _, ok := want[k]; !ok {
-			t.Errorf("%s: only in the sharded output", k)
-		}
+	for _, d := range shardtest.Diff(want, got) {
+		t.Errorf("sharded output %s", d)
 	}
 }

@@ -1,46 +1,16 @@
 package demo
 
 import (
-	"bytes"
 	"context"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/imgdataset/imgdataset/internal/shardtest"
 	"github.com/imgdataset/imgdataset/pipeline"
 	"github.com/imgdataset/imgdataset/shard"
 )
-
-// outputFiles reads every file of a run's output but the state directory
-// (journals, part files and locks, which differ by how the work was split).
-func outputFiles(t *testing.T, dir string) map[string][]byte {
-	t.Helper()
-	out := map[string][]byte{}
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() && d.Name() == ".imgdataset" {
-			return filepath.SkipDir
-		}
-		if d.IsDir() {
-			return nil
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(dir, p)
-		out[filepath.ToSlash(rel)] = b
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
 
 // TestShardedRunEqualsRun runs the demo's datasets as 3 tasks of a sharded
 // run and finalize, against the same mirrors as one run, and checks that
@@ -105,22 +75,20 @@ func TestShardedRunEqualsRun(t *testing.T) {
 		t.Errorf("finalize cataloged %d arrays, one run %d", len(res.Report.Records), len(rep.Records))
 	}
 
-	want, got := outputFiles(t, single), outputFiles(t, split)
+	// The state folders (journals, part files, locks) differ by how the
+	// work was split.
+	want, err := shardtest.Hashes(single, ".imgdataset")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := shardtest.Hashes(split, ".imgdataset")
+	if err != nil {
+		t.Fatal(err)
+	}
 	if _, ok := want["metadata_table.csv"]; !ok || len(want) < 10 {
 		t.Fatalf("one run wrote %d files, no table", len(want))
 	}
-	for k, b := range want {
-		g, ok := got[k]
-		switch {
-		case !ok:
-			t.Errorf("%s: missing from the sharded run", k)
-		case !bytes.Equal(g, b):
-			t.Errorf("%s: differs (%d bytes, %d in the sharded run)", k, len(b), len(g))
-		}
-	}
-	for k := range got {
-		if _, ok := want[k]; !ok {
-			t.Errorf("%s: only in the sharded run", k)
-		}
+	for _, d := range shardtest.Diff(want, got) {
+		t.Errorf("sharded run: %s", d)
 	}
 }
