@@ -140,22 +140,21 @@ func (p *outputPlan) newSplitWriter(ctx context.Context, v volume.Volume, f volu
 // its own regions as it can. It depends only on the shape, the writer's
 // grid and count, never on timing.
 func (s *splitWriter) regions(count int) (boxes []volume.Box, levels int) {
-	cells := func(j int) (int64, bool) {
+	cells := func(j int) int64 {
 		g := s.grid(j)
-		n, covers := int64(1), true
+		n := int64(1)
 		for i, d := range s.shape {
-			k := (d + g[i] - 1) / g[i]
-			n *= max(k, 1)
-			covers = covers && k <= 1
+			n *= max((d+g[i]-1)/g[i], 1)
 		}
-		return n, covers
+		return n
 	}
+	// Coarser while every task still gets a region and the grid still
+	// shrinks (it stops once every axis that grows is one region long;
+	// axes that no level halves never grow).
 	j := 0
-	for {
-		if _, covers := cells(j); covers {
-			break
-		}
-		if n, _ := cells(j + 1); n < int64(count) {
+	for j < 40 {
+		n, next := cells(j), cells(j+1)
+		if next == n || next < int64(count) {
 			break
 		}
 		j++

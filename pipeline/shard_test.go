@@ -14,6 +14,7 @@ import (
 	"github.com/imgdataset/imgdataset/manifest"
 	"github.com/imgdataset/imgdataset/shard"
 	"github.com/imgdataset/imgdataset/store"
+	"github.com/imgdataset/imgdataset/volume"
 )
 
 // shardSource writes a calibrated uint16 TIFF whose odd shape leaves
@@ -180,5 +181,59 @@ func TestShardRefusesSingleFileOutputs(t *testing.T) {
 		if _, err := os.Stat(out); !errors.Is(err, fs.ErrNotExist) {
 			t.Errorf("%s: refused, but something was written (%v)", name, err)
 		}
+	}
+}
+
+// TestRegions checks the split into regions: they tile the array without
+// overlap, on the grid of the coarseness chosen, there are at least as
+// many as tasks when the array allows it, and an axis that no level
+// halves (here a time axis longer than a chunk) does not stop the search.
+func TestRegions(t *testing.T) {
+	for _, c := range []struct {
+		name        string
+		shape, unit []int64
+		grows       []bool // per axis: does the grid grow with j
+		maxLevels   int
+		count       int
+		wantRegions int
+		wantLevels  int
+	}{
+		{name: "one task takes all", shape: []int64{100, 300, 300}, unit: []int64{64, 64, 64}, grows: []bool{true, true, true}, maxLevels: 4, count: 1, wantRegions: 1, wantLevels: 4},
+		{name: "4 tasks", shape: []int64{100, 300, 300}, unit: []int64{64, 64, 64}, grows: []bool{true, true, true}, maxLevels: 4, count: 4, wantRegions: 4, wantLevels: 3},
+		{name: "many tasks", shape: []int64{100, 300, 300}, unit: []int64{64, 64, 64}, grows: []bool{true, true, true}, maxLevels: 4, count: 50, wantRegions: 50, wantLevels: 1},
+		{name: "more tasks than units", shape: []int64{10, 10, 10}, unit: []int64{64, 64, 64}, grows: []bool{true, true, true}, maxLevels: 2, count: 3, wantRegions: 1, wantLevels: 1},
+		{name: "time axis never grows", shape: []int64{200, 64, 64}, unit: []int64{128, 16, 16}, grows: []bool{false, true, true}, maxLevels: 3, count: 2, wantRegions: 2, wantLevels: 3},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			sw := &splitWriter{
+				shape: c.shape,
+				grid: func(j int) []int64 {
+					g := append([]int64(nil), c.unit...)
+					for i := range g {
+						if c.grows[i] {
+							g[i] <<= j
+						}
+					}
+					return g
+				},
+				levels: func(j int) int { return min(j+1, c.maxLevels) },
+			}
+			boxes, levels := sw.regions(c.count)
+			if len(boxes) != c.wantRegions || levels != c.wantLevels {
+				t.Fatalf("%d regions of %d levels, want %d of %d", len(boxes), levels, c.wantRegions, c.wantLevels)
+			}
+			var total int64
+			for i, b := range boxes {
+				total += b.NumElements()
+				for _, o := range boxes[:i] {
+					if _, overlap := b.Intersect(o); overlap {
+						t.Errorf("regions %v and %v overlap", o, b)
+					}
+				}
+			}
+			if want := volume.Full(c.shape).NumElements(); total != want {
+				t.Errorf("the regions cover %d voxels of %d", total, want)
+			}
+		})
 	}
 }
