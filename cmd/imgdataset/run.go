@@ -217,15 +217,15 @@ once, as one run does.
 			if err := f.validate(); err != nil {
 				return err
 			}
+			task, err := sf.spec()
+			if err != nil {
+				return err
+			}
 			m, err := loadManifest(args)
 			if err != nil {
 				return err
 			}
 			if err := checkOnly(m, f.only); err != nil {
-				return err
-			}
-			task, err := sf.spec()
-			if err != nil {
 				return err
 			}
 			if dryRun {

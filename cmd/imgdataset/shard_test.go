@@ -203,3 +203,42 @@ func TestShardKilledTaskRerun(t *testing.T) {
 		t.Errorf("sharded output %s", d)
 	}
 }
+
+// TestShardUsageErrors checks that a --shard the command line or the
+// environment cannot carry out exits 2 with the reason, before anything is
+// read or written.
+func TestShardUsageErrors(t *testing.T) {
+	// Hermetic even inside an engine's own job: no engine variable is set.
+	for _, v := range []string{"SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_MIN", "SLURM_ARRAY_TASK_COUNT", "JOB_COMPLETION_INDEX", "AWS_BATCH_JOB_ARRAY_INDEX", "BATCH_TASK_INDEX", "BATCH_TASK_COUNT", "IMGDATASET_SHARDS"} {
+		t.Setenv(v, "")
+	}
+	dir := t.TempDir()
+	src := filepath.Join(dir, "absent.tif")
+	for _, c := range []struct {
+		name string
+		env  map[string]string
+		args []string
+		want string
+	}{
+		{"auto without an engine", nil, []string{"convert", src, "-o", filepath.Join(dir, "a.zarr"), "--shard", "auto"}, "no engine's task index is set"},
+		{"index past count", nil, []string{"convert", src, "-o", filepath.Join(dir, "a.zarr"), "--shard", "4/4"}, "not in 0..3"},
+		{"not I/N", nil, []string{"crop", src, "--size", "1,1,1", "--origin", "0,0,0", "-o", filepath.Join(dir, "a.zarr"), "--shard", "half"}, "want I/N"},
+		{"a TIFF output", nil, []string{"convert", src, "-o", filepath.Join(dir, "a.tif"), "--shard", "0/2"}, "a TIFF cannot be split"},
+		{"kubernetes without a count", map[string]string{"JOB_COMPLETION_INDEX": "1"}, []string{"convert", src, "-o", filepath.Join(dir, "a.zarr"), "--shard", "auto"}, "give --shards N or set IMGDATASET_SHARDS"},
+		{"aws index past --shards", map[string]string{"AWS_BATCH_JOB_ARRAY_INDEX": "3"}, []string{"run", src, "--out", filepath.Join(dir, "out"), "--shard", "auto", "--shards", "3"}, "not in 0..2"},
+		{"google count contradicts --shards", map[string]string{"BATCH_TASK_INDEX": "0", "BATCH_TASK_COUNT": "2"}, []string{"run", src, "--out", filepath.Join(dir, "out"), "--shard", "auto", "--shards", "3"}, "--shards 3 but BATCH_TASK_COUNT=2"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			for k, v := range c.env {
+				t.Setenv(k, v)
+			}
+			code, _, stderr := runCLI(t, c.args...)
+			if code != exitUsage || !strings.Contains(stderr, c.want) {
+				t.Errorf("%v: exit %d, %q; want exit 2 saying %q", c.args, code, stderr, c.want)
+			}
+			if ents, err := os.ReadDir(dir); err != nil || len(ents) != 0 {
+				t.Errorf("%v: refused, but the directory holds %d entries (%v)", c.args, len(ents), err)
+			}
+		})
+	}
+}
