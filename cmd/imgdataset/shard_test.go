@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"net/http"
 	"net/http/httptest"
@@ -15,8 +16,10 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/imgdataset/imgdataset/format/tiff"
 	"github.com/imgdataset/imgdataset/format/zarr"
 	"github.com/imgdataset/imgdataset/internal/shardtest"
+	"github.com/imgdataset/imgdataset/shard"
 	"github.com/imgdataset/imgdataset/store"
 )
 
@@ -70,6 +73,7 @@ func cliProcess(t *testing.T, dir string, env []string, args ...string) *exec.Cm
 // point the test knows, without timing.
 type gate struct {
 	key      string
+	method   string // only requests of this method are held; "" any
 	mu       sync.Mutex
 	armed    bool
 	reached  chan struct{}
@@ -79,7 +83,7 @@ type gate struct {
 
 func (g *gate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	g.mu.Lock()
-	hold := g.armed && r.URL.Path == g.key
+	hold := g.armed && r.URL.Path == g.key && (g.method == "" || r.Method == g.method)
 	if hold {
 		g.armed = false
 	}
@@ -240,5 +244,132 @@ func TestShardUsageErrors(t *testing.T) {
 				t.Errorf("%v: refused, but the directory holds %d entries (%v)", c.args, len(ents), err)
 			}
 		})
+	}
+}
+
+// TestShardRunKilledTaskRerun runs 'run --shard I/3' as three processes
+// against a loopback file listing, kills one with SIGKILL while it
+// downloads one of its objects, checks that finalize refuses naming it,
+// reruns it (it resumes from its journal), finalizes, and compares with one
+// 'run': the same files with the same bytes, tables included.
+func TestShardRunKilledTaskRerun(t *testing.T) {
+	dir := t.TempDir()
+	srvDir := filepath.Join(dir, "srv", "ds")
+	if err := os.MkdirAll(srvDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// Objects of different sizes, and a volume the run reads and converts.
+	var keys []string
+	var sizes []int64
+	for i := 1; i <= 6; i++ {
+		b := make([]byte, i*150000)
+		for k := range b {
+			b[k] = byte(k*i*7 + k>>9)
+		}
+		name := fmt.Sprintf("f%d.bin", i)
+		if err := os.WriteFile(filepath.Join(srvDir, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		keys, sizes = append(keys, "ds/"+name), append(sizes, int64(len(b)))
+	}
+	m, err := shardtest.Volume([]int64{20, 64, 64}, [3]float64{30, 5, 5}, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := store.New(store.NewFile(srvDir)).NewWriter(context.Background(), "v.tif")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var topt tiff.WriteOptions
+	topt.Calibrate(m.Info())
+	if err := tiff.Write(context.Background(), w, m, topt); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(filepath.Join(srvDir, "v.tif"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, sizes = append(keys, "ds/v.tif"), append(sizes, fi.Size())
+	// Gate an object of task 1's share (the split every task computes).
+	gated := ""
+	for i, task := range shard.Balance(keys, sizes, 3) {
+		if task == 1 {
+			gated = "/" + keys[i]
+			break
+		}
+	}
+	g := &gate{key: gated, reached: make(chan struct{}), released: make(chan struct{}), files: http.FileServer(http.Dir(filepath.Join(dir, "srv")))}
+	g.method = http.MethodGet
+	srv := httptest.NewServer(g)
+	defer srv.Close()
+	defer func() {
+		select {
+		case <-g.released:
+		default:
+			close(g.released)
+		}
+	}()
+	run := []string{"run", srv.URL + "/ds/", "--out", "out", "--progress", "none"}
+	for _, d := range []string{"single", "split"} {
+		if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := cliProcess(t, filepath.Join(dir, "single"), nil, run...).Wait(); err != nil {
+		t.Fatalf("one run: %v", err)
+	}
+
+	split := filepath.Join(dir, "split")
+	g.mu.Lock()
+	g.armed = true
+	g.mu.Unlock()
+	victim := cliProcess(t, split, nil, append(run, "--shard", "1/3")...)
+	exited := make(chan error, 1)
+	go func() { exited <- victim.Wait() }()
+	select {
+	case <-g.reached:
+	case err := <-exited:
+		t.Fatalf("task 1/3 ended (%v) before it downloaded %s", err, gated)
+	}
+	if err := victim.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-exited
+	close(g.released)
+	for _, i := range []string{"0/3", "2/3"} {
+		if err := cliProcess(t, split, nil, append(run, "--shard", i)...).Wait(); err != nil {
+			t.Fatalf("task %s: %v", i, err)
+		}
+	}
+	t.Chdir(split)
+	code, stdout, _ := runCLI(t, "status", "out")
+	if code != 0 || !strings.Contains(stdout, "download objects done (2/3 tasks)") || !strings.Contains(stdout, "shard 1/3 started, not done") {
+		t.Fatalf("status with task 1 killed: exit %d\n%s", code, stdout)
+	}
+	if code, _, stderr := runCLI(t, "finalize", "out"); code != 1 || !strings.Contains(stderr, "shard 1/3 not done") {
+		t.Fatalf("finalize with task 1 killed: exit %d, %s", code, stderr)
+	}
+	if err := cliProcess(t, split, nil, append(run, "--shard", "1/3")...).Wait(); err != nil {
+		t.Fatalf("rerun of task 1/3: %v", err)
+	}
+	if code, _, stderr := runCLI(t, "finalize", "out"); code != 0 {
+		t.Fatalf("finalize: exit %d, %s", code, stderr)
+	}
+	want, err := shardtest.Hashes(filepath.Join(dir, "single", "out"), ".imgdataset")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := shardtest.Hashes(filepath.Join(split, "out"), ".imgdataset")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := want["metadata_table.csv"]; !ok || len(want) < 10 {
+		t.Fatalf("one run wrote %d files, no table", len(want))
+	}
+	for _, d := range shardtest.Diff(want, got) {
+		t.Errorf("sharded run: %s", d)
 	}
 }
