@@ -83,3 +83,17 @@ func Diff(want, got map[string]string) []string {
 	sort.Strings(out)
 	return out
 }
+
+// CompareTrees lists the differences (Diff) between the trees want and got
+// (Hashes, with skip) and returns the number of files in want.
+func CompareTrees(want, got string, skip ...string) (int, []string, error) {
+	w, err := Hashes(want, skip...)
+	if err != nil {
+		return 0, nil, err
+	}
+	g, err := Hashes(got, skip...)
+	if err != nil {
+		return 0, nil, err
+	}
+	return len(w), Diff(w, g), nil
+}
