@@ -23,9 +23,11 @@ Sharded (one of N tasks writing one output, on any engine):
                   (JOB_COMPLETION_INDEX), AWS Batch (AWS_BATCH_JOB_ARRAY_INDEX),
                   Google Batch (BATCH_TASK_INDEX of BATCH_TASK_COUNT); N from
                   --shards or IMGDATASET_SHARDS where the engine does not say it
-Then 'imgdataset finalize OUT' writes what depends on all tasks (coarse
-pyramid levels, metadata); 'imgdataset status OUT' shows progress. A task
-killed at any moment is simply run again.`
+convert and crop split .zarr, .ome.zarr and .n5 outputs by regions of the
+chunk (shard) grid; run splits the downloads by object. Then 'imgdataset
+finalize OUT' writes what depends on all tasks (coarse pyramid levels and
+metadata; for run the reading, conversions and the table), and 'imgdataset
+status OUT' shows progress. A task killed at any moment is simply run again.`
 
 // shardFlags are --shard and --shards.
 type shardFlags struct {
