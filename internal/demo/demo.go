@@ -84,7 +84,7 @@ func Start(ctx context.Context, opt *pipeline.Options) (*manifest.Manifest, func
 	if err != nil {
 		return nil, nil, fmt.Errorf("demo: scratch directory for the sample data: %w", err)
 	}
-	fmt.Fprintln(opt.Log, "generating sample data in the real formats")
+	opt.Display.Logf("generating sample data in the real formats")
 	content, err := sample.Content(ctx, scratch)
 	if err != nil {
 		os.RemoveAll(scratch)
@@ -95,7 +95,7 @@ func Start(ctx context.Context, opt *pipeline.Options) (*manifest.Manifest, func
 		os.RemoveAll(scratch)
 		return nil, nil, fmt.Errorf("demo: start mirrors: %w", err)
 	}
-	fmt.Fprintf(opt.Log, "mirrors on loopback: listing %s, lab page %s, OMERO %s, EMPIAR %s, S3 %s, GCS %s, short links %s\n",
+	opt.Display.Logf("mirrors on loopback: listing %s, lab page %s, OMERO %s, EMPIAR %s, S3 %s, GCS %s, short links %s",
 		mirrors.EBIFTP, mirrors.EPFL, mirrors.IDR, mirrors.EMPIAR, mirrors.S3, mirrors.GCS, mirrors.ShortLink)
 	opt.Env.Stores = &store.Opener{HTTP: opt.StoreHTTP, S3Endpoint: mirrors.S3, GCSEndpoint: mirrors.GCS, Retry: 5}
 	opt.Env.IDRFileTree = mirrors.EBIFTP + "/pub/databases/IDR/"
