@@ -115,6 +115,19 @@ func report(cmd *cobra.Command, rep *pipeline.Report, asJSON bool) error {
 		if err := enc.Encode(rep); err != nil {
 			return err
 		}
+	} else if rep.Shard != nil {
+		// A task of a sharded run: the table and report are finalize's.
+		fmt.Fprintf(w, "output: %s (shard %s)\n", rep.OutDir, rep.Shard.Task)
+		fmt.Fprintf(w, "  downloaded %d of %d objects", rep.Shard.Objects, rep.Shard.Total)
+		if rep.Shard.Already {
+			fmt.Fprint(w, " (already done)")
+		}
+		fmt.Fprintf(w, "\nafter all tasks: imgdataset finalize %s\n", rep.OutDir)
+		for _, d := range rep.Datasets {
+			for _, e := range d.Errors {
+				fmt.Fprintf(w, "  %s error: %s\n", d.Name, e)
+			}
+		}
 	} else {
 		fmt.Fprintf(w, "output: %s\n", rep.OutDir)
 		for _, d := range rep.Datasets {
@@ -204,15 +217,30 @@ func isManifestFile(p string) bool {
 func runCmd() *cobra.Command {
 	var f runFlags
 	var dryRun bool
+	var sf shardFlags
 	c := &cobra.Command{
 		Use:   "run [MANIFEST | URL...]",
 		Short: "Gather the datasets of a manifest (default: the five built-in datasets)",
+		Long: `run resolves the datasets of a manifest (the five built-in ones, a manifest
+file, or URLs and local paths), downloads them resumably and verified, reads
+every array, writes OME-Zarr copies and the metadata table of OUT.
+
+With --shard the downloads are split into N tasks by object (balanced by
+size, the same split in every task and every rerun); each task downloads its
+objects and keeps a journal of its own. 'imgdataset finalize OUT' then reads,
+crops and converts everything and writes the table, report and catalog.json
+once, as one run does.
+` + shardHelp,
 		Example: `  imgdataset run --out data                      # the five default datasets
   imgdataset run my-datasets.yaml --out data --only empiar-11759
   imgdataset run https://www.ebi.ac.uk/empiar/EMPIAR-11759/ s3://bucket/x.zarr --out data
   imgdataset run --dry-run                       # what would be fetched (same as plan)`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := f.validate(); err != nil {
+				return err
+			}
+			task, err := sf.spec()
+			if err != nil {
 				return err
 			}
 			m, err := loadManifest(args)
@@ -226,6 +254,7 @@ func runCmd() *cobra.Command {
 				return printPlan(cmd, m, f.only, f.jsonOut, true, 50<<20)
 			}
 			opt, stop := f.options(cmd)
+			opt.Shard = task
 			rep, err := pipeline.Run(cmd.Context(), m, opt)
 			stop()
 			if err != nil {
@@ -236,6 +265,7 @@ func runCmd() *cobra.Command {
 	}
 	f.add(c, "imgdataset-out")
 	c.Flags().BoolVar(&dryRun, "dry-run", false, "resolve and list what would be fetched; download nothing (as plan -v)")
+	sf.add(c)
 	return c
 }
 
