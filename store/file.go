@@ -83,6 +83,15 @@ func (d *FileDriver) inside(key, real string) error {
 	if err != nil {
 		return d.wrapNotExist(key, err)
 	}
+	// A relative root (`--out data`) resolves to a relative path, while the
+	// kernel names an open file by its absolute one: compare both absolute,
+	// or every file of a relative root would look outside it.
+	if rootReal, err = filepath.Abs(rootReal); err != nil {
+		return d.wrapNotExist(key, err)
+	}
+	if real, err = filepath.Abs(real); err != nil {
+		return d.wrapNotExist(key, err)
+	}
 	rel, err := filepath.Rel(rootReal, real)
 	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) || filepath.IsAbs(rel) {
 		return fmt.Errorf("file %s: %q: %w", d.root, key, ErrOutsideRoot)
