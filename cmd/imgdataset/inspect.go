@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -37,9 +38,13 @@ func inspectCmd() *cobra.Command {
 			}
 			fmt.Fprintf(w, "%s: %s, %d array(s)\n", res.Path, res.Format, len(res.Arrays))
 			for _, a := range res.Arrays {
-				fmt.Fprintf(w, "  %s: %s %v chunks %v compression %s\n", a.Name, a.DType, a.Shape, a.Chunks, a.Compression)
+				chunks := "unchunked"
+				if len(a.Chunks) > 0 {
+					chunks = "chunks " + joinInts(a.Chunks)
+				}
+				fmt.Fprintf(w, "  %s: %s %s, %s, compression %s\n", a.Name, a.DType, joinInts(a.Shape), chunks, a.Compression)
 				for _, ax := range a.Axes {
-					fmt.Fprintf(w, "    %-3s size %-7d scale %-12g offset %-10g %s\n", ax.Name, ax.Size, ax.Scale, ax.Offset, ax.Unit)
+					fmt.Fprintf(w, "    %-3s size %-7d %s\n", ax.Name, ax.Size, axisText(ax))
 				}
 				if a.SHA256_16 != "" {
 					fmt.Fprintf(w, "    sha256_16 %s\n", a.SHA256_16)
@@ -115,4 +120,27 @@ out. Remote objects are cataloged from their headers only.`,
 	}
 	c.Flags().StringVarP(&out, "output", "o", "-", "table file (.csv, .jsonl, .parquet) or report (.html); - for CSV on stdout")
 	return c
+}
+
+// axisText is an axis's calibration as a person reads it: lengths in nm
+// (the one unit of every table), other units as the file states them.
+func axisText(ax pipeline.InspectAxis) string {
+	if nm, ok := volume.ToNanometres(ax.Scale, ax.Unit); ok {
+		off, _ := volume.ToNanometres(ax.Offset, ax.Unit)
+		return "voxel " + volume.ReadableNM(nm) + ", offset " + volume.ReadableNM(off)
+	}
+	s := "scale " + volume.Readable(ax.Scale) + ", offset " + volume.Readable(ax.Offset)
+	if ax.Unit != "" {
+		s += " " + ax.Unit
+	}
+	return s
+}
+
+// joinInts writes a shape or chunk size the way the report does: 100×96.
+func joinInts(v []int64) string {
+	s := make([]string, len(v))
+	for i, n := range v {
+		s[i] = strconv.FormatInt(n, 10)
+	}
+	return strings.Join(s, "×")
 }
