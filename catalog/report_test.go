@@ -135,9 +135,9 @@ func TestReportHTMLIsSelfContainedAndEscaped(t *testing.T) {
 	if n := strings.Count(s, "<script>"); n != 1 {
 		t.Fatalf("%d script elements, want the one sorting script", n)
 	}
-	// Every src/href is a data: URI; nothing is fetched.
+	// Every src/href is a data: URI or a link within the page; nothing is fetched.
 	for _, m := range regexp.MustCompile(`(?i)(src|href)\s*=\s*"([^"]*)"`).FindAllStringSubmatch(s, -1) {
-		if !strings.HasPrefix(m[2], "data:image/png;base64,") {
+		if !strings.HasPrefix(m[2], "data:image/png;base64,") && !(m[1] == "href" && strings.HasPrefix(m[2], "#")) {
 			t.Fatalf("external reference %s=%q", m[1], m[2])
 		}
 	}
@@ -151,7 +151,8 @@ func TestReportHTMLIsSelfContainedAndEscaped(t *testing.T) {
 	if !strings.Contains(s, "truncated strip 3") {
 		t.Fatal("read failure not shown on its card")
 	}
-	for _, want := range []string{"40 × 8 × 8 nm (z × y × x), from file", "conflict: voxel_size_x: file 8 nm, web page 9 nm", "1:3", "xz at y=30"} {
+	for _, want := range []string{"40 × 8 × 8 nm (z × y × x), from file", "<li>voxel_size_x: file 8 nm, web page 9 nm — stack.tif</li>", "1:3", "xz at y=30",
+		"2.5 × 2.5 nm (y × x)", "values of the image", "values from the 3 slices"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("report lacks %q", want)
 		}
@@ -259,8 +260,10 @@ func TestReportInChromium(t *testing.T) {
 	if n := eval(`document.querySelectorAll("#catalog tbody tr").length`); n != float64(len(rs)) {
 		t.Fatalf("table has %v rows, want %d", n, len(rs))
 	}
-	if n := eval(`document.querySelectorAll("#catalog thead th").length`); n != float64(len(Columns)) {
-		t.Fatalf("table has %v columns, want %d", n, len(Columns))
+	// Every column of the table, and the two a person reads first instead
+	// of their parts (shape, voxel size).
+	if n := eval(`document.querySelectorAll("#catalog thead th").length`); n != float64(len(Columns)+2) {
+		t.Fatalf("table has %v columns, want %d", n, len(Columns)+2)
 	}
 	if n := eval(`document.images.length`); n != float64(7) {
 		t.Fatalf("%v images, want 7", n)
@@ -300,7 +303,11 @@ func TestReportInChromium(t *testing.T) {
 	if got := column("dataset"); !slices.Equal(got, want) {
 		t.Fatalf("after clicking dataset twice: %v, want %v", got, want)
 	}
-	// Numeric columns sort as numbers (80 < 520, not "520" < "80"), missing last.
+	// Numeric columns sort as numbers (80 < 520, not "520" < "80"), missing
+	// last. shape_x is a bookkeeping column: shown on request.
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS("#allcols"))); err != nil {
+		t.Fatal(err)
+	}
 	click("shape_x")
 	if got := column("shape_x"); !slices.Equal(got, []string{"16", "80", "520", "", ""}) {
 		t.Fatalf("after clicking shape_x: %q", got)

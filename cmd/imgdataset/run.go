@@ -96,14 +96,11 @@ func report(cmd *cobra.Command, rep *pipeline.Report, asJSON bool) error {
 	} else {
 		fmt.Fprintf(w, "output: %s\n", rep.OutDir)
 		for _, d := range rep.Datasets {
-			fmt.Fprintf(w, "  %-32s %-7s %4d objects  %4d arrays", d.Name, d.Status, d.Objects, d.Arrays)
+			fmt.Fprintf(w, "  %-32s %-7s %-11s %-10s", d.Name, d.Status, pipeline.Count(d.Objects, "object"), pipeline.Count(d.Arrays, "array"))
 			if len(d.Outputs) > 0 {
 				fmt.Fprintf(w, "  blocks: %s", strings.Join(d.Outputs, ", "))
 			}
 			fmt.Fprintln(w)
-			for _, e := range d.Errors {
-				fmt.Fprintf(w, "      error: %s\n", e)
-			}
 		}
 		fmt.Fprintf(w, "table: %s (also %s, %s, %s)\n", filepath.Join(rep.OutDir, rep.Tables.CSV), rep.Tables.JSONL, rep.Tables.Parquet, rep.Tables.JSON)
 		if rep.HTML != "" {
@@ -115,11 +112,14 @@ func report(cmd *cobra.Command, rep *pipeline.Report, asJSON bool) error {
 		}
 	}
 	if rep.Failed() {
-		// The cause goes to stderr too, where a script (or --json, which
-		// keeps stdout for the report) finds it next to the exit status.
+		// The causes go to stderr only, one line per failure, where a script
+		// (or --json, which keeps stdout for the report) finds them next to
+		// the exit status; the summary above says which datasets failed.
 		for _, d := range rep.Datasets {
-			if d.Status != "ok" {
-				fmt.Fprintf(cmd.ErrOrStderr(), "imgdataset: dataset %s failed: %s\n", d.Name, strings.Join(d.Errors, "; "))
+			for _, e := range d.Errors {
+				// A single file's dataset is named after the file: say it once.
+				e = strings.TrimPrefix(e, d.Name+": ")
+				fmt.Fprintln(cmd.ErrOrStderr(), pipeline.ErrorLine(d.Name+" failed: "+e))
 			}
 		}
 		return exitError{exitFailed}

@@ -120,6 +120,7 @@ func TestDemoEndToEnd(t *testing.T) {
 	wantNum(t, hb[0], "shape_z", float64(CropSize[0]))
 	wantNum(t, hb[0], "voxel_size_x_nm", sample.HemibrainVoxelNM)
 	wantNum(t, hb[0], "crop_seed", Seed)
+	wantStr(t, hb[0], "array", "s0") // named by where it is in its store, not by the source scale
 	if hb[0]["crop_origin_z"] == "" {
 		t.Error("hemibrain crop has no origin recorded")
 	}
