@@ -13,20 +13,15 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/log"
-	"github.com/chromedp/cdproto/network"
-	"github.com/chromedp/cdproto/page"
-	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
+	"github.com/imgdataset/imgdataset/internal/browser"
 	"github.com/imgdataset/imgdataset/volume"
 )
 
-const chromiumPath = "/usr/bin/chromium"
 
 func axes3(names string, shape []int64, scale []float64, unit string) []volume.Axis {
 	a := make([]volume.Axis, len(shape))
@@ -171,9 +166,6 @@ func TestReportCancelled(t *testing.T) {
 // TestReportInChromium loads the report in headless Chromium and checks what
 // a person would: no errors, the table, sorting, images, and a screenshot.
 func TestReportInChromium(t *testing.T) {
-	if _, err := os.Stat(chromiumPath); err != nil {
-		t.Skipf("headless browser test needs Debian's chromium at %s (apt-get install -y chromium): %v", chromiumPath, err)
-	}
 	rs, vols := reportFixture(t)
 	b, err := Report(context.Background(), rs, vols, ReportOptions{})
 	if err != nil {
@@ -188,60 +180,8 @@ func TestReportInChromium(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	ctx, cancel = chromedp.NewExecAllocator(ctx,
-		chromedp.ExecPath(chromiumPath),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.NoFirstRun,
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1400, 1000),
-	)
-	defer cancel()
-	ctx, cancel = chromedp.NewContext(ctx)
-	defer cancel()
-
-	var (
-		mu       sync.Mutex
-		problems []string
-	)
-	note := func(format string, a ...any) {
-		mu.Lock()
-		problems = append(problems, fmt.Sprintf(format, a...))
-		mu.Unlock()
-	}
-	if err := chromedp.Listen(ctx, func(ev any) {
-		switch ev := ev.(type) {
-		case *runtime.EventConsoleAPICalled:
-			if ev.Type == runtime.ConsoleAPICalledTypeError || ev.Type == runtime.ConsoleAPICalledTypeWarning || ev.Type == runtime.ConsoleAPICalledTypeAssert {
-				var args []string
-				for _, a := range ev.Args {
-					args = append(args, string(a.Value)+a.Description)
-				}
-				note("console.%s: %s", ev.Type, strings.Join(args, " "))
-			}
-		case *runtime.EventExceptionThrown:
-			note("exception: %s %v", ev.ExceptionDetails.Text, ev.ExceptionDetails.Exception)
-		case *log.EventEntryAdded:
-			if ev.Entry.Level == log.EntryLevelError || ev.Entry.Level == log.EntryLevelWarning {
-				note("log %s: %s (%s)", ev.Entry.Level, ev.Entry.Text, ev.Entry.URL)
-			}
-		case *network.EventRequestWillBeSent:
-			if u := ev.Request.URL; !strings.HasPrefix(u, "file://") && !strings.HasPrefix(u, "data:") {
-				note("request to %s", u)
-			}
-		case *page.EventJavascriptDialogOpening:
-			note("dialog: %s", ev.Message)
-		}
-	}); err != nil {
-		t.Fatal(err)
-	}
+	tab := browser.Open(t, 1400, 1000)
+	ctx := tab.Ctx
 	if err := chromedp.Do(ctx, chromedp.Navigate("file://"+path), chromedp.WaitReady("#catalog")); err != nil {
 		t.Fatal(err)
 	}
@@ -250,11 +190,7 @@ func TestReportInChromium(t *testing.T) {
 	}
 	eval := func(js string) any {
 		t.Helper()
-		v, err := chromedp.Run(ctx, chromedp.Evaluate[any](js))
-		if err != nil {
-			t.Fatalf("%s: %v", js, err)
-		}
-		return v
+		return tab.Eval(t, js)
 	}
 
 	if n := eval(`document.querySelectorAll("#catalog tbody tr").length`); n != float64(len(rs)) {
@@ -339,9 +275,7 @@ func TestReportInChromium(t *testing.T) {
 		t.Fatalf("screenshot has only %d colours: the page did not render", len(colors))
 	}
 
-	mu.Lock()
-	defer mu.Unlock()
-	if len(problems) > 0 {
+	if problems := tab.Problems(); len(problems) > 0 {
 		t.Fatalf("browser reported:\n%s", strings.Join(problems, "\n"))
 	}
 }
