@@ -22,7 +22,6 @@ import (
 	"github.com/imgdataset/imgdataset/volume"
 )
 
-
 func axes3(names string, shape []int64, scale []float64, unit string) []volume.Axis {
 	a := make([]volume.Axis, len(shape))
 	for i := range shape {
