@@ -79,7 +79,7 @@ func (pr *PlanResult) Print(w io.Writer, verbose bool, rateBps float64) {
 		note := ""
 		switch {
 		case d.Error != "":
-			note = "failed: " + clip(d.Error)
+			note = "failed (the reason follows on stderr)"
 		case len(d.Volumes) > 0:
 			note = fmt.Sprintf("%d volume(s) read in place (crop)", len(d.Volumes))
 		}

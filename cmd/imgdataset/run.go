@@ -293,10 +293,15 @@ func printPlan(cmd *cobra.Command, m *manifest.Manifest, only []string, asJSON, 
 		return enc.Encode(pr)
 	}
 	pr.Print(cmd.OutOrStdout(), verbose, rate*1e6)
+	failed := false
 	for _, d := range pr.Datasets {
 		if d.Error != "" {
-			return exitError{exitFailed}
+			fmt.Fprintln(cmd.ErrOrStderr(), pipeline.ErrorLine(d.Name+" failed: "+d.Error))
+			failed = true
 		}
+	}
+	if failed {
+		return exitError{exitFailed}
 	}
 	return nil
 }
