@@ -69,7 +69,9 @@ A run's output directory (it has a catalog.json) gives the run's own table back,
 page and API facts included; a file changed since the run is read again and keeps
 those facts. In any other directory each array is a row named by the first folder
 level below it, and the tool's OME-Zarr copies (<dataset>/ome-zarr/*.zarr) are left
-out. Remote objects are cataloged from their headers only.`,
+out. Remote objects are cataloged from their headers only. A target with nothing a
+format reads (a folder without arrays, a file that is no image) is an error that says
+why (exit 1), not an empty table.`,
 		Example: `  imgdataset catalog data/ -o table.csv
   imgdataset catalog data/ -o report.html
   imgdataset catalog https://example.org/stack.tif s3://bucket/store.zarr -o table.parquet`,

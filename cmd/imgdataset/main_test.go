@@ -306,3 +306,27 @@ func TestReadmeCommandsParse(t *testing.T) {
 		t.Fatalf("found %d command lines in README.md; the README's examples moved?", n)
 	}
 }
+
+// The README, --help and run --help state the same exit codes.
+func TestExitCodesAgree(t *testing.T) {
+	_, help, _ := runCLI(t, "--help")
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, runHelp, _ := runCLI(t, "run", "--help")
+	flat := func(s string) string { return strings.Join(strings.Fields(s), " ") }
+	for _, c := range []struct{ code, meaning string }{
+		{"0", "success"}, {"1", "a dataset failed"}, {"2", "usage error"}, {"130", "interrupted"},
+	} {
+		want := c.code + " " + c.meaning
+		for name, text := range map[string]string{"--help": help, "README.md": string(readme), "run --help": runHelp} {
+			if !strings.Contains(flat(text), want) {
+				t.Errorf("%s does not say exit code %q", name, want)
+			}
+		}
+	}
+	if code := exitAborted; code != 130 || exitUsage != 2 || exitFailed != 1 || exitOK != 0 {
+		t.Errorf("exit codes in main.go differ from the documented 0/1/2/130")
+	}
+}

@@ -185,6 +185,13 @@ func runCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "run [MANIFEST | URL...]",
 		Short: "Gather the datasets of a manifest (default: the five built-in datasets)",
+		Long: `run resolves, downloads (resumably), reads, converts and catalogs the datasets of a
+manifest, the five built-in ones by default, or of URLs, local files and folders.
+
+stdout gets a summary: one line per dataset, where the table and report are. Each
+failure is one line on stderr, "imgdataset: <dataset> failed: <object>: <cause>";
+report.html and catalog.json list the failures too. Exit codes: 0 success, 1 a dataset
+failed, 2 usage error, 130 interrupted (run again to resume).`,
 		Example: `  imgdataset run --out data                      # the five default datasets
   imgdataset run my-datasets.yaml --out data --only empiar-11759
   imgdataset run https://www.ebi.ac.uk/empiar/EMPIAR-11759/ s3://bucket/x.zarr --out data
@@ -257,6 +264,9 @@ func planCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "plan [MANIFEST | URL...]",
 		Short: "Resolve datasets and list every object, size and total; download nothing",
+		Long: `plan resolves the datasets of a manifest (the five built-in ones by default) or of URLs,
+local files and folders, and lists what run would fetch. A dataset that cannot be
+resolved is "failed" in the table and one line on stderr says why (exit 1).`,
 		Example: `  imgdataset plan
   imgdataset plan -v my-datasets.yaml
   imgdataset plan --json https://www.epfl.ch/labs/cvlab/data/data-em/`,
