@@ -63,7 +63,9 @@ func (r *Report) keep(rec catalog.Record, v volume.Volume) {
 // says why, and catalog.json and report.html list it.
 func (r *Report) fail(dr *DatasetReport, object string, err error) {
 	dr.Status = "failed"
-	line := store.Brief(err)
+	// The printer names the dataset: a cause that starts "dataset/path" says
+	// the path alone.
+	line := strings.TrimPrefix(store.Brief(err), dr.Name+"/")
 	if object != "" && !strings.Contains(line, object) {
 		line = object + ": " + line
 	}
