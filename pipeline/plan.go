@@ -81,7 +81,7 @@ func (pr *PlanResult) Print(w io.Writer, verbose bool, rateBps float64) {
 		case d.Error != "":
 			note = "failed (the reason follows on stderr)"
 		case len(d.Volumes) > 0:
-			note = fmt.Sprintf("%d volume(s) read in place (crop)", len(d.Volumes))
+			note = count(len(d.Volumes), "volume") + " read in place (crop)"
 		}
 		if d.Unknown > 0 {
 			note += fmt.Sprintf(" %d of unknown size", d.Unknown)

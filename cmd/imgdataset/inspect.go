@@ -36,7 +36,7 @@ func inspectCmd() *cobra.Command {
 				enc.SetIndent("", "  ")
 				return enc.Encode(res)
 			}
-			fmt.Fprintf(w, "%s: %s, %d array(s)\n", res.Path, res.Format, len(res.Arrays))
+			fmt.Fprintf(w, "%s: %s, %s\n", res.Path, res.Format, pipeline.Count(len(res.Arrays), "array"))
 			for _, a := range res.Arrays {
 				chunks := "unchunked"
 				if len(a.Chunks) > 0 {
