@@ -96,11 +96,11 @@ func report(cmd *cobra.Command, rep *pipeline.Report, asJSON bool) error {
 	} else {
 		fmt.Fprintf(w, "output: %s\n", rep.OutDir)
 		for _, d := range rep.Datasets {
-			fmt.Fprintf(w, "  %-32s %-7s %-11s %-10s", d.Name, d.Status, pipeline.Count(d.Objects, "object"), pipeline.Count(d.Arrays, "array"))
+			line := fmt.Sprintf("  %-32s %-7s %-11s %-10s", d.Name, d.Status, pipeline.Count(d.Objects, "object"), pipeline.Count(d.Arrays, "array"))
 			if len(d.Outputs) > 0 {
-				fmt.Fprintf(w, "  blocks: %s", strings.Join(d.Outputs, ", "))
+				line += "  blocks: " + strings.Join(d.Outputs, ", ")
 			}
-			fmt.Fprintln(w)
+			fmt.Fprintln(w, strings.TrimRight(line, " "))
 		}
 		fmt.Fprintf(w, "table: %s (also %s, %s, %s)\n", filepath.Join(rep.OutDir, rep.Tables.CSV), rep.Tables.JSONL, rep.Tables.Parquet, rep.Tables.JSON)
 		if rep.HTML != "" {
