@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 
 	"github.com/imgdataset/imgdataset/format/dm"
 	"github.com/imgdataset/imgdataset/format/n5"
@@ -168,8 +169,14 @@ func planOutput(out string, o OutputOptions, defChunk int64) (*outputPlan, error
 }
 
 // write writes v, placed in frame f, with attrs as extra attributes where
-// the format has room for them. A failed write leaves nothing behind.
-func (p *outputPlan) write(ctx context.Context, v volume.Volume, f volume.Frame, attrs map[string]any) error {
+// the format has room for them, showing how far it got on ph. A failed
+// write leaves nothing behind.
+func (p *outputPlan) write(ctx context.Context, v volume.Volume, f volume.Frame, attrs map[string]any, ph Phase) error {
+	if p.kind != outZarr {
+		// The other writers have no progress hook of their own; each reads
+		// its source once, so the bytes read tell how far they are.
+		v = &counted{Volume: v, ph: ph, total: v.Info().NumBytes()}
+	}
 	fa := frameAttrs(f)
 	all := map[string]any{"imgdataset": fa}
 	for k, a := range attrs {
@@ -185,6 +192,7 @@ func (p *outputPlan) write(ctx context.Context, v volume.Volume, f volume.Frame,
 			// fetches single chunks by range.
 			opt.Version, opt.ShardShape = "0.5", cube(4*p.chunk, len(in.Shape))
 		}
+		opt.Progress = ph.Update
 		err = zarr.WriteNGFF(ctx, p.st, p.key, v, opt)
 	case outN5:
 		// The output is an N5 container of its own with the dataset at its
@@ -231,6 +239,26 @@ func (p *outputPlan) write(ctx context.Context, v volume.Volume, f volume.Frame,
 		}
 		return fmt.Errorf("write %s: %w", p.name, err)
 	}
+	return nil
+}
+
+// counted is a view of a volume that reports the bytes read from it to a
+// phase: the progress of a writer that reads its source once.
+type counted struct {
+	volume.Volume
+	ph    Phase
+	total int64
+	done  atomic.Int64
+}
+
+// Unwrap lets volume.As see through the count (an NGFF label image stays one).
+func (c *counted) Unwrap() volume.Volume { return c.Volume }
+
+func (c *counted) ReadRegion(ctx context.Context, box volume.Box, dst []byte) error {
+	if err := c.Volume.ReadRegion(ctx, box, dst); err != nil {
+		return err
+	}
+	c.ph.Update(min(c.done.Add(int64(len(dst))), c.total), c.total)
 	return nil
 }
 

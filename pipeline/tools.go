@@ -56,7 +56,10 @@ func Crop(ctx context.Context, src string, c manifest.Crop, out string, opt Opti
 	}
 	fr := sourceFrame(ctx, &opt, src, vols[c.Scale])
 	res := &CropResult{Source: src, Array: in.Name, Scale: c.Scale, Origin: origin, Size: c.Size, Seed: c.Seed, Note: note, Output: out}
-	if err := plan.write(ctx, volume.Reframe(win, fr), fr, map[string]any{"imgdataset_crop": res}); err != nil {
+	ph := opt.display().Phase(fmt.Sprintf("cropping %v of %s", c.Size, in.Name), win.Info().NumBytes())
+	err = plan.write(ctx, volume.Reframe(win, fr), fr, map[string]any{"imgdataset_crop": res}, ph)
+	ph.End(err)
+	if err != nil {
 		return nil, err
 	}
 	return res, nil
@@ -99,5 +102,8 @@ func Convert(ctx context.Context, src, array, out string, opt Options) error {
 		return fmt.Errorf("convert %s: %w", src, err)
 	}
 	fr := sourceFrame(ctx, &opt, src, v)
-	return plan.write(ctx, volume.Reframe(v, fr), fr, map[string]any{"imgdataset_source": map[string]any{"url": src, "array": v.Info().Name}})
+	ph := opt.display().Phase("converting "+v.Info().Name, v.Info().NumBytes())
+	err = plan.write(ctx, volume.Reframe(v, fr), fr, map[string]any{"imgdataset_source": map[string]any{"url": src, "array": v.Info().Name}}, ph)
+	ph.End(err)
+	return err
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -14,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/imgdataset/imgdataset/internal/demo"
+	"github.com/imgdataset/imgdataset/internal/term"
 	"github.com/imgdataset/imgdataset/manifest"
 	"github.com/imgdataset/imgdataset/pipeline"
 	"github.com/imgdataset/imgdataset/transfer"
@@ -64,25 +66,45 @@ func checkOnly(m *manifest.Manifest, only []string) error {
 	return nil
 }
 
-func (f *runFlags) options(cmd *cobra.Command) (pipeline.Options, func()) {
-	opt := pipeline.Options{OutDir: f.out, Only: f.only, Convert: !f.noConv, Log: cmd.ErrOrStderr()}
+// options are the pipeline options of the flags, with the display the
+// --progress mode asks for; call stop when the pipeline has returned and
+// before anything else is printed.
+func (f *runFlags) options(cmd *cobra.Command) (opt pipeline.Options, stop func()) {
+	opt = pipeline.Options{OutDir: f.out, Only: f.only, Convert: !f.noConv, Log: cmd.ErrOrStderr()}
 	opt.Transfer.PerHost = f.perHost
-	stop := func() {}
+	stop = func() {}
 	mode := f.progress
 	if mode == "auto" {
 		mode = "json"
-		if fi, err := os.Stderr.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+		if stderrIsTerminal() {
 			mode = "bars"
 		}
 	}
 	switch mode {
 	case "bars":
-		ev, done := transfer.Bars(cmd.Context(), cmd.ErrOrStderr())
-		opt.Transfer.Events, stop = ev, done
+		t := term.New(context.WithoutCancel(cmd.Context()), cmd.ErrOrStderr())
+		opt.Display, opt.Transfer.Events, stop = t, t.Event, t.Close
 	case "json":
 		opt.Transfer.Events = transfer.JSONLines(cmd.ErrOrStderr())
 	}
 	return opt, stop
+}
+
+// stderrIsTerminal reports whether a person is watching stderr, so that
+// progress can be drawn as bars.
+func stderrIsTerminal() bool {
+	fi, err := os.Stderr.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// display is the display of a command without a --progress flag (convert,
+// crop): bars on a terminal, plain lines otherwise.
+func display(cmd *cobra.Command) (d pipeline.Display, stop func()) {
+	if !stderrIsTerminal() {
+		return pipeline.Lines(cmd.ErrOrStderr()), func() {}
+	}
+	t := term.New(context.WithoutCancel(cmd.Context()), cmd.ErrOrStderr())
+	return t, t.Close
 }
 
 func report(cmd *cobra.Command, rep *pipeline.Report, asJSON bool) error {
@@ -208,7 +230,7 @@ failed, 2 usage error, 130 interrupted (run again to resume).`,
 				return err
 			}
 			if dryRun {
-				return printPlan(cmd, m, f.only, f.jsonOut, true, 50)
+				return printPlan(cmd, m, f.only, f.jsonOut, true, 50<<20)
 			}
 			opt, stop := f.options(cmd)
 			rep, err := pipeline.Run(cmd.Context(), m, opt)
@@ -260,7 +282,7 @@ and stops the servers. No network is needed.`,
 func planCmd() *cobra.Command {
 	var verbose, asJSON bool
 	var only []string
-	var rate float64
+	var rate string
 	c := &cobra.Command{
 		Use:   "plan [MANIFEST | URL...]",
 		Short: "Resolve datasets and list every object, size and total; download nothing",
@@ -271,8 +293,9 @@ resolved is "failed" in the table and one line on stderr says why (exit 1).`,
   imgdataset plan -v my-datasets.yaml
   imgdataset plan --json https://www.epfl.ch/labs/cvlab/data/data-em/`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if !(rate > 0) {
-				return usagef("--rate %g: want a positive rate in MB/s", rate)
+			bps, err := parseRate(rate)
+			if err != nil {
+				return err
 			}
 			m, err := loadManifest(args)
 			if err != nil {
@@ -281,17 +304,17 @@ resolved is "failed" in the table and one line on stderr says why (exit 1).`,
 			if err := checkOnly(m, only); err != nil {
 				return err
 			}
-			return printPlan(cmd, m, only, asJSON, verbose, rate)
+			return printPlan(cmd, m, only, asJSON, verbose, bps)
 		},
 	}
 	c.Flags().BoolVarP(&verbose, "verbose", "v", false, "list every object")
 	c.Flags().BoolVar(&asJSON, "json", false, "print the plan as JSON")
 	c.Flags().StringSliceVar(&only, "only", nil, "plan only these datasets")
-	c.Flags().Float64Var(&rate, "rate", 50, "assumed download rate in MB/s for the estimate")
+	c.Flags().StringVar(&rate, "rate", "50", "assumed download rate for the estimate, in MiB/s (50) or with a unit (800KiB/s, 1GiB/s)")
 	return c
 }
 
-// printPlan resolves m and prints the plan (rate in MB/s for the estimate).
+// printPlan resolves m and prints the plan (rate in bytes/s for the estimate).
 func printPlan(cmd *cobra.Command, m *manifest.Manifest, only []string, asJSON, verbose bool, rate float64) error {
 	pr, err := pipeline.Plan(cmd.Context(), m, pipeline.Options{Only: only, Log: cmd.ErrOrStderr()})
 	if err != nil {
@@ -302,7 +325,7 @@ func printPlan(cmd *cobra.Command, m *manifest.Manifest, only []string, asJSON, 
 		enc.SetIndent("", "  ")
 		return enc.Encode(pr)
 	}
-	pr.Print(cmd.OutOrStdout(), verbose, rate*1e6)
+	pr.Print(cmd.OutOrStdout(), verbose, rate)
 	failed := false
 	for _, d := range pr.Datasets {
 		if d.Error != "" {

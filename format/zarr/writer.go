@@ -56,6 +56,11 @@ type WriteOptions struct {
 	// "multiscales" (0.4) or "ome" (0.5) (provenance such as a crop's
 	// origin, seed and source); they may not replace those.
 	Attributes map[string]any
+	// Progress, when set, is called as WriteNGFF writes the full-resolution
+	// level (s0, nearly all of the work: the further levels read it back at
+	// an eighth of the size each), with the bytes of s0 done so far and in
+	// all; one call at a time. It is how a display shows a long conversion.
+	Progress func(done, total int64)
 }
 
 // v2DType is the little-endian NumPy typestr of a volume dtype.
@@ -436,6 +441,10 @@ func WriteNGFF(ctx context.Context, st *store.Store, prefix string, src volume.V
 		for i, a := range axes {
 			info.Axes[i] = volume.Axis{Name: a.Name, Size: info.Shape[i], Scale: 1}
 		}
+		var progress func(done, total int64)
+		if k == 0 {
+			progress = opt.Progress
+		}
 		var w levelWriter
 		var fill func(context.Context, volume.Volume) error
 		if v3 {
@@ -443,7 +452,8 @@ func WriteNGFF(ctx context.Context, st *store.Store, prefix string, src volume.V
 			if err != nil {
 				return err
 			}
-			w, fill = aw, aw.writeFrom
+			w = aw
+			fill = func(ctx context.Context, v volume.Volume) error { return aw.writeFrom(ctx, v, progress) }
 		} else {
 			aw, err := createArray(ctx, st, cs, p, info, opt)
 			if err != nil {
@@ -451,7 +461,7 @@ func WriteNGFF(ctx context.Context, st *store.Store, prefix string, src volume.V
 			}
 			w = aw
 			fill = func(ctx context.Context, v volume.Volume) error {
-				return volume.Copy(ctx, aw, v, volume.CopyOptions{})
+				return volume.Copy(ctx, aw, v, volume.CopyOptions{Progress: progress})
 			}
 		}
 		if err := fill(ctx, cur); err != nil {

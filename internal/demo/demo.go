@@ -70,7 +70,7 @@ func Run(ctx context.Context, opt pipeline.Options) (*pipeline.Report, error) {
 		return nil, fmt.Errorf("demo: scratch directory for the sample data: %w", err)
 	}
 	defer os.RemoveAll(scratch)
-	fmt.Fprintln(opt.Log, "generating sample data in the real formats")
+	opt.Display.Logf("generating sample data in the real formats")
 	content, err := sample.Content(ctx, scratch)
 	if err != nil {
 		return nil, fmt.Errorf("demo: generate sample data: %w", err)
@@ -80,7 +80,7 @@ func Run(ctx context.Context, opt pipeline.Options) (*pipeline.Report, error) {
 		return nil, fmt.Errorf("demo: start mirrors: %w", err)
 	}
 	defer mirrors.Close()
-	fmt.Fprintf(opt.Log, "mirrors on loopback: listing %s, lab page %s, OMERO %s, EMPIAR %s, S3 %s, GCS %s, short links %s\n",
+	opt.Display.Logf("mirrors on loopback: listing %s, lab page %s, OMERO %s, EMPIAR %s, S3 %s, GCS %s, short links %s",
 		mirrors.EBIFTP, mirrors.EPFL, mirrors.IDR, mirrors.EMPIAR, mirrors.S3, mirrors.GCS, mirrors.ShortLink)
 	opt.Env.Stores = &store.Opener{HTTP: opt.StoreHTTP, S3Endpoint: mirrors.S3, GCSEndpoint: mirrors.GCS, Retry: 5}
 	opt.Env.IDRFileTree = mirrors.EBIFTP + "/pub/databases/IDR/"
