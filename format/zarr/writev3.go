@@ -341,13 +341,11 @@ func (w *arrayWriterV3) writeShard(ctx context.Context, sidx []int64, read func(
 	return nil
 }
 
-// writeFrom copies all of src into a sharded array, shards in parallel, each
-// worker holding one shard row of src data at a time; unsharded arrays go
-// through volume.Copy.
-func (w *arrayWriterV3) writeFrom(ctx context.Context, src volume.Volume) error {
-	if !w.shard {
-		return volume.Copy(ctx, w, src, volume.CopyOptions{})
-	}
+// writeFrom copies the part box of src (all of it, for volume.Full) into
+// a sharded array, shards in parallel, each worker holding one shard row of
+// src data at a time; box must start on the shard grid and end on it or at
+// the array edge. Unsharded arrays go through volume.Copy instead.
+func (w *arrayWriterV3) writeFrom(ctx context.Context, src volume.Volume, box volume.Box) error {
 	in := src.Info()
 	if fmt.Sprint(in.Shape) != fmt.Sprint(w.info.Shape) || in.DType != w.info.DType {
 		return fmt.Errorf("zarr write %q: source %v %s for array %v %s", w.key, in.Shape, in.DType, w.info.Shape, w.info.DType)
@@ -359,7 +357,7 @@ func (w *arrayWriterV3) writeFrom(ctx context.Context, src volume.Volume) error 
 	workers := int(max(1, min(int64(runtime.GOMAXPROCS(0)), rowBudget/rowBytes)))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(workers)
-	err := volume.Grid(w.info.Shape, w.info.Chunks, volume.Full(w.info.Shape), func(idx []int64, _ volume.Box) error {
+	err := volume.Grid(w.info.Shape, w.info.Chunks, box, func(idx []int64, _ volume.Box) error {
 		if err := gctx.Err(); err != nil {
 			return err
 		}
