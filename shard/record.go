@@ -59,6 +59,11 @@ type Tasks struct {
 
 // Open opens the task records of the output directory out.
 func Open(out string) *Tasks {
+	// The file store checks every path against its root, which must be
+	// absolute for that.
+	if abs, err := filepath.Abs(out); err == nil {
+		out = abs
+	}
 	d := filepath.Join(out, filepath.FromSlash(Dir))
 	return &Tasks{st: store.New(store.NewFile(d)), dir: d}
 }
@@ -103,7 +108,7 @@ func (t *Tasks) IsDone(ctx context.Context, s Spec, req json.RawMessage) (*Recor
 	if err != nil {
 		return nil, err
 	}
-	if !sameJSON(r.Request, req) {
+	if !SameRequest(r.Request, req) {
 		return nil, fmt.Errorf("task record %s: the task was done for another request (%s); write to a new output", filepath.Join(t.dir, key), r.Request)
 	}
 	return r, nil
@@ -121,8 +126,9 @@ func (t *Tasks) get(ctx context.Context, key string) (*Record, error) {
 	return &r, nil
 }
 
-// sameJSON compares two requests by their compact form.
-func sameJSON(a, b json.RawMessage) bool {
+// SameRequest reports whether two requests are the same, by their compact
+// JSON form.
+func SameRequest(a, b json.RawMessage) bool {
 	var x, y bytes.Buffer
 	if json.Compact(&x, a) != nil || json.Compact(&y, b) != nil {
 		return false
@@ -185,7 +191,7 @@ func (t *Tasks) Load(ctx context.Context) (*State, error) {
 		switch {
 		case r.Shard.Count != st.Count:
 			return nil, fmt.Errorf("task records %s: %s is a task of %d, %s of %d; one output takes the tasks of one split", t.dir, k, r.Shard.Count, first, st.Count)
-		case r.Kind != st.Kind || !sameJSON(r.Request, st.Request):
+		case r.Kind != st.Kind || !SameRequest(r.Request, st.Request):
 			return nil, fmt.Errorf("task records %s: %s and %s are tasks of different commands; one output takes the tasks of one command", t.dir, k, first)
 		case r.Shard.Index < 0 || r.Shard.Index >= st.Count:
 			return nil, fmt.Errorf("task records %s: %s: task %s out of range", t.dir, k, r.Shard)

@@ -26,3 +26,21 @@ func lockDir(path string) (*os.File, error) {
 	}
 	return f, nil
 }
+
+// lockShared takes a shared advisory lock: the tasks of one sharded run hold
+// it together, and a whole-output lock (lockDir) waits for none of them but
+// fails while any holds it.
+func lockShared(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("transfer: lock %s: %w", path, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("transfer: output directory %s: %w (lock %s); wait for it to finish", filepath.Dir(filepath.Dir(path)), ErrLocked, path)
+		}
+		return nil, fmt.Errorf("transfer: lock %s: %w", path, err)
+	}
+	return f, nil
+}

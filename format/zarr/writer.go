@@ -514,6 +514,21 @@ func (p *Pyramid) Cell(upTo int) []int64 {
 	return cell
 }
 
+// Grid is the level-0 storage unit (the shard when sharded, else the chunk)
+// times 2^j on the spatial axes: for j ≥ upTo−1 a grid that WritePart's
+// boxes may follow when they write upTo levels.
+func (p *Pyramid) Grid(j int) []int64 {
+	unit := p.levels[0].w.Info().Chunks
+	cell := make([]int64, len(unit))
+	for i, u := range unit {
+		cell[i] = u
+		if spatial(p.axes[i]) {
+			cell[i] = u << j
+		}
+	}
+	return cell
+}
+
 // WritePart writes the storage units (chunk or shard files) of levels
 // 0..upTo−1 that lie inside box, a level-0 region that starts on the grid
 // of Cell(upTo) and ends on it or at the array edge; level k's part is box
