@@ -258,6 +258,34 @@ func sameTree(t *testing.T, want, got string) {
 	t.Logf("%d files compared with the single-process conversion", len(wf))
 }
 
+// tasksDone fails unless imgdataset status says all n tasks of out are done
+// and there were at least n regions, so every task had work of its own (a
+// task that took N from the wrong place would make other records).
+func tasksDone(t *testing.T, bin, dir, out string, n int) {
+	t.Helper()
+	var st struct {
+		Kinds []struct {
+			Unit       string `json:"unit"`
+			Done       int    `json:"done"`
+			Total      int    `json:"total"`
+			TasksDone  int    `json:"tasks_done"`
+			TasksTotal int    `json:"tasks_total"`
+		} `json:"kinds"`
+	}
+	js := run(t, dir, cleanEnv(bin), "imgdataset", "status", "--json", out)
+	if err := json.Unmarshal([]byte(js), &st); err != nil {
+		t.Fatalf("status --json %s: %v\n%s", out, err, js)
+	}
+	if len(st.Kinds) != 1 {
+		t.Fatalf("status %s: %d kinds of work, want 1:\n%s", out, len(st.Kinds), js)
+	}
+	k := st.Kinds[0]
+	if k.TasksTotal != n || k.TasksDone != n || k.Done != k.Total || k.Total < n {
+		t.Fatalf("status %s: %d/%d tasks, %d/%d %s; want %d/%d tasks, every unit done, at least one each:\n%s",
+			out, k.TasksDone, k.TasksTotal, k.Done, k.Total, k.Unit, n, n, js)
+	}
+}
+
 func treeFiles(t *testing.T, root string) map[string][]byte {
 	t.Helper()
 	files := map[string][]byte{}
@@ -560,8 +588,12 @@ func runEngineJob(t *testing.T, bin string, job engineJob) {
 	// small so that the test volume has work for every task.
 	argv = append(argv, "--chunks", "16")
 	for k := range job.n {
-		run(t, shared, cleanEnv(bin, append(slices.Clone(job.env), job.index(k)...)...), argv...)
+		got := run(t, shared, cleanEnv(bin, append(slices.Clone(job.env), job.index(k)...)...), argv...)
+		if want := fmt.Sprintf("shard %d/%d", k, job.n); !strings.Contains(got, want) {
+			t.Fatalf("task %d did not run as %s:\n%s", k, want, got)
+		}
 	}
+	tasksDone(t, bin, shared, out, job.n)
 	run(t, shared, cleanEnv(bin), "imgdataset", "finalize", out)
 	sameTree(t, reference(t, bin, in, filepath.Base(out)), out)
 }
@@ -685,10 +717,12 @@ func runSlurmArray(t *testing.T, root, bin string) {
 	// Each task's log says which shard it ran, so the array really split the
 	// work instead of one task doing everything.
 	for i := range 4 {
-		if !fileExists(filepath.Join(dir, fmt.Sprintf("task-%d.log", i))) {
-			t.Errorf("array task %d left no log: it did not run\n%s", i, logs)
+		b, err := os.ReadFile(filepath.Join(dir, fmt.Sprintf("task-%d.log", i)))
+		if want := fmt.Sprintf("shard %d/4", i); err != nil || !bytes.Contains(b, []byte(want)) {
+			t.Errorf("array task %d did not run as %s (%v)\n%s", i, want, err, logs)
 		}
 	}
+	tasksDone(t, bin, dir, out, 4)
 	run(t, dir, env, "imgdataset", "finalize", out)
 	ref := reference(t, bin, in, "stack.ome.zarr")
 	sameTree(t, ref, out)
