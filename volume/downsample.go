@@ -419,28 +419,23 @@ func meanRow(dt DType) func(out, src []byte, base int64, win []int64, count, ste
 				out[x] = byte(round(sum, n))
 			}
 		}
-	case Uint16:
-		return func(out, src []byte, base int64, win []int64, count, step int64) {
-			n := int64(len(win))
-			for x := int64(0); x < count; x++ {
-				b := base + x*step
-				var sum int64
-				for _, o := range win {
-					sum += int64(le.Uint16(src[b+o:]))
-				}
-				le.PutUint16(out[2*x:], uint16(round(sum, n)))
-			}
+	case Uint16, Int16:
+		// An int16 read as uint16 with its sign bit flipped is the value
+		// plus 2^15: one loop sums both, and the offset comes off after.
+		var flip uint16
+		var offset int64
+		if dt == Int16 {
+			flip, offset = 0x8000, 0x8000
 		}
-	case Int16:
 		return func(out, src []byte, base int64, win []int64, count, step int64) {
 			n := int64(len(win))
 			for x := int64(0); x < count; x++ {
 				b := base + x*step
 				var sum int64
 				for _, o := range win {
-					sum += int64(int16(le.Uint16(src[b+o:])))
+					sum += int64(le.Uint16(src[b+o:]) ^ flip)
 				}
-				le.PutUint16(out[2*x:], uint16(round(sum, n)))
+				le.PutUint16(out[2*x:], uint16(round(sum-n*offset, n)))
 			}
 		}
 	}
