@@ -77,7 +77,8 @@ func cropVolume(ctx context.Context, opt *Options, out *store.Store, r *source.R
 		"origin_zyx": origin, "size_zyx": c.Size, "seed": c.Seed, "aligned_to_chunks": c.AlignToChunks, "note": note,
 	}, "imgdataset": frameAttrs(fr)}
 	win = volume.Reframe(win, fr)
-	if err := zarr.WriteNGFF(ctx, out, key, win, zarr.WriteOptions{Chunks: cube(opt.ConvertChunk, len(win.Info().Shape)), Name: name, Attributes: attrs}); err != nil {
+	wopt := zarr.WriteOptions{Chunks: cube(opt.ConvertChunk, len(win.Info().Shape)), Name: name, Attributes: attrs}
+	if err := writeShown(ctx, opt, out, key, win, wopt, fmt.Sprintf("%s: cropping %v", r.Dataset.Name, c.Size)); err != nil {
 		return nil, fmt.Errorf("%s: write crop: %w", r.Dataset.Name, err)
 	}
 	dr.Outputs = append(dr.Outputs, key)

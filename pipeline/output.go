@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 
 	"github.com/imgdataset/imgdataset/format/dm"
 	"github.com/imgdataset/imgdataset/format/n5"
@@ -223,13 +224,19 @@ func (p *outputPlan) n5Options(in volume.Info, all map[string]any) n5.WriteOptio
 }
 
 // write writes v, placed in frame f, with attrs as extra attributes where
-// the format has room for them. A failed write leaves nothing behind.
-func (p *outputPlan) write(ctx context.Context, v volume.Volume, f volume.Frame, attrs map[string]any) error {
+// the format has room for them, showing how far it got on ph. A failed
+// write leaves nothing behind.
+func (p *outputPlan) write(ctx context.Context, v volume.Volume, f volume.Frame, attrs map[string]any, ph Phase) error {
 	switch {
 	case p.finalize:
 		return p.finishTasks(ctx, v, f, attrs)
 	case p.task.Sharded():
 		return p.writeTask(ctx, v, f, attrs)
+	}
+	if p.kind != outZarr {
+		// The other writers have no progress hook of their own; each reads
+		// its source once, so the bytes read tell how far they are.
+		v = &counted{Volume: v, ph: ph, total: v.Info().NumBytes()}
 	}
 	all := p.attributes(f, attrs)
 	fa := all["imgdataset"].(map[string]any)
@@ -237,7 +244,9 @@ func (p *outputPlan) write(ctx context.Context, v volume.Volume, f volume.Frame,
 	var err error
 	switch p.kind {
 	case outZarr:
-		err = zarr.WriteNGFF(ctx, p.st, p.key, v, p.zarrOptions(in, all))
+		opt := p.zarrOptions(in, all)
+		opt.Progress = ph.Update
+		err = zarr.WriteNGFF(ctx, p.st, p.key, v, opt)
 	case outN5:
 		// The output is an N5 container of its own with the dataset at its
 		// root, not a dataset inside the directory it is written to.
@@ -283,6 +292,26 @@ func (p *outputPlan) write(ctx context.Context, v volume.Volume, f volume.Frame,
 		}
 		return fmt.Errorf("write %s: %w", p.name, err)
 	}
+	return nil
+}
+
+// counted is a view of a volume that reports the bytes read from it to a
+// phase: the progress of a writer that reads its source once.
+type counted struct {
+	volume.Volume
+	ph    Phase
+	total int64
+	done  atomic.Int64
+}
+
+// Unwrap lets volume.As see through the count (an NGFF label image stays one).
+func (c *counted) Unwrap() volume.Volume { return c.Volume }
+
+func (c *counted) ReadRegion(ctx context.Context, box volume.Box, dst []byte) error {
+	if err := c.Volume.ReadRegion(ctx, box, dst); err != nil {
+		return err
+	}
+	c.ph.Update(min(c.done.Add(int64(len(dst))), c.total), c.total)
 	return nil
 }
 

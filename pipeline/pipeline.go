@@ -41,8 +41,12 @@ type Options struct {
 	Transfer transfer.Options
 	// Formats reads files; nil = every format the tool knows.
 	Formats *format.Registry
-	// Log receives human-readable progress lines (nil = discard).
+	// Log receives human-readable progress lines when Display is nil (nil =
+	// discard).
 	Log io.Writer
+	// Display shows the run to a person: log lines and a bar per long phase
+	// (nil: Lines(Log), no bars). Downloads report through Transfer.Events.
+	Display Display
 	// SampleBudget is about how many decoded bytes the value statistics of
 	// an array too large to read whole (volume.DefaultExactStatsBytes) read,
 	// in whole chunks; smaller arrays are read whole. Default 64 MiB.
@@ -62,6 +66,8 @@ type Options struct {
 	// shownOut is then the output as the tasks were given it.
 	finalize bool
 	shownOut string
+	// locked says the caller holds the output's lock (finalize of a run).
+	locked bool
 }
 
 // NewHTTPClient returns the shared client: keep-alive pools sized for many
@@ -117,10 +123,25 @@ func (o *Options) Defaults() {
 	if o.Log == nil {
 		o.Log = io.Discard
 	}
+	if o.Display == nil {
+		o.Display = Lines(o.Log)
+	}
 }
 
 func (o *Options) logf(format string, args ...any) {
-	fmt.Fprintf(o.Log, format+"\n", args...)
+	o.display().Logf(format, args...)
+}
+
+// display is o.Display, or the lines-only one for Options that missed
+// Defaults (internal callers and tests).
+func (o *Options) display() Display {
+	if o.Display != nil {
+		return o.Display
+	}
+	if o.Log != nil {
+		return Lines(o.Log)
+	}
+	return Lines(io.Discard)
 }
 
 // selectDatasets applies Only.

@@ -140,22 +140,21 @@ func (p *outputPlan) newSplitWriter(ctx context.Context, v volume.Volume, f volu
 // its own regions as it can. It depends only on the shape, the writer's
 // grid and count, never on timing.
 func (s *splitWriter) regions(count int) (boxes []volume.Box, levels int) {
-	cells := func(j int) (int64, bool) {
+	cells := func(j int) int64 {
 		g := s.grid(j)
-		n, covers := int64(1), true
+		n := int64(1)
 		for i, d := range s.shape {
-			k := (d + g[i] - 1) / g[i]
-			n *= max(k, 1)
-			covers = covers && k <= 1
+			n *= max((d+g[i]-1)/g[i], 1)
 		}
-		return n, covers
+		return n
 	}
+	// Coarser while every task still gets a region and the grid still
+	// shrinks (it stops once every axis that grows is one region long;
+	// axes that no level halves never grow).
 	j := 0
-	for {
-		if _, covers := cells(j); covers {
-			break
-		}
-		if n, _ := cells(j + 1); n < int64(count) {
+	for j < 40 {
+		n, next := cells(j), cells(j+1)
+		if next == n || next < int64(count) {
 			break
 		}
 		j++
@@ -190,16 +189,7 @@ func (p *outputPlan) writeTask(ctx context.Context, v volume.Volume, f volume.Fr
 	defer lock.Close()
 	tasks := shard.Open(p.dir)
 	defer tasks.Close()
-	// Tasks of another split or command would write other regions into
-	// the same files: refuse before writing anything.
-	if st, err := tasks.Load(ctx); err == nil {
-		if st.Count != task.Count || st.Kind != p.reqKind || !shard.SameRequest(st.Request, p.req) {
-			return usagef("output %s holds the tasks of another split (%s, %d tasks); a task of %s %s with %d tasks cannot join them; write to a new output", p.name, st.Kind, st.Count, p.reqKind, p.name, task.Count)
-		}
-	} else if !errors.Is(err, shard.ErrNoTasks) {
-		return err
-	}
-	if rec, err := tasks.IsDone(ctx, task, p.req); err != nil {
+	if rec, err := joinTasks(ctx, tasks, p.name, task, p.reqKind, p.req); err != nil {
 		return err
 	} else if rec != nil {
 		p.log("%s: shard %s already done (%d %s)", p.name, task, rec.Units, rec.Unit)
@@ -264,16 +254,17 @@ func removeTemps(dir string) error {
 
 // FinalizeResult says what finalize found and did.
 type FinalizeResult struct {
-	Output  string `json:"output"`
-	Kind    string `json:"kind"`
-	Tasks   int    `json:"tasks"`
-	Unit    string `json:"unit"`
-	Units   int    `json:"units"`
-	Already bool   `json:"already_finalized,omitempty"`
+	Output string `json:"output"`
+	Kind   string `json:"kind"`
+	Tasks  int    `json:"tasks"`
+	Unit   string `json:"unit"`
+	Units  int    `json:"units"`
+	// Report is the run's report, for the tasks of a sharded run.
+	Report *Report `json:"report,omitempty"`
 }
 
-// Finalize completes the output of a sharded convert or crop (OUT is the
-// output given with -o) once every task is done: it refuses with a
+// Finalize completes the output of a sharded run (OUT is its --out), convert
+// or crop (OUT is the output given with -o) once every task is done: it refuses with a
 // *shard.NotDoneError naming the tasks that are not, else writes what
 // depends on all of them and leaves the output a single process writes.
 // It holds the whole-output lock, so it fails while a task still runs.
@@ -299,6 +290,9 @@ func Finalize(ctx context.Context, out string, opt Options) (*FinalizeResult, er
 		return nil, fmt.Errorf("finalize %s: %w", out, err)
 	}
 	defer lock.Close()
+	if st.Kind == kindRun {
+		return finalizeRun(ctx, out, st, opt)
+	}
 	var req taskRequest
 	if err := json.Unmarshal(st.Request, &req); err != nil {
 		return nil, fmt.Errorf("finalize %s: task request: %w", out, err)
@@ -375,3 +369,6 @@ func Status(ctx context.Context, out string) (*StatusResult, error) {
 	}
 	return &StatusResult{Output: out, Kinds: []StatusKind{k}, Tasks: st.Tasks}, nil
 }
+
+// isNoTasks reports an output without task records.
+func isNoTasks(err error) bool { return errors.Is(err, shard.ErrNoTasks) }

@@ -1,17 +1,16 @@
 package pipeline
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 
 	"github.com/imgdataset/imgdataset/format/tiff"
+	"github.com/imgdataset/imgdataset/internal/shardtest"
 	"github.com/imgdataset/imgdataset/manifest"
 	"github.com/imgdataset/imgdataset/shard"
 	"github.com/imgdataset/imgdataset/store"
@@ -19,31 +18,20 @@ import (
 )
 
 // shardSource writes a calibrated uint16 TIFF whose odd shape leaves
-// partial chunks, shards and pyramid blocks on every axis, and whose
-// values vary so that a misplaced chunk changes the bytes.
+// partial chunks, shards and pyramid blocks on every axis.
 func shardSource(t *testing.T, dir string) string {
 	t.Helper()
-	in := volume.Info{Name: "v", Shape: []int64{37, 150, 133}, DType: volume.Uint16}
-	for i, n := range []string{"z", "y", "x"} {
-		in.Axes = append(in.Axes, volume.Axis{Name: n, Size: in.Shape[i], Scale: []float64{30, 8, 8}[i], Unit: "nm", ScaleKnown: true})
-	}
-	data := make([]byte, in.NumBytes())
-	for i := 0; i < len(data); i += 2 {
-		v := uint16(i/2*2654435761>>7) % 4096
-		data[i], data[i+1] = byte(v), byte(v>>8)
-	}
-	m, err := volume.NewMem(in, data)
+	m, err := shardtest.Volume([]int64{37, 150, 133}, [3]float64{30, 8, 8}, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := filepath.Join(dir, "v.tif")
 	w, err := store.New(store.NewFile(dir)).NewWriter(context.Background(), "v.tif")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer w.Abort()
 	var topt tiff.WriteOptions
-	if !topt.Calibrate(in) {
+	if !topt.Calibrate(m.Info()) {
 		t.Fatal("the test volume's calibration does not fit a TIFF")
 	}
 	if err := tiff.Write(context.Background(), w, m, topt); err != nil {
@@ -52,66 +40,19 @@ func shardSource(t *testing.T, dir string) string {
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
-	return p
-}
-
-// treeFiles reads every file under dir, by slash path relative to dir.
-func treeFiles(t *testing.T, dir string) map[string][]byte {
-	t.Helper()
-	out := map[string][]byte{}
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(dir, p)
-		out[filepath.ToSlash(rel)] = b
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return filepath.Join(dir, "v.tif")
 }
 
 // sameTree fails the test unless dirs a and b hold the same files with the
 // same bytes.
 func sameTree(t *testing.T, a, b string) {
 	t.Helper()
-	fa, fb := treeFiles(t, a), treeFiles(t, b)
-	var keys []string
-	for k := range fa {
-		keys = append(keys, k)
+	want, got := hashTree(t, a), hashTree(t, b)
+	if len(want) < 3 {
+		t.Fatalf("the single-process output %s holds only %d files", a, len(want))
 	}
-	for k := range fb {
-		if _, ok := fa[k]; !ok {
-			keys = append(keys, k)
-		}
-	}
-	sort.Strings(keys)
-	bad := 0
-	for _, k := range keys {
-		x, inA := fa[k]
-		y, inB := fb[k]
-		switch {
-		case !inA:
-			t.Errorf("%s: only in the sharded output", k)
-		case !inB:
-			t.Errorf("%s: missing from the sharded output", k)
-		case !bytes.Equal(x, y):
-			t.Errorf("%s: %d bytes, %d in the sharded output, and they differ", k, len(x), len(y))
-		default:
-			continue
-		}
-		if bad++; bad > 10 {
-			t.Fatal("more differences left out")
-		}
-	}
-	if len(fa) < 3 {
-		t.Fatalf("the single-process output %s holds only %d files", a, len(fa))
+	for _, d := range shardtest.Diff(want, got) {
+		t.Errorf("sharded output %s", d)
 	}
 }
 
@@ -240,5 +181,59 @@ func TestShardRefusesSingleFileOutputs(t *testing.T) {
 		if _, err := os.Stat(out); !errors.Is(err, fs.ErrNotExist) {
 			t.Errorf("%s: refused, but something was written (%v)", name, err)
 		}
+	}
+}
+
+// TestRegions checks the split into regions: they tile the array without
+// overlap, on the grid of the coarseness chosen, there are at least as
+// many as tasks when the array allows it, and an axis that no level
+// halves (here a time axis longer than a chunk) does not stop the search.
+func TestRegions(t *testing.T) {
+	for _, c := range []struct {
+		name        string
+		shape, unit []int64
+		grows       []bool // per axis: does the grid grow with j
+		maxLevels   int
+		count       int
+		wantRegions int
+		wantLevels  int
+	}{
+		{name: "one task takes all", shape: []int64{100, 300, 300}, unit: []int64{64, 64, 64}, grows: []bool{true, true, true}, maxLevels: 4, count: 1, wantRegions: 1, wantLevels: 4},
+		{name: "4 tasks", shape: []int64{100, 300, 300}, unit: []int64{64, 64, 64}, grows: []bool{true, true, true}, maxLevels: 4, count: 4, wantRegions: 4, wantLevels: 3},
+		{name: "many tasks", shape: []int64{100, 300, 300}, unit: []int64{64, 64, 64}, grows: []bool{true, true, true}, maxLevels: 4, count: 50, wantRegions: 50, wantLevels: 1},
+		{name: "more tasks than units", shape: []int64{10, 10, 10}, unit: []int64{64, 64, 64}, grows: []bool{true, true, true}, maxLevels: 2, count: 3, wantRegions: 1, wantLevels: 1},
+		{name: "time axis never grows", shape: []int64{200, 64, 64}, unit: []int64{128, 16, 16}, grows: []bool{false, true, true}, maxLevels: 3, count: 2, wantRegions: 2, wantLevels: 3},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			sw := &splitWriter{
+				shape: c.shape,
+				grid: func(j int) []int64 {
+					g := append([]int64(nil), c.unit...)
+					for i := range g {
+						if c.grows[i] {
+							g[i] <<= j
+						}
+					}
+					return g
+				},
+				levels: func(j int) int { return min(j+1, c.maxLevels) },
+			}
+			boxes, levels := sw.regions(c.count)
+			if len(boxes) != c.wantRegions || levels != c.wantLevels {
+				t.Fatalf("%d regions of %d levels, want %d of %d", len(boxes), levels, c.wantRegions, c.wantLevels)
+			}
+			var total int64
+			for i, b := range boxes {
+				total += b.NumElements()
+				for _, o := range boxes[:i] {
+					if _, overlap := b.Intersect(o); overlap {
+						t.Errorf("regions %v and %v overlap", o, b)
+					}
+				}
+			}
+			if want := volume.Full(c.shape).NumElements(); total != want {
+				t.Errorf("the regions cover %d voxels of %d", total, want)
+			}
+		})
 	}
 }

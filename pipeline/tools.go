@@ -70,7 +70,10 @@ func crop(ctx context.Context, src, open string, c manifest.Crop, out string, op
 	if opt.shownOut != "" {
 		res.Output = opt.shownOut
 	}
-	if err := plan.write(ctx, volume.Reframe(win, fr), fr, map[string]any{"imgdataset_crop": res}); err != nil {
+	ph := opt.display().Phase(fmt.Sprintf("cropping %v of %s", c.Size, in.Name), win.Info().NumBytes())
+	err = plan.write(ctx, volume.Reframe(win, fr), fr, map[string]any{"imgdataset_crop": res}, ph)
+	ph.End(err)
+	if err != nil {
 		return nil, err
 	}
 	return res, nil
@@ -125,7 +128,10 @@ func convert(ctx context.Context, src, open, array, out string, opt Options) err
 		return fmt.Errorf("convert %s: %w", src, err)
 	}
 	fr := sourceFrame(ctx, &opt, open, v)
-	return plan.write(ctx, volume.Reframe(v, fr), fr, map[string]any{"imgdataset_source": map[string]any{"url": src, "array": v.Info().Name}})
+	ph := opt.display().Phase("converting "+v.Info().Name, v.Info().NumBytes())
+	err = plan.write(ctx, volume.Reframe(v, fr), fr, map[string]any{"imgdataset_source": map[string]any{"url": src, "array": v.Info().Name}}, ph)
+	ph.End(err)
+	return err
 }
 
 // planTask checks the output and, for a task or finalize, that it can be

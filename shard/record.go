@@ -41,7 +41,11 @@ type Record struct {
 	// have together.
 	Units int `json:"units"`
 	Total int `json:"total"`
-	// Wrote lists the files the task wrote, relative to the output (done
+	// Plan is a digest of the split the task computed, where the split
+	// depends on more than the request (the objects a run resolved):
+	// tasks of one command have the same.
+	Plan string `json:"plan,omitempty"`
+	// Wrote lists what the task wrote, relative to the output (done
 	// records only).
 	Wrote []string `json:"wrote,omitempty"`
 }

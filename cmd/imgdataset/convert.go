@@ -96,7 +96,9 @@ and of missing chunks). After 32 draws the best one is used and the note says so
 			if err != nil {
 				return err
 			}
-			res, err := pipeline.Crop(cmd.Context(), args[0], spec, out, pipeline.Options{Log: cmd.ErrOrStderr(), Output: of.options(), Work: of.work, Shard: task})
+			d, stop := display(cmd)
+			res, err := pipeline.Crop(cmd.Context(), args[0], spec, out, pipeline.Options{Display: d, Output: of.options(), Work: of.work, Shard: task})
+			stop()
 			if err != nil {
 				return err
 			}
@@ -197,7 +199,10 @@ where that size came from in its attributes where the format has room.
 			if err != nil {
 				return err
 			}
-			if err := pipeline.Convert(cmd.Context(), args[0], array, out, pipeline.Options{Log: cmd.ErrOrStderr(), Output: of.options(), Work: of.work, Shard: task}); err != nil {
+			d, stop := display(cmd)
+			err = pipeline.Convert(cmd.Context(), args[0], array, out, pipeline.Options{Display: d, Output: of.options(), Work: of.work, Shard: task})
+			stop()
+			if err != nil {
 				return err
 			}
 			if task.Sharded() {

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -22,9 +23,11 @@ Sharded (one of N tasks writing one output, on any engine):
                   (JOB_COMPLETION_INDEX), AWS Batch (AWS_BATCH_JOB_ARRAY_INDEX),
                   Google Batch (BATCH_TASK_INDEX of BATCH_TASK_COUNT); N from
                   --shards or IMGDATASET_SHARDS where the engine does not say it
-Then 'imgdataset finalize OUT' writes what depends on all tasks (coarse
-pyramid levels, metadata); 'imgdataset status OUT' shows progress. A task
-killed at any moment is simply run again.`
+convert and crop split .zarr, .ome.zarr and .n5 outputs by regions of the
+chunk (shard) grid; run splits the downloads by object. Then 'imgdataset
+finalize OUT' writes what depends on all tasks (coarse pyramid levels and
+metadata; for run the reading, conversions and the table), and 'imgdataset
+status OUT' shows progress. A task killed at any moment is simply run again.`
 
 // shardFlags are --shard and --shards.
 type shardFlags struct {
@@ -51,28 +54,39 @@ func finalizeCmd() *cobra.Command {
 	var asJSON bool
 	c := &cobra.Command{
 		Use:   "finalize OUT",
-		Short: "Complete the output of sharded convert or crop tasks once all are done",
-		Long: `finalize completes OUT, the output that 'convert … --shard I/N' or
-'crop … --shard I/N' tasks wrote together. It checks that every task is
-done (exit status 1 naming the missing ones, e.g. "shard 1/2 not done"),
-then writes what depends on all of them: the pyramid levels whose chunks
-span several tasks' regions, and every array's and the group's metadata
-(.zarray/.zattrs, zarr.json, attributes.json). It removes the task records
-(OUT/.imgdataset), so OUT is byte for byte what one process writes. It
-holds the output's lock: it fails while a task still runs. Run it again
+		Short: "Complete the output of sharded run, convert or crop tasks once all are done",
+		Long: `finalize completes OUT, the output that 'run … --shard I/N', 'convert …
+--shard I/N' or 'crop … --shard I/N' tasks wrote together. It checks that
+every task is done (exit status 1 naming the missing ones, e.g. "shard 1/2
+not done"), then writes what depends on all of them:
+
+  convert, crop  the pyramid levels whose chunks span several tasks' regions,
+                 and every array's and the group's metadata (.zarray/.zattrs,
+                 zarr.json, attributes.json); the task records (OUT/.imgdataset)
+                 are removed, so OUT is byte for byte what one process writes
+  run            the tasks' journals are folded into OUT's, then the rest of
+                 the run: reading every array, crops, OME-Zarr copies, the
+                 table (metadata_table.*), report.html and catalog.json, the
+                 same files and rows as one run
+
+It holds the output's lock: it fails while a task still runs. Run it again
 if it is interrupted.`,
 		Example: `  for i in 0 1 2 3; do imgdataset convert vol.tif -o vol.ome.zarr --levels 4 --shard $i/4 & done; wait
   imgdataset finalize vol.ome.zarr`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			res, err := pipeline.Finalize(cmd.Context(), args[0], pipeline.Options{Log: cmd.ErrOrStderr()})
+			if res != nil && res.Report != nil && (err == nil || res.Report.Failed()) {
+				// The tasks of a run: the rest of the run, reported as run does.
+				if rerr := report(cmd, res.Report, asJSON); rerr != nil || err == nil {
+					return rerr
+				}
+			}
 			if err != nil {
 				return err
 			}
 			if asJSON {
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				return enc.Encode(res)
+				return printJSON(cmd.OutOrStdout(), res)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s: finalized %d %s tasks (%d %s)\n", res.Output, res.Tasks, res.Kind, res.Units, res.Unit)
 			return nil
@@ -100,9 +114,7 @@ was finalized or written by one process.`,
 				return err
 			}
 			if asJSON {
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				return enc.Encode(res)
+				return printJSON(cmd.OutOrStdout(), res)
 			}
 			w := cmd.OutOrStdout()
 			if res.Finalized {
@@ -126,4 +138,11 @@ was finalized or written by one process.`,
 	}
 	c.Flags().BoolVar(&asJSON, "json", false, "print the status as JSON")
 	return c
+}
+
+// printJSON writes v as indented JSON, the form of every --json output.
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }

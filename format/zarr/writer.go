@@ -57,6 +57,12 @@ type WriteOptions struct {
 	// "multiscales" (0.4) or "ome" (0.5) (provenance such as a crop's
 	// origin, seed and source); they may not replace those.
 	Attributes map[string]any
+	// Progress, when set, is called as WriteNGFF writes the full-resolution
+	// level (s0, nearly all of the work: the further levels read it back at
+	// an eighth of the size each), with the bytes of s0 done so far and in
+	// all; one call at a time. It is how a display shows a long conversion.
+	// WritePart reports the bytes of its part of s0.
+	Progress func(done, total int64)
 }
 
 // v2DType is the little-endian NumPy typestr of a volume dtype.
@@ -555,7 +561,11 @@ func (p *Pyramid) WritePart(ctx context.Context, box volume.Box, upTo int) error
 			lb.Start[i] = box.Start[i] / l.factor[i]
 			lb.Stop[i] = (box.Stop[i] + l.factor[i] - 1) / l.factor[i]
 		}
-		if err := p.fill(ctx, l.w, src, lb); err != nil {
+		var progress func(done, total int64)
+		if k == 0 {
+			progress = p.opt.Progress
+		}
+		if err := p.fill(ctx, l.w, src, lb, progress); err != nil {
 			return fmt.Errorf("zarr write %q: %w", join(p.prefix, l.path), err)
 		}
 	}
@@ -579,18 +589,19 @@ func (p *Pyramid) levelSource(k int) (volume.Volume, error) {
 	return v, nil
 }
 
-// fill writes the part box of one level from src.
-func (p *Pyramid) fill(ctx context.Context, w levelWriter, src volume.Volume, box volume.Box) error {
+// fill writes the part box of one level from src; progress, when set,
+// hears the bytes of the part done (as volume.CopyOptions.Progress).
+func (p *Pyramid) fill(ctx context.Context, w levelWriter, src volume.Volume, box volume.Box, progress func(done, total int64)) error {
 	if box.Empty() && len(box.Start) > 0 {
 		return nil
 	}
 	if aw, ok := w.(*arrayWriterV3); ok && aw.shard {
-		return aw.writeFrom(ctx, src, box)
+		return aw.writeFrom(ctx, src, box, progress)
 	}
 	if slices.Equal(box.Start, make([]int64, len(box.Start))) && slices.Equal(box.Stop, w.Info().Shape) {
-		return volume.Copy(ctx, w, src, volume.CopyOptions{})
+		return volume.Copy(ctx, w, src, volume.CopyOptions{Progress: progress})
 	}
-	return volume.Copy(ctx, partWriter{w, box}, src, volume.CopyOptions{Origin: box.Start})
+	return volume.Copy(ctx, partWriter{w, box}, src, volume.CopyOptions{Origin: box.Start, Progress: progress})
 }
 
 // partWriter is the region box of a writer, as a writer of box's shape.
@@ -630,7 +641,7 @@ func (p *Pyramid) Finish(ctx context.Context, from int) error {
 		if err != nil {
 			return err
 		}
-		if err := p.fill(ctx, l.w, src, volume.Full(l.w.Info().Shape)); err != nil {
+		if err := p.fill(ctx, l.w, src, volume.Full(l.w.Info().Shape), nil); err != nil {
 			return fmt.Errorf("zarr write %q: %w", join(p.prefix, l.path), err)
 		}
 	}
