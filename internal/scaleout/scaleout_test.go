@@ -4,12 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,7 +20,7 @@ import (
 	"github.com/goccy/go-yaml"
 
 	"github.com/imgdataset/imgdataset/format/tiff"
-	"github.com/imgdataset/imgdataset/volume"
+	"github.com/imgdataset/imgdataset/internal/shardtest"
 )
 
 // engineVars are the variables --shard auto reads, by engine, as
@@ -128,30 +126,12 @@ func firstLine(b []byte) string {
 	return s
 }
 
-// writeStack writes a uint16 TIFF stack with EM-like texture (a ramp plus
-// hashed noise) whose shape is not a multiple of the chunk on any axis, so
-// edge chunks and short pyramid levels are exercised.
+// writeStack writes a calibrated uint16 TIFF stack (shardtest.Volume: a
+// chunk in the wrong place changes the bytes) whose shape is not a multiple
+// of the chunk on any axis, so edge chunks and short levels are exercised.
 func writeStack(t *testing.T, path string) {
 	t.Helper()
-	shape := []int64{150, 200, 180}
-	data := make([]byte, volume.Prod(shape)*2)
-	i := 0
-	for z := range shape[0] {
-		for y := range shape[1] {
-			for x := range shape[2] {
-				h := uint64(z*1_000_003+y*1_009+x) * 0x9E3779B97F4A7C15
-				h ^= h >> 29
-				binary.LittleEndian.PutUint16(data[i:], uint16(8*x+4*y+16*z)+uint16(h&1023))
-				i += 2
-			}
-		}
-	}
-	axes := []volume.Axis{
-		{Name: "z", Size: shape[0], Scale: 30, Unit: "nm", ScaleKnown: true},
-		{Name: "y", Size: shape[1], Scale: 8, Unit: "nm", ScaleKnown: true},
-		{Name: "x", Size: shape[2], Scale: 8, Unit: "nm", ScaleKnown: true},
-	}
-	v, err := volume.NewMem(volume.Info{Name: "stack", Shape: shape, DType: volume.Uint16, Axes: axes}, data)
+	v, err := shardtest.Volume([]int64{150, 200, 180}, [3]float64{30, 8, 8}, 16)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -231,31 +211,17 @@ func reference(t *testing.T, bin, in, name string) string {
 // sameTree fails unless got holds exactly the files of want, byte for byte.
 func sameTree(t *testing.T, want, got string) {
 	t.Helper()
-	wf, gf := treeFiles(t, want), treeFiles(t, got)
-	if len(wf) == 0 {
+	n, diff, err := shardtest.CompareTrees(want, got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n == 0 {
 		t.Fatalf("reference %s has no files", want)
 	}
-	bad := 0
-	for rel, w := range wf {
-		g, ok := gf[rel]
-		switch {
-		case !ok:
-			t.Errorf("%s: missing (the single-process conversion has it)", rel)
-			bad++
-		case !bytes.Equal(w, g):
-			t.Errorf("%s: %d bytes differ from the single-process conversion's %d bytes", rel, len(g), len(w))
-			bad++
-		}
-		if bad >= 10 {
-			t.Fatalf("more differences not shown")
-		}
+	for _, d := range diff {
+		t.Errorf("%s (against the single-process conversion)", d)
 	}
-	for rel := range gf {
-		if _, ok := wf[rel]; !ok {
-			t.Errorf("%s: extra (the single-process conversion has no such file)", rel)
-		}
-	}
-	t.Logf("%d files compared with the single-process conversion", len(wf))
+	t.Logf("%d files compared with the single-process conversion", n)
 }
 
 // tasksDone fails unless imgdataset status says all n tasks of out are done
@@ -284,27 +250,6 @@ func tasksDone(t *testing.T, bin, dir, out string, n int) {
 		t.Fatalf("status %s: %d/%d tasks, %d/%d %s; want %d/%d tasks, every unit done, at least one each:\n%s",
 			out, k.TasksDone, k.TasksTotal, k.Done, k.Total, k.Unit, n, n, js)
 	}
-}
-
-func treeFiles(t *testing.T, root string) map[string][]byte {
-	t.Helper()
-	files := map[string][]byte{}
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(root, p)
-		files[filepath.ToSlash(rel)] = b
-		return err
-	})
-	if err != nil {
-		t.Fatalf("walk %s: %v", root, err)
-	}
-	return files
 }
 
 // TestDocumentNamesEveryEngineVariable fails when docs/scale-out.md stops
