@@ -26,17 +26,19 @@ import (
 // engineVars are the variables --shard auto reads, by engine, as
 // docs/scale-out.md documents them; every run below sets exactly these, so
 // an implementation that reads others fails here.
-var engineVars = []string{
-	"SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_MIN", "SLURM_ARRAY_TASK_COUNT",
-	"JOB_COMPLETION_INDEX", "IMGDATASET_SHARDS",
-	"AWS_BATCH_JOB_ARRAY_INDEX",
-	"BATCH_TASK_INDEX", "BATCH_TASK_COUNT",
+func engineVars() []string {
+	return []string{
+		"SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_MIN", "SLURM_ARRAY_TASK_COUNT",
+		"JOB_COMPLETION_INDEX", "IMGDATASET_SHARDS",
+		"AWS_BATCH_JOB_ARRAY_INDEX",
+		"BATCH_TASK_INDEX", "BATCH_TASK_COUNT",
+	}
 }
 
 // convertArgs are the conversion options of every run: 16³ chunks make the
 // small test volume span several chunk × 2^(levels−1) regions, so each of
 // 4 tasks has regions of its own.
-var convertArgs = []string{"--levels", "4", "--chunks", "16"}
+func convertArgs() []string { return []string{"--levels", "4", "--chunks", "16"} }
 
 // docFile is a ready file of docs/scale-out.md: the fenced block after a
 // "<!-- file: NAME -->" line.
@@ -158,7 +160,7 @@ func cleanEnv(bin string, extra ...string) []string {
 	var env []string
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")
-		if slices.Contains(engineVars, k) || strings.HasPrefix(k, "SLURM_") || k == "PATH" {
+		if slices.Contains(engineVars(), k) || strings.HasPrefix(k, "SLURM_") || k == "PATH" {
 			continue
 		}
 		env = append(env, kv)
@@ -204,7 +206,7 @@ func run(t *testing.T, dir string, env []string, argv ...string) string {
 func reference(t *testing.T, bin, in, name string) string {
 	t.Helper()
 	out := filepath.Join(t.TempDir(), name)
-	run(t, filepath.Dir(in), cleanEnv(bin), append([]string{"imgdataset", "convert", in, "-o", out}, convertArgs...)...)
+	run(t, filepath.Dir(in), cleanEnv(bin), append([]string{"imgdataset", "convert", in, "-o", out}, convertArgs()...)...)
 	return out
 }
 
@@ -260,7 +262,7 @@ func TestDocumentNamesEveryEngineVariable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, v := range engineVars {
+	for _, v := range engineVars() {
 		if !bytes.Contains(b, []byte("`"+v+"`")) {
 			t.Errorf("docs/scale-out.md does not name %s", v)
 		}
@@ -582,7 +584,7 @@ func runLocalLine(t *testing.T, bin, name string) {
 	run(t, dir, cleanEnv(bin), "bash", "-euo", "pipefail", "-c", cmdline)
 	// The line converts the relative name stack.tif; so does the reference.
 	ref := filepath.Join(t.TempDir(), "stack.ome.zarr")
-	run(t, dir, cleanEnv(bin), append([]string{"imgdataset", "convert", "stack.tif", "-o", ref}, convertArgs...)...)
+	run(t, dir, cleanEnv(bin), append([]string{"imgdataset", "convert", "stack.tif", "-o", ref}, convertArgs()...)...)
 	sameTree(t, ref, filepath.Join(dir, "stack.ome.zarr"))
 }
 
@@ -648,7 +650,7 @@ func runSlurmArray(t *testing.T, root, bin string) {
 	in, out := filepath.Join(dir, "stack.tif"), filepath.Join(dir, "stack.ome.zarr")
 	writeStack(t, in)
 	env := cleanEnv(bin, slurmEnv...)
-	args := append([]string{"sbatch", "--array=0-3", "--wait", "--output=" + filepath.Join(dir, "task-%a.log"), sb, in, out}, convertArgs...)
+	args := append([]string{"sbatch", "--array=0-3", "--wait", "--output=" + filepath.Join(dir, "task-%a.log"), sb, in, out}, convertArgs()...)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "sbatch", args[1:]...)
