@@ -76,3 +76,53 @@ func TestDownsamplePieces(t *testing.T) {
 		}
 	}
 }
+
+// TestMeanRowMatchesElementwise checks the row kernels of 8- and 16-bit
+// means against the per-element reduction they replace, on random values
+// (extremes and negative ties included) with full and partial blocks,
+// power-of-two and other block sizes, and ranks 1 to 3.
+func TestMeanRowMatchesElementwise(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	for _, dt := range []DType{Uint8, Uint16, Int16} {
+		for _, c := range []struct{ shape, f []int64 }{
+			{[]int64{17}, []int64{2}},
+			{[]int64{9, 33}, []int64{2, 2}},
+			{[]int64{7, 10, 13}, []int64{2, 2, 2}},
+			{[]int64{8, 9, 12}, []int64{1, 3, 4}},
+			{[]int64{5, 6, 7}, []int64{3, 2, 5}},
+			{[]int64{4, 4, 1}, []int64{2, 2, 2}},
+		} {
+			t.Run(fmt.Sprintf("%s%v/%v", dt, c.shape, c.f), func(t *testing.T) {
+				es := int64(dt.Size())
+				src := make([]byte, Prod(c.shape)*es)
+				for i := range src {
+					switch rng.IntN(4) {
+					case 0:
+						src[i] = 0
+					case 1:
+						src[i] = 0xff
+					default:
+						src[i] = byte(rng.Uint32())
+					}
+				}
+				oshape := make([]int64, len(c.shape))
+				for i := range oshape {
+					oshape[i] = ceilDiv(c.shape[i], c.f[i])
+				}
+				fast := newKernel(dt, Mean, c.f)
+				if fast.row == nil {
+					t.Fatalf("no row kernel for %s", dt)
+				}
+				slow := newKernel(dt, Mean, c.f)
+				slow.row = nil
+				want := make([]byte, Prod(oshape)*es)
+				got := make([]byte, len(want))
+				slow.reduce(want, oshape, src, c.shape)
+				fast.reduce(got, oshape, src, c.shape)
+				if !bytes.Equal(got, want) {
+					t.Fatalf("row kernel\n got % x\nwant % x", got, want)
+				}
+			})
+		}
+	}
+}
