@@ -177,12 +177,12 @@ func (p *outputPlan) write(ctx context.Context, v volume.Volume, f volume.Frame,
 		// its source once, so the bytes read tell how far they are.
 		v = &counted{Volume: v, ph: ph, total: v.Info().NumBytes()}
 	}
-	fa := frameAttrs(f)
+	in := v.Info()
+	fa := withDecoder(frameAttrs(f), in)
 	all := map[string]any{"imgdataset": fa}
 	for k, a := range attrs {
 		all[k] = a
 	}
-	in := v.Info()
 	var err error
 	switch p.kind {
 	case outZarr:
