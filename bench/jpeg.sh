@@ -23,6 +23,8 @@ min=${JPEGBENCH_MIN:-3s}
 n=${JPEGBENCH_CHUNKS:-32}
 py=/usr/bin/python3
 stamp=$(date +%Y%m%d-%H%M%S)
+# The tree's state before this run's own result file exists.
+commit="$(git rev-parse --short HEAD 2>/dev/null || echo '?')$(if [ -n "$(git status --porcelain 2>/dev/null)" ]; then echo ' + uncommitted changes'; fi)"
 mkdir -p bench/results
 res="$root/bench/results/jpeg-$stamp.txt"
 tmp=$(mktemp -d)
@@ -35,7 +37,7 @@ fi
 go build -o "$tmp/jpegbench" ./bench/cmd/jpegbench
 {
 	echo "# bench/jpeg.sh $stamp"
-	echo "# $(uname -srm), $(nproc) cores, $(go version | cut -d' ' -f3), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(if [ -n "$(git status --porcelain 2>/dev/null)" ]; then echo ' + uncommitted changes'; fi)"
+	echo "# $(uname -srm), $(nproc) cores, $(go version | cut -d' ' -f3), commit $commit"
 	echo "# load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 	echo "# $n chunks of 64x4096 px per set; >= $min CPU per figure; $rounds rounds"
 } | tee "$res"
