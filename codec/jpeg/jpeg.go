@@ -17,7 +17,7 @@
 // # Why the library is loaded at run time (purego), not linked with cgo
 //
 // The library is opened with dlopen through github.com/ebitengine/purego,
-// and its five functions are called with purego.SyscallN. This was chosen
+// and its functions are called with purego.SyscallN. This was chosen
 // over a cgo wrapper of jpeglib.h because a cgo wrapper is compiled and
 // linked at build time: `go run ./cmd/imgdataset` would then need a C
 // compiler, the libjpeg headers and the library on every machine that
