@@ -16,6 +16,7 @@ import (
 	"github.com/imgdataset/imgdataset/format/all"
 	"github.com/imgdataset/imgdataset/manifest"
 	"github.com/imgdataset/imgdataset/scan"
+	"github.com/imgdataset/imgdataset/shard"
 	"github.com/imgdataset/imgdataset/source"
 	"github.com/imgdataset/imgdataset/store"
 	"github.com/imgdataset/imgdataset/transfer"
@@ -57,6 +58,16 @@ type Options struct {
 	Work volume.WorkLimit
 	// Output says how Crop and Convert write.
 	Output OutputOptions
+	// Shard makes Crop and Convert one task of a sharded write (see
+	// Finalize); the zero Spec writes the whole output.
+	Shard shard.Spec
+
+	// finalize makes Crop and Convert complete the tasks' output;
+	// shownOut is then the output as the tasks were given it.
+	finalize bool
+	shownOut string
+	// locked says the caller holds the output's lock (finalize of a run).
+	locked bool
 }
 
 // NewHTTPClient returns the shared client: keep-alive pools sized for many

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/imgdataset/imgdataset/pipeline"
+	"github.com/imgdataset/imgdataset/store"
 )
 
 // Exit codes.
@@ -48,7 +49,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case errors.As(err, &ee):
 		return ee.code
 	case errors.As(err, &ue):
-		fmt.Fprintln(stderr, "imgdataset:", err)
+		fmt.Fprintln(stderr, pipeline.ErrorLine(err.Error()))
 		return exitUsage
 	case ctx.Err() != nil:
 		if len(args) > 0 && (args[0] == "run" || args[0] == "demo") {
@@ -58,7 +59,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		return exitAborted
 	}
-	fmt.Fprintln(stderr, "imgdataset:", err)
+	fmt.Fprintln(stderr, pipeline.ErrorLine(store.Brief(err)))
 	return exitFailed
 }
 
@@ -78,7 +79,7 @@ Exit codes: 0 success, 1 a dataset failed, 2 usage error, 130 interrupted.`,
 		// a typed usage error rather than cobra's untyped one.
 		Args: func(_ *cobra.Command, args []string) error {
 			if len(args) > 0 {
-				return usagef("unknown command %q; commands: demo, run, plan, inspect, catalog, crop, convert, serve", args[0])
+				return usagef("unknown command %q; commands: demo, run, plan, inspect, catalog, crop, convert, finalize, status, serve", args[0])
 			}
 			return nil
 		},
@@ -87,7 +88,7 @@ Exit codes: 0 success, 1 a dataset failed, 2 usage error, 130 interrupted.`,
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &pipeline.UsageError{Err: err} })
-	root.AddCommand(demoCmd(), runCmd(), planCmd(), inspectCmd(), catalogCmd(), cropCmd(), convertCmd(), serveCmd())
+	root.AddCommand(demoCmd(), runCmd(), planCmd(), inspectCmd(), catalogCmd(), cropCmd(), convertCmd(), finalizeCmd(), statusCmd(), serveCmd())
 	for _, c := range root.Commands() {
 		c.Args = usageArgs(c.Args)
 	}

@@ -115,17 +115,27 @@ func report(cmd *cobra.Command, rep *pipeline.Report, asJSON bool) error {
 		if err := enc.Encode(rep); err != nil {
 			return err
 		}
+	} else if rep.Shard != nil {
+		// A task of a sharded run: the table and report are finalize's.
+		fmt.Fprintf(w, "output: %s (shard %s)\n", rep.OutDir, rep.Shard.Task)
+		fmt.Fprintf(w, "  downloaded %d of %d objects", rep.Shard.Objects, rep.Shard.Total)
+		if rep.Shard.Already {
+			fmt.Fprint(w, " (already done)")
+		}
+		fmt.Fprintf(w, "\nafter all tasks: imgdataset finalize %s\n", rep.OutDir)
+		for _, d := range rep.Datasets {
+			for _, e := range d.Errors {
+				fmt.Fprintf(w, "  %s error: %s\n", d.Name, e)
+			}
+		}
 	} else {
 		fmt.Fprintf(w, "output: %s\n", rep.OutDir)
 		for _, d := range rep.Datasets {
-			fmt.Fprintf(w, "  %-32s %-7s %4d objects  %4d arrays", d.Name, d.Status, d.Objects, d.Arrays)
+			line := fmt.Sprintf("  %-32s %-7s %-11s %-10s", d.Name, d.Status, pipeline.Count(d.Objects, "object"), pipeline.Count(d.Arrays, "array"))
 			if len(d.Outputs) > 0 {
-				fmt.Fprintf(w, "  blocks: %s", strings.Join(d.Outputs, ", "))
+				line += "  blocks: " + strings.Join(d.Outputs, ", ")
 			}
-			fmt.Fprintln(w)
-			for _, e := range d.Errors {
-				fmt.Fprintf(w, "      error: %s\n", e)
-			}
+			fmt.Fprintln(w, strings.TrimRight(line, " "))
 		}
 		fmt.Fprintf(w, "table: %s (also %s, %s, %s)\n", filepath.Join(rep.OutDir, rep.Tables.CSV), rep.Tables.JSONL, rep.Tables.Parquet, rep.Tables.JSON)
 		if rep.HTML != "" {
@@ -137,11 +147,14 @@ func report(cmd *cobra.Command, rep *pipeline.Report, asJSON bool) error {
 		}
 	}
 	if rep.Failed() {
-		// The cause goes to stderr too, where a script (or --json, which
-		// keeps stdout for the report) finds it next to the exit status.
+		// The causes go to stderr only, one line per failure, where a script
+		// (or --json, which keeps stdout for the report) finds them next to
+		// the exit status; the summary above says which datasets failed.
 		for _, d := range rep.Datasets {
-			if d.Status != "ok" {
-				fmt.Fprintf(cmd.ErrOrStderr(), "imgdataset: dataset %s failed: %s\n", d.Name, strings.Join(d.Errors, "; "))
+			for _, e := range d.Errors {
+				// A single file's dataset is named after the file: say it once.
+				e = strings.TrimPrefix(e, d.Name+": ")
+				fmt.Fprintln(cmd.ErrOrStderr(), pipeline.ErrorLine(d.Name+" failed: "+e))
 			}
 		}
 		return exitError{exitFailed}
@@ -204,15 +217,34 @@ func isManifestFile(p string) bool {
 func runCmd() *cobra.Command {
 	var f runFlags
 	var dryRun bool
+	var sf shardFlags
 	c := &cobra.Command{
 		Use:   "run [MANIFEST | URL...]",
 		Short: "Gather the datasets of a manifest (default: the five built-in datasets)",
+		Long: `run resolves, downloads (resumably), reads, converts and catalogs the datasets of a
+manifest, the five built-in ones by default, or of URLs, local files and folders.
+
+stdout gets a summary: one line per dataset, where the table and report are. Each
+failure is one line on stderr, "imgdataset: <dataset> failed: <object>: <cause>";
+report.html and catalog.json list the failures too. Exit codes: 0 success, 1 a dataset
+failed, 2 usage error, 130 interrupted (run again to resume).
+
+With --shard the downloads are split into N tasks by object (balanced by
+size, the same split in every task and every rerun); each task downloads its
+objects and keeps a journal of its own. 'imgdataset finalize OUT' then reads,
+crops and converts everything and writes the table, report and catalog.json
+once, as one run does.
+` + shardHelp,
 		Example: `  imgdataset run --out data                      # the five default datasets
   imgdataset run my-datasets.yaml --out data --only empiar-11759
   imgdataset run https://www.ebi.ac.uk/empiar/EMPIAR-11759/ s3://bucket/x.zarr --out data
   imgdataset run --dry-run                       # what would be fetched (same as plan)`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := f.validate(); err != nil {
+				return err
+			}
+			task, err := sf.spec()
+			if err != nil {
 				return err
 			}
 			m, err := loadManifest(args)
@@ -226,6 +258,7 @@ func runCmd() *cobra.Command {
 				return printPlan(cmd, m, f.only, f.jsonOut, true, 50<<20)
 			}
 			opt, stop := f.options(cmd)
+			opt.Shard = task
 			rep, err := pipeline.Run(cmd.Context(), m, opt)
 			stop()
 			if err != nil {
@@ -236,6 +269,7 @@ func runCmd() *cobra.Command {
 	}
 	f.add(c, "imgdataset-out")
 	c.Flags().BoolVar(&dryRun, "dry-run", false, "resolve and list what would be fetched; download nothing (as plan -v)")
+	sf.add(c)
 	return c
 }
 
@@ -279,6 +313,9 @@ func planCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "plan [MANIFEST | URL...]",
 		Short: "Resolve datasets and list every object, size and total; download nothing",
+		Long: `plan resolves the datasets of a manifest (the five built-in ones by default) or of URLs,
+local files and folders, and lists what run would fetch. A dataset that cannot be
+resolved is "failed" in the table and one line on stderr says why (exit 1).`,
 		Example: `  imgdataset plan
   imgdataset plan -v my-datasets.yaml
   imgdataset plan --json https://www.epfl.ch/labs/cvlab/data/data-em/`,
@@ -316,10 +353,15 @@ func printPlan(cmd *cobra.Command, m *manifest.Manifest, only []string, asJSON, 
 		return enc.Encode(pr)
 	}
 	pr.Print(cmd.OutOrStdout(), verbose, rate)
+	failed := false
 	for _, d := range pr.Datasets {
 		if d.Error != "" {
-			return exitError{exitFailed}
+			fmt.Fprintln(cmd.ErrOrStderr(), pipeline.ErrorLine(d.Name+" failed: "+d.Error))
+			failed = true
 		}
+	}
+	if failed {
+		return exitError{exitFailed}
 	}
 	return nil
 }
