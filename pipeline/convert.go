@@ -92,7 +92,7 @@ func convertAll(ctx context.Context, opt *Options, out *store.Store, r *source.R
 		if err := opt.Work.Check(in, volume.Full(in.Shape)); err != nil {
 			return recs, fmt.Errorf("convert %s: %w", in.Name, err)
 		}
-		wopt := zarr.WriteOptions{Chunks: cube(opt.ConvertChunk, len(in.Shape)), Name: in.Name, Attributes: map[string]any{"imgdataset": frameAttrs(fv.f)}}
+		wopt := zarr.WriteOptions{Chunks: cube(opt.ConvertChunk, len(in.Shape)), Name: in.Name, Attributes: map[string]any{"imgdataset": withDecoder(frameAttrs(fv.f), in)}}
 		if err := writeShown(ctx, opt, out, key, volume.Reframe(fv.v, fv.f), wopt, fmt.Sprintf("%s: converting %s", r.Dataset.Name, path.Base(in.Name))); err != nil {
 			return recs, fmt.Errorf("convert %s: %w", in.Name, err)
 		}

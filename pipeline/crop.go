@@ -76,7 +76,7 @@ func cropVolume(ctx context.Context, opt *Options, out *store.Store, r *source.R
 	attrs := map[string]any{"imgdataset_crop": map[string]any{
 		"source_url": ref.StoreURL, "source_format": fname, "scale": c.Scale, "scale_name": in.Name,
 		"origin_zyx": origin, "size_zyx": c.Size, "seed": c.Seed, "aligned_to_chunks": c.AlignToChunks, "note": note,
-	}, "imgdataset": frameAttrs(fr)}
+	}, "imgdataset": withDecoder(frameAttrs(fr), in)}
 	win = volume.Reframe(win, fr)
 	wopt := zarr.WriteOptions{Chunks: cube(opt.ConvertChunk, len(win.Info().Shape)), Name: name, Attributes: attrs}
 	if err := writeShown(ctx, opt, out, key, win, wopt, fmt.Sprintf("%s: cropping %v", r.Dataset.Name, c.Size)); err != nil {
@@ -99,6 +99,9 @@ func cropVolume(ctx context.Context, opt *Options, out *store.Store, r *source.R
 		rec.ScaleLevel = ptr(c.Scale)
 		if note != "" {
 			rec.Notes = append(rec.Notes, note)
+		}
+		if dn := catalog.DecoderNote(in); dn != "" {
+			rec.Notes = append(rec.Notes, dn) // the row describes the copy; its values came through the decoder
 		}
 		applyFacts(&rec, r, unit{})
 		recs = append(recs, rec)

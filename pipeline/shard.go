@@ -96,7 +96,7 @@ type splitWriter struct {
 // newSplitWriter plans the output p names for v, writing nothing.
 func (p *outputPlan) newSplitWriter(ctx context.Context, v volume.Volume, f volume.Frame, attrs map[string]any) (*splitWriter, error) {
 	in := v.Info()
-	all := p.attributes(f, attrs)
+	all := p.attributes(f, in, attrs)
 	switch p.kind {
 	case outZarr:
 		pyr, err := zarr.NewPyramid(ctx, p.st, p.key, v, p.zarrOptions(in, all))
