@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 )
 
 // ErrOutsideRoot says a key names a file whose real path, symlinks resolved,
@@ -38,6 +39,12 @@ var ErrOutsideRoot = fmt.Errorf("resolves outside the root: %w", fs.ErrPermissio
 type FileDriver struct {
 	root    string
 	handles *fileHandles
+	// rootReal caches the root's real path after the first read resolved
+	// it: resolving it again for every chunk of an array cost one lstat per
+	// path component per read. Re-pointing a link in the root's own path
+	// while the driver is open makes later reads fail as outside the root
+	// (their real paths lead elsewhere); it never lets them escape.
+	rootReal atomic.Pointer[string]
 }
 
 // NewFile returns a driver rooted at dir (or a single file). The root need not exist
@@ -79,7 +86,7 @@ func (d *FileDriver) wrapNotExist(key string, err error) error {
 // inside reports an error wrapping ErrOutsideRoot when real, a path with
 // every symlink resolved, is not the root's real path or below it.
 func (d *FileDriver) inside(key, real string) error {
-	rootReal, err := filepath.EvalSymlinks(d.root)
+	rootReal, err := d.realRoot()
 	if err != nil {
 		return d.wrapNotExist(key, err)
 	}
@@ -88,6 +95,20 @@ func (d *FileDriver) inside(key, real string) error {
 		return fmt.Errorf("file %s: %q: %w", d.root, key, ErrOutsideRoot)
 	}
 	return nil
+}
+
+// realRoot is the root with every symlink resolved (see rootReal).
+func (d *FileDriver) realRoot() (string, error) {
+	if p := d.rootReal.Load(); p != nil {
+		return *p, nil
+	}
+	r, err := filepath.EvalSymlinks(d.root)
+	if err != nil {
+		// Not cached: a root that does not exist yet may be created.
+		return "", err
+	}
+	d.rootReal.Store(&r)
+	return r, nil
 }
 
 // openedInside is the handle cache's check of a newly opened file. On Linux
