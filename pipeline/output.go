@@ -103,6 +103,9 @@ type outputPlan struct {
 	st     *store.Store
 	key    string
 	dir    string // the output's absolute path, removed again if writing fails
+	// compressor of a Zarr output; "" is the writer's default (zstd).
+	// Crops set cropCompressor.
+	compressor string
 }
 
 // planOutput checks an output name and the options against the format it
@@ -179,7 +182,7 @@ func (p *outputPlan) write(ctx context.Context, v volume.Volume, f volume.Frame,
 	var err error
 	switch p.kind {
 	case outZarr:
-		opt := zarr.WriteOptions{Chunks: cube(p.chunk, len(in.Shape)), Levels: p.o.Levels, Method: p.method, Name: in.Name, Attributes: all}
+		opt := zarr.WriteOptions{Chunks: cube(p.chunk, len(in.Shape)), Levels: p.o.Levels, Method: p.method, Name: in.Name, Attributes: all, Compressor: p.compressor}
 		if p.v3 {
 			// Shards of 4 chunks a side: few files, and a reader still
 			// fetches single chunks by range.

@@ -46,6 +46,7 @@ func Crop(ctx context.Context, src string, c manifest.Crop, out string, opt Opti
 	if err != nil {
 		return nil, err
 	}
+	plan.compressor = cropCompressor
 	vols, err := openVolumes(ctx, src, &opt)
 	if err != nil {
 		return nil, err
