@@ -66,7 +66,7 @@ func convertAll(ctx context.Context, opt *Options, out *store.Store, r *source.R
 			h := hints(r, unit{})
 			fr := resolveFrame(ctx, st, h)
 			wopt := zarr.WriteOptions{Chunks: cube(opt.ConvertChunk, 3), Name: "stack", Attributes: map[string]any{"imgdataset": frameAttrs(fr)}}
-			if err := zarr.WriteNGFF(ctx, out, key, volume.Reframe(st, fr), wopt); err != nil {
+			if err := writeShown(ctx, opt, out, key, volume.Reframe(st, fr), wopt, fmt.Sprintf("%s: stacking %d sections", r.Dataset.Name, len(sections))); err != nil {
 				return recs, fmt.Errorf("write %s: %w", key, err)
 			}
 			dr.Outputs = append(dr.Outputs, key)
@@ -93,12 +93,22 @@ func convertAll(ctx context.Context, opt *Options, out *store.Store, r *source.R
 			return recs, fmt.Errorf("convert %s: %w", in.Name, err)
 		}
 		wopt := zarr.WriteOptions{Chunks: cube(opt.ConvertChunk, len(in.Shape)), Name: in.Name, Attributes: map[string]any{"imgdataset": frameAttrs(fv.f)}}
-		if err := zarr.WriteNGFF(ctx, out, key, volume.Reframe(fv.v, fv.f), wopt); err != nil {
+		if err := writeShown(ctx, opt, out, key, volume.Reframe(fv.v, fv.f), wopt, fmt.Sprintf("%s: converting %s", r.Dataset.Name, path.Base(in.Name))); err != nil {
 			return recs, fmt.Errorf("convert %s: %w", in.Name, err)
 		}
 		dr.Outputs = append(dr.Outputs, key)
 	}
 	return recs, nil
+}
+
+// writeShown writes v as OME-Zarr at key with a bar named name on the
+// display: conversions of multi-GB files take minutes.
+func writeShown(ctx context.Context, opt *Options, out *store.Store, key string, v volume.Volume, wopt zarr.WriteOptions, name string) error {
+	ph := opt.display().Phase(name, v.Info().NumBytes())
+	wopt.Progress = ph.Update
+	err := zarr.WriteNGFF(ctx, out, key, v, wopt)
+	ph.End(err)
+	return err
 }
 
 type spacing struct {

@@ -82,7 +82,7 @@ func cropVolume(ctx context.Context, opt *Options, out *store.Store, r *source.R
 	// the output codec is the one that writes fastest: 1.6-2.2 GB per
 	// CPU-second against zstd level 3's 0.34-0.54 (docs/benchmarks.md).
 	wopt := zarr.WriteOptions{Chunks: cube(opt.ConvertChunk, len(win.Info().Shape)), Name: name, Attributes: attrs, Compressor: cropCompressor}
-	if err := zarr.WriteNGFF(ctx, out, key, win, wopt); err != nil {
+	if err := writeShown(ctx, opt, out, key, win, wopt, fmt.Sprintf("%s: cropping %v", r.Dataset.Name, c.Size)); err != nil {
 		return nil, fmt.Errorf("%s: write crop: %w", r.Dataset.Name, err)
 	}
 	dr.Outputs = append(dr.Outputs, key)

@@ -2,17 +2,20 @@ package pipeline
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 
 	"github.com/imgdataset/imgdataset/format/dm"
 	"github.com/imgdataset/imgdataset/format/n5"
 	"github.com/imgdataset/imgdataset/format/precomputed"
 	"github.com/imgdataset/imgdataset/format/tiff"
 	"github.com/imgdataset/imgdataset/format/zarr"
+	"github.com/imgdataset/imgdataset/shard"
 	"github.com/imgdataset/imgdataset/store"
 	"github.com/imgdataset/imgdataset/volume"
 )
@@ -106,6 +109,15 @@ type outputPlan struct {
 	// compressor of a Zarr output; "" is the writer's default (zstd).
 	// Crops set cropCompressor.
 	compressor string
+
+	// task is set for one task of a sharded write (Options.Shard); with
+	// finalize, the write completes the tasks' output instead.
+	task     shard.Spec
+	finalize bool
+	req      json.RawMessage // the task request (taskRequest)
+	reqKind  string          // kindConvert or kindCrop
+	unit     string          // what the tasks split: unitConvert or unitCrop
+	log      func(format string, args ...any)
 }
 
 // planOutput checks an output name and the options against the format it
@@ -163,37 +175,86 @@ func planOutput(out string, o OutputOptions, defChunk int64) (*outputPlan, error
 	if err != nil {
 		return nil, fmt.Errorf("output %s: %w", out, err)
 	}
-	if _, err := os.Stat(abs); err == nil {
-		return nil, fmt.Errorf("output %s already exists; choose a new name", out)
-	}
 	p.st, p.key, p.dir = store.New(store.NewFile(filepath.Dir(abs))), filepath.Base(abs), abs
 	return p, nil
 }
 
-// write writes v, placed in frame f, with attrs as extra attributes where
-// the format has room for them. A failed write leaves nothing behind.
-func (p *outputPlan) write(ctx context.Context, v volume.Volume, f volume.Frame, attrs map[string]any) error {
-	fa := frameAttrs(f)
-	all := map[string]any{"imgdataset": fa}
+// checkNew refuses an output that exists, unless it is the output of the
+// tasks of a sharded write (they create it together, and finalize
+// completes it).
+func (p *outputPlan) checkNew() error {
+	if _, err := os.Stat(p.dir); err != nil {
+		if p.finalize {
+			return fmt.Errorf("output %s: %w", p.name, err)
+		}
+		return nil
+	}
+	if p.task.Sharded() {
+		if _, err := os.Stat(filepath.Join(p.dir, filepath.FromSlash(shard.Dir))); err == nil {
+			return nil
+		}
+		if ents, err := os.ReadDir(p.dir); err == nil && len(ents) == 0 {
+			return nil
+		}
+		return fmt.Errorf("output %s already exists and holds no sharded tasks (finalized, or written by one process); choose a new name", p.name)
+	}
+	return fmt.Errorf("output %s already exists; choose a new name", p.name)
+}
+
+// attributes are the output's attributes: the frame's, then attrs.
+func (p *outputPlan) attributes(f volume.Frame, attrs map[string]any) map[string]any {
+	all := map[string]any{"imgdataset": frameAttrs(f)}
 	for k, a := range attrs {
 		all[k] = a
 	}
+	return all
+}
+
+// zarrOptions are the Zarr writer's options for a volume of info in.
+func (p *outputPlan) zarrOptions(in volume.Info, all map[string]any) zarr.WriteOptions {
+	opt := zarr.WriteOptions{Chunks: cube(p.chunk, len(in.Shape)), Levels: p.o.Levels, Method: p.method, Name: in.Name, Attributes: all, Compressor: p.compressor}
+	if p.v3 {
+		// Shards of 4 chunks a side: few files, and a reader still
+		// fetches single chunks by range.
+		opt.Version, opt.ShardShape = "0.5", cube(4*p.chunk, len(in.Shape))
+	}
+	return opt
+}
+
+// n5Options are the N5 writer's options for a volume of info in.
+func (p *outputPlan) n5Options(in volume.Info, all map[string]any) n5.WriteOptions {
+	return n5.WriteOptions{BlockSize: cube(p.chunk, len(in.Shape)), Attributes: all}
+}
+
+// write writes v, placed in frame f, with attrs as extra attributes where
+// the format has room for them, showing how far it got on ph. A failed
+// write leaves nothing behind.
+func (p *outputPlan) write(ctx context.Context, v volume.Volume, f volume.Frame, attrs map[string]any, ph Phase) error {
+	switch {
+	case p.finalize:
+		return p.finishTasks(ctx, v, f, attrs)
+	case p.task.Sharded():
+		return p.writeTask(ctx, v, f, attrs)
+	}
+	if p.kind != outZarr {
+		// The other writers have no progress hook of their own; each reads
+		// its source once, so the bytes read tell how far they are.
+		v = &counted{Volume: v, ph: ph, total: v.Info().NumBytes()}
+	}
+	all := p.attributes(f, attrs)
+	fa := all["imgdataset"].(map[string]any)
 	in := v.Info()
 	var err error
 	switch p.kind {
 	case outZarr:
-		opt := zarr.WriteOptions{Chunks: cube(p.chunk, len(in.Shape)), Levels: p.o.Levels, Method: p.method, Name: in.Name, Attributes: all, Compressor: p.compressor}
-		if p.v3 {
-			// Shards of 4 chunks a side: few files, and a reader still
-			// fetches single chunks by range.
-			opt.Version, opt.ShardShape = "0.5", cube(4*p.chunk, len(in.Shape))
-		}
+		opt := p.zarrOptions(in, all)
+		opt.Progress = ph.Update
 		err = zarr.WriteNGFF(ctx, p.st, p.key, v, opt)
 	case outN5:
 		// The output is an N5 container of its own with the dataset at its
 		// root, not a dataset inside the directory it is written to.
 		root := store.New(store.NewFile(p.dir))
-		err = n5.Write(ctx, root, "", v, n5.WriteOptions{BlockSize: cube(p.chunk, len(in.Shape)), Attributes: all})
+		err = n5.Write(ctx, root, "", v, p.n5Options(in, all))
 	case outPrecomputed:
 		opt := precomputed.WriteOptions{Scales: p.o.Levels, Attributes: all}
 		switch p.method {
@@ -234,6 +295,26 @@ func (p *outputPlan) write(ctx context.Context, v volume.Volume, f volume.Frame,
 		}
 		return fmt.Errorf("write %s: %w", p.name, err)
 	}
+	return nil
+}
+
+// counted is a view of a volume that reports the bytes read from it to a
+// phase: the progress of a writer that reads its source once.
+type counted struct {
+	volume.Volume
+	ph    Phase
+	total int64
+	done  atomic.Int64
+}
+
+// Unwrap lets volume.As see through the count (an NGFF label image stays one).
+func (c *counted) Unwrap() volume.Volume { return c.Volume }
+
+func (c *counted) ReadRegion(ctx context.Context, box volume.Box, dst []byte) error {
+	if err := c.Volume.ReadRegion(ctx, box, dst); err != nil {
+		return err
+	}
+	c.ph.Update(min(c.done.Add(int64(len(dst))), c.total), c.total)
 	return nil
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/imgdataset/imgdataset/format/all"
 	"github.com/imgdataset/imgdataset/manifest"
 	"github.com/imgdataset/imgdataset/scan"
+	"github.com/imgdataset/imgdataset/shard"
 	"github.com/imgdataset/imgdataset/source"
 	"github.com/imgdataset/imgdataset/store"
 	"github.com/imgdataset/imgdataset/transfer"
@@ -40,8 +41,12 @@ type Options struct {
 	Transfer transfer.Options
 	// Formats reads files; nil = every format the tool knows.
 	Formats *format.Registry
-	// Log receives human-readable progress lines (nil = discard).
+	// Log receives human-readable progress lines when Display is nil (nil =
+	// discard).
 	Log io.Writer
+	// Display shows the run to a person: log lines and a bar per long phase
+	// (nil: Lines(Log), no bars). Downloads report through Transfer.Events.
+	Display Display
 	// SampleBudget is about how many decoded bytes the value statistics of
 	// an array too large to read whole (volume.DefaultExactStatsBytes) read,
 	// in whole chunks; smaller arrays are read whole. Default 64 MiB.
@@ -53,6 +58,16 @@ type Options struct {
 	Work volume.WorkLimit
 	// Output says how Crop and Convert write.
 	Output OutputOptions
+	// Shard makes Crop and Convert one task of a sharded write (see
+	// Finalize); the zero Spec writes the whole output.
+	Shard shard.Spec
+
+	// finalize makes Crop and Convert complete the tasks' output;
+	// shownOut is then the output as the tasks were given it.
+	finalize bool
+	shownOut string
+	// locked says the caller holds the output's lock (finalize of a run).
+	locked bool
 }
 
 // NewHTTPClient returns the shared client: keep-alive pools sized for many
@@ -108,10 +123,25 @@ func (o *Options) Defaults() {
 	if o.Log == nil {
 		o.Log = io.Discard
 	}
+	if o.Display == nil {
+		o.Display = Lines(o.Log)
+	}
 }
 
 func (o *Options) logf(format string, args ...any) {
-	fmt.Fprintf(o.Log, format+"\n", args...)
+	o.display().Logf(format, args...)
+}
+
+// display is o.Display, or the lines-only one for Options that missed
+// Defaults (internal callers and tests).
+func (o *Options) display() Display {
+	if o.Display != nil {
+		return o.Display
+	}
+	if o.Log != nil {
+		return Lines(o.Log)
+	}
+	return Lines(io.Discard)
 }
 
 // selectDatasets applies Only.

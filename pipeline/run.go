@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"path"
 	"path/filepath"
 	"slices"
@@ -43,6 +44,9 @@ type Report struct {
 	Records  []catalog.Record `json:"-"`
 	// vols are the arrays behind the records, by catalog.VolumeKey, for the report.
 	vols map[string]volume.Volume
+
+	// Shard is set for a task of a sharded run: what it downloaded.
+	Shard *ShardReport `json:"shard,omitempty"`
 }
 
 // keep remembers the volume behind a record for the HTML report.
@@ -76,11 +80,22 @@ func Run(ctx context.Context, m *manifest.Manifest, opt Options) (*Report, error
 	// One lock over everything the run writes, not only the downloads: two
 	// runs must not convert into one store or write catalog.json in turn
 	// (issue #17).
-	lock, err := transfer.LockOutput(opt.OutDir)
+	// A task of a sharded run shares the output with the other tasks and
+	// holds its own lock; finalize holds the whole-output lock already.
+	var lock io.Closer
+	switch {
+	case opt.locked:
+	case opt.Shard.Sharded():
+		lock, err = transfer.LockTask(opt.OutDir, taskName(opt.Shard))
+	default:
+		lock, err = transfer.LockOutput(opt.OutDir)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("run: %w", err)
 	}
-	defer lock.Close()
+	if lock != nil {
+		defer lock.Close()
+	}
 	out := store.New(store.NewFile(opt.OutDir))
 	rep := &Report{OutDir: opt.OutDir}
 
@@ -108,6 +123,10 @@ func Run(ctx context.Context, m *manifest.Manifest, opt Options) (*Report, error
 		if len(r.Objects) > 0 {
 			jobs = append(jobs, transfer.Job{Dataset: d.Name, Objects: r.Objects})
 		}
+	}
+
+	if opt.Shard.Sharded() {
+		return rep, runTask(ctx, m, &opt, jobs, rerrs, rep, byName)
 	}
 
 	// Transfer: one scheduler for everything.

@@ -2,10 +2,7 @@ package pipeline
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
-	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -15,6 +12,7 @@ import (
 
 	"github.com/imgdataset/imgdataset/catalog"
 	"github.com/imgdataset/imgdataset/format/zarr"
+	"github.com/imgdataset/imgdataset/internal/shardtest"
 	"github.com/imgdataset/imgdataset/manifest"
 	"github.com/imgdataset/imgdataset/scan"
 	"github.com/imgdataset/imgdataset/store"
@@ -196,19 +194,7 @@ func TestRunHoldsOutputLockThroughout(t *testing.T) {
 // hashTree maps every file under dir to its sha256.
 func hashTree(t *testing.T, dir string) map[string]string {
 	t.Helper()
-	sums := map[string]string{}
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		h := sha256.Sum256(b)
-		sums[p[len(dir):]] = hex.EncodeToString(h[:])
-		return nil
-	})
+	sums, err := shardtest.Hashes(dir)
 	if err != nil {
 		t.Fatal(err)
 	}

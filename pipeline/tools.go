@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 
@@ -40,14 +41,24 @@ func openVolumes(ctx context.Context, target string, opt *Options) ([]volume.Vol
 // Convert for where that comes from). The
 // name and options are checked before anything is read. Only the chunks the
 // region touches are read, and the copy streams through a bounded window.
+//
+// With opt.Shard the crop is one task of several writing OUT together (see
+// Finalize): the output must be one tasks can split (.zarr, .ome.zarr,
+// .n5), else the error is a *UsageError saying why.
 func Crop(ctx context.Context, src string, c manifest.Crop, out string, opt Options) (*CropResult, error) {
+	return crop(ctx, src, src, c, out, opt)
+}
+
+// crop is Crop of src, opened at open (finalize opens where the tasks
+// recorded it).
+func crop(ctx context.Context, src, open string, c manifest.Crop, out string, opt Options) (*CropResult, error) {
 	opt.Defaults()
-	plan, err := planOutput(out, opt.Output, opt.ConvertChunk)
+	plan, err := planTask(out, &opt, taskRequest{Command: kindCrop, Source: src, Open: open, Out: out, Crop: &c})
 	if err != nil {
 		return nil, err
 	}
 	plan.compressor = cropCompressor
-	vols, err := openVolumes(ctx, src, &opt)
+	vols, err := openVolumes(ctx, open, &opt)
 	if err != nil {
 		return nil, err
 	}
@@ -55,9 +66,15 @@ func Crop(ctx context.Context, src string, c manifest.Crop, out string, opt Opti
 	if err != nil {
 		return nil, fmt.Errorf("crop %s: %w", src, err)
 	}
-	fr := sourceFrame(ctx, &opt, src, vols[c.Scale])
+	fr := sourceFrame(ctx, &opt, open, vols[c.Scale])
 	res := &CropResult{Source: src, Array: in.Name, Scale: c.Scale, Origin: origin, Size: c.Size, Seed: c.Seed, Note: note, Output: out}
-	if err := plan.write(ctx, volume.Reframe(win, fr), fr, map[string]any{"imgdataset_crop": res}); err != nil {
+	if opt.shownOut != "" {
+		res.Output = opt.shownOut
+	}
+	ph := opt.display().Phase(fmt.Sprintf("cropping %v of %s", c.Size, in.Name), win.Info().NumBytes())
+	err = plan.write(ctx, volume.Reframe(win, fr), fr, map[string]any{"imgdataset_crop": res}, ph)
+	ph.End(err)
+	if err != nil {
 		return nil, err
 	}
 	return res, nil
@@ -69,13 +86,25 @@ func Crop(ctx context.Context, src string, c manifest.Crop, out string, opt Opti
 // so a voxel size from the page, API or manifest reaches the output; any
 // other SRC in the frame its file gives. The name and options are checked
 // before anything is read.
+//
+// With opt.Shard the conversion is one task of several writing OUT
+// together: each task writes the output regions (aligned to the storage
+// grid and to the pyramid) of its own part, and Finalize, once all are
+// done, the rest. The output must be one tasks can split (.zarr,
+// .ome.zarr, .n5), else the error is a *UsageError saying why.
 func Convert(ctx context.Context, src, array, out string, opt Options) error {
+	return convert(ctx, src, src, array, out, opt)
+}
+
+// convert is Convert of src, opened at open (finalize opens where the
+// tasks recorded it).
+func convert(ctx context.Context, src, open, array, out string, opt Options) error {
 	opt.Defaults()
-	plan, err := planOutput(out, opt.Output, opt.ConvertChunk)
+	plan, err := planTask(out, &opt, taskRequest{Command: kindConvert, Source: src, Open: open, Out: out, Array: array})
 	if err != nil {
 		return err
 	}
-	vols, err := openVolumes(ctx, src, &opt)
+	vols, err := openVolumes(ctx, open, &opt)
 	if err != nil {
 		return err
 	}
@@ -99,6 +128,36 @@ func Convert(ctx context.Context, src, array, out string, opt Options) error {
 	if err := opt.Work.Check(v.Info(), volume.Full(v.Info().Shape)); err != nil {
 		return fmt.Errorf("convert %s: %w", src, err)
 	}
-	fr := sourceFrame(ctx, &opt, src, v)
-	return plan.write(ctx, volume.Reframe(v, fr), fr, map[string]any{"imgdataset_source": map[string]any{"url": src, "array": v.Info().Name}})
+	fr := sourceFrame(ctx, &opt, open, v)
+	ph := opt.display().Phase("converting "+v.Info().Name, v.Info().NumBytes())
+	err = plan.write(ctx, volume.Reframe(v, fr), fr, map[string]any{"imgdataset_source": map[string]any{"url": src, "array": v.Info().Name}}, ph)
+	ph.End(err)
+	return err
+}
+
+// planTask checks the output and, for a task or finalize, that it can be
+// split, and records the request the tasks share.
+func planTask(out string, opt *Options, req taskRequest) (*outputPlan, error) {
+	plan, err := planOutput(out, opt.Output, opt.ConvertChunk)
+	if err != nil {
+		return nil, err
+	}
+	plan.task, plan.finalize, plan.log = opt.Shard, opt.finalize, opt.logf
+	if plan.task.Sharded() {
+		if err := plan.checkSplittable(); err != nil {
+			return nil, err
+		}
+		req.Open, req.Output, req.Chunk, req.Work = openPath(req.Open), opt.Output, opt.ConvertChunk, opt.Work
+		if plan.req, err = json.Marshal(req); err != nil {
+			return nil, err
+		}
+		plan.reqKind, plan.unit = kindConvert, unitConvert
+		if req.Command == kindCrop {
+			plan.reqKind, plan.unit = kindCrop, unitCrop
+		}
+	}
+	if err := plan.checkNew(); err != nil {
+		return nil, err
+	}
+	return plan, nil
 }

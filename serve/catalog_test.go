@@ -134,7 +134,7 @@ func TestClientGoneCancelsRead(t *testing.T) {
 	ff := &fakeFormat{started: make(chan string, 1), cancelled: make(chan error, 1)}
 	srv, ts := testServer(t, fakeDir(t), Options{Formats: format.NewRegistry(ff)})
 	v := srv.Volumes()[0]
-	for _, path := range []string{v.BlockURL + "?size=2,2,2", v.ZarrURL + "/0.0.0"} {
+	for _, path := range []string{v.BlockURL + "?size=2,2,2", v.ZarrArrayURL + "/0.0.0"} {
 		ctx, cancel := context.WithCancel(context.Background())
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, ts.URL+path, nil)
 		if err != nil {

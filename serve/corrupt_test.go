@@ -33,7 +33,7 @@ func TestCorruptChunk502(t *testing.T) {
 	if err := os.Truncate(chunk, fi.Size()/2); err != nil {
 		t.Fatal(err)
 	}
-	for _, path := range []string{zv.BlockURL + "?origin=0,0,0&size=1,1,1", zv.ZarrURL + "/0.0.0"} {
+	for _, path := range []string{zv.BlockURL + "?origin=0,0,0&size=1,1,1", zv.ZarrArrayURL + "/0.0.0"} {
 		resp, body := get(t, ts.URL+path)
 		if resp.StatusCode != http.StatusBadGateway || !strings.Contains(string(body), "corrupt") {
 			t.Errorf("%s: %s %q, want 502 saying corrupt", path, resp.Status, body)
@@ -101,7 +101,7 @@ func TestReadFailureStatus(t *testing.T) {
 				t.Fatalf("%d volumes served, want 1 (skipped: %v)", len(srv.Volumes()), srv.Skipped())
 			}
 			v := srv.Volumes()[0]
-			for _, path := range []string{v.BlockURL + "?size=2,2", v.ZarrURL + "/0.0"} {
+			for _, path := range []string{v.BlockURL + "?size=2,2", v.ZarrArrayURL + "/0.0"} {
 				resp, body := get(t, ts.URL+path)
 				if resp.StatusCode != c.code {
 					t.Errorf("%s: %s %q, want %d", path, resp.Status, body, c.code)

@@ -116,6 +116,9 @@ func (s *Server) reopen(ctx context.Context, e *entry, stamp string) (*entry, er
 		if ne == nil {
 			return nil, errors.New(reason)
 		}
+		// The groups are fixed at Open; the levels' shapes are checked
+		// against each other when a group is read.
+		ne.ZarrLevels, ne.Pyramid = e.ZarrLevels, e.Pyramid
 		return ne, nil
 	}
 	return nil, fmt.Errorf("array %q is no longer in it", e.rec.Array)

@@ -114,7 +114,7 @@ func (s *Server) block(w http.ResponseWriter, r *http.Request, e *entry) error {
 	err = forEachSlab(req.box, e.in.Chunks, s.slabElems(e), func(b volume.Box) error {
 		n := b.NumElements() * elem
 		p := s.planRead(e, b, n)
-		res, err := s.reserve(r.Context(), p.reserve)
+		res, err := s.reserve(r.Context(), p.reserve, !started)
 		if err != nil {
 			return err
 		}
@@ -190,57 +190,72 @@ func (e *entry) zarray() zarray {
 	return z
 }
 
-// zattrs are the attributes of the virtual array: an NGFF 0.4-style
-// multiscales with this array as its one level (path "") and its voxel size as
-// the scale, and where the data came from.
-func (e *entry) zattrs() map[string]any {
-	type ngffAxis struct {
-		Name string `json:"name"`
-		Type string `json:"type,omitempty"`
-		Unit string `json:"unit,omitempty"`
-	}
-	axes := make([]ngffAxis, len(e.Axes))
-	scale := make([]float64, len(e.Axes))
-	trans := make([]float64, len(e.Axes))
-	moved := false
-	for i, a := range e.Axes {
-		n := ngffAxis{Name: strings.ToLower(a.Name)}
-		switch n.Name {
-		case "z", "y", "x":
-			n.Type = "space"
-			if a.Unit == "nanometer" {
-				n.Unit = a.Unit
-			}
-		case "c":
-			n.Type = "channel"
-		case "t":
-			n.Type = "time"
-		}
-		axes[i] = n
-		scale[i] = 1
-		if a.VoxelSize != nil && *a.VoxelSize > 0 {
-			scale[i] = *a.VoxelSize
-		}
-		trans[i] = a.Offset
-		moved = moved || a.Offset != 0
-	}
-	ct := []map[string]any{{"type": "scale", "scale": scale}}
-	if moved {
-		ct = append(ct, map[string]any{"type": "translation", "translation": trans})
-	}
+// provenance says where a served array comes from, for its attributes.
+func (e *entry) provenance() map[string]any {
 	return map[string]any{
-		"multiscales": []map[string]any{{
-			"version":  "0.4",
-			"name":     e.ID,
-			"axes":     axes,
-			"datasets": []map[string]any{{"path": "", "coordinateTransformations": ct}},
-		}},
-		"imgdataset": map[string]any{
-			"id": e.ID, "key": e.Key, "dataset": e.Dataset, "path": e.Path, "array": e.Array, "format": e.Format,
-			"source_url": e.rec.SourceURL, "voxel_size_source": e.rec.VoxelSource,
-			"note": "read-only virtual view made by imgdataset serve: uncompressed chunks read on request from the original",
-		},
+		"id": e.ID, "key": e.Key, "dataset": e.Dataset, "path": e.Path, "array": e.Array, "format": e.Format,
+		"source_url": e.rec.SourceURL, "voxel_size_source": e.rec.VoxelSource,
 	}
+}
+
+// zattrs are the attributes of a level's array: its axis names (xarray's
+// _ARRAY_DIMENSIONS, which neuroglancer also reads when it is given the
+// array alone) and where the data came from. The physical frame is the
+// group's.
+func (e *entry) zattrs() map[string]any {
+	names := make([]string, len(e.Axes))
+	for i, a := range e.Axes {
+		names[i] = strings.ToLower(a.Name)
+	}
+	p := e.provenance()
+	p["note"] = "read-only virtual view made by imgdataset serve: uncompressed chunks read on request from the original"
+	return map[string]any{"_ARRAY_DIMENSIONS": names, "imgdataset": p}
+}
+
+// groupAttrs are the attributes of the group whose levels are ls, finest
+// first: NGFF 0.4 multiscales with the paths "0", "1", … and each level's
+// scale (and translation, when any level is moved) in the finest level's
+// unit, and where the data came from. Axes NGFF 0.4 cannot express get no
+// multiscales; "imgdataset"."ngff" says why.
+func groupAttrs(ls []*entry) map[string]any {
+	base := ls[0]
+	prov := base.provenance()
+	ids := make([]string, len(ls))
+	for i, e := range ls {
+		ids[i] = e.ID
+	}
+	prov["levels"] = ids
+	prov["note"] = "read-only virtual view made by imgdataset serve: the levels are uncompressed Zarr v2 arrays read on request from the originals"
+	out := map[string]any{"imgdataset": prov}
+	axes, err := ngffAxes(base)
+	if err != nil {
+		prov["ngff"] = "no multiscales: " + err.Error()
+		return out
+	}
+	scales := make([][]float64, len(ls))
+	trans := make([][]float64, len(ls))
+	moved := false
+	for k, e := range ls {
+		scales[k], trans[k] = levelTransform(base, e, k)
+		for _, v := range trans[k] {
+			moved = moved || v != 0
+		}
+	}
+	datasets := make([]map[string]any, len(ls))
+	for k := range ls {
+		ct := []map[string]any{{"type": "scale", "scale": scales[k]}}
+		if moved {
+			ct = append(ct, map[string]any{"type": "translation", "translation": trans[k]})
+		}
+		datasets[k] = map[string]any{"path": strconv.Itoa(k), "coordinateTransformations": ct}
+	}
+	out["multiscales"] = []map[string]any{{
+		"version":  "0.4",
+		"name":     base.ID,
+		"axes":     axes,
+		"datasets": datasets,
+	}}
+	return out
 }
 
 // zarr answers /zarr/{id}/{key} for the virtual Zarr v2 array.
@@ -284,7 +299,7 @@ func (s *Server) zarr(w http.ResponseWriter, r *http.Request, e *entry, key stri
 		need += region.NumElements() * elem
 	}
 	p := s.planRead(e, region, need)
-	res, err := s.reserve(r.Context(), p.reserve)
+	res, err := s.reserve(r.Context(), p.reserve, true)
 	if err != nil {
 		return err
 	}
@@ -312,6 +327,68 @@ func (s *Server) zarr(w http.ResponseWriter, r *http.Request, e *entry, key stri
 	return nil
 }
 
+// zarrGroup answers /zarr/{id}/{key}: the NGFF group of volume id, whose
+// levels are the arrays /zarr/{id}/0/, /zarr/{id}/1/, …
+func (s *Server) zarrGroup(w http.ResponseWriter, r *http.Request, id, key string) error {
+	ls, err := s.groupLevels(r, id)
+	if err != nil {
+		return err
+	}
+	tags := make([]string, len(ls))
+	for i, e := range ls {
+		tags[i] = e.etag
+	}
+	etag := shortHash(strings.Join(tags, ","))
+	switch key {
+	case ".zgroup":
+		return s.writeJSON(w, r, map[string]int{"zarr_format": 2}, etag+"-zgroup")
+	case ".zattrs":
+		return s.writeJSON(w, r, groupAttrs(ls), etag+"-zattrs")
+	case ".zmetadata":
+		// Consolidated metadata: an HTTP store cannot list its keys, so
+		// without it zarr.open_consolidated and Group.arrays() see no levels.
+		md := map[string]any{".zgroup": map[string]int{"zarr_format": 2}, ".zattrs": groupAttrs(ls)}
+		for k, e := range ls {
+			md[strconv.Itoa(k)+"/.zarray"] = e.zarray()
+			md[strconv.Itoa(k)+"/.zattrs"] = e.zattrs()
+		}
+		return s.writeJSON(w, r, map[string]any{"zarr_consolidated_format": 1, "metadata": md}, etag+"-zmetadata")
+	}
+	if key == ".zarray" || strings.Trim(key, "0123456789.") == "" {
+		// The bare array /zarr/{id}/ was until the group replaced it.
+		return notFound("/zarr/%s/ is an NGFF multiscale group (.zgroup, .zattrs); volume %s is its array /zarr/%s/0/ (and /zarr/%s/0/%s)", id, id, id, id, key)
+	}
+	return notFound("no key %q in group /zarr/%s/ (its levels are 0..%d)", key, id, len(ls)-1)
+}
+
+// groupLevels returns the current entries of the levels of volume id's
+// group, finest first. A level that changed on disk so that it no longer
+// fits the pyramid makes the group unavailable rather than wrong.
+func (s *Server) groupLevels(r *http.Request, id string) ([]*entry, error) {
+	e, err := s.lookup(id)
+	if err != nil {
+		return nil, err
+	}
+	ids := s.groups[e.ID]
+	ls := make([]*entry, len(ids))
+	for k, lid := range ids {
+		le, err := s.lookup(lid)
+		if err != nil {
+			return nil, err
+		}
+		if ls[k], err = s.current(r.Context(), le); err != nil {
+			return nil, err
+		}
+		if ls[k].zdt == "" {
+			return nil, notFound("volume %s: %s", ls[k].ID, ls[k].ZarrError)
+		}
+		if k > 0 && !downsampled(ls[k-1], ls[k]) {
+			return nil, &httpError{code: http.StatusServiceUnavailable, msg: fmt.Sprintf("volume %s: level %d (%s) changed on disk and no longer fits the pyramid", id, k, lid)}
+		}
+	}
+	return ls, nil
+}
+
 var indexPage = template.Must(template.New("index").Funcs(template.FuncMap{
 	"ints": joinInts,
 	"axes": func(as []Axis) string {
@@ -337,10 +414,11 @@ var indexPage = template.Must(template.New("index").Funcs(template.FuncMap{
 <h1>imgdataset serve</h1>
 <p>{{len .Volumes}} volumes from <code>{{.Dir}}</code>. JSON: <a href="/volumes">/volumes</a>.
 Blocks: <code>/volumes/ID/block?origin=z,y,x&amp;size=z,y,x[&amp;format=npy]</code> (C order, little-endian, at most {{.MaxBytes}} bytes).
-Zarr v2: <code>zarr.open(fsspec.get_mapper("http://HOST/zarr/ID"), mode="r")</code>.</p>
+Zarr v2: each volume is an OME-NGFF 0.4 multiscale group, <code>zarr.open_group(fsspec.get_mapper("http://HOST/zarr/ID"), mode="r")</code>,
+its levels the arrays <code>/zarr/ID/0</code>, <code>/zarr/ID/1</code>, … (neuroglancer: <code>zarr2://http://HOST/zarr/ID/</code>, served with <code>--cors</code>).</p>
 <table><tr><th>id</th><th>dataset</th><th>path</th><th>array</th><th>shape</th><th>dtype</th><th>voxel size</th><th></th></tr>
 {{range .Volumes}}<tr><td><a href="/volumes/{{.ID}}">{{.ID}}</a></td><td>{{.Dataset}}</td><td>{{.Path}}</td><td>{{.Array}}</td><td>{{ints .Shape}}</td><td>{{.DType}}</td><td>{{axes .Axes}}</td>
-<td><a href="{{.BlockURL}}?size={{example .Shape}}&amp;format=npy">block.npy</a>{{if not .ZarrError}} <a href="{{.ZarrURL}}/.zarray">.zarray</a>{{end}}</td></tr>
+<td><a href="{{.BlockURL}}?size={{example .Shape}}&amp;format=npy">block.npy</a>{{if not .ZarrError}} <a href="{{.ZarrURL}}/.zattrs">zarr</a>{{if gt (len .ZarrLevels) 1}} ({{len .ZarrLevels}} levels){{end}}{{end}}{{if .Pyramid}} level of <a href="/volumes/{{.Pyramid}}">{{.Pyramid}}</a>{{end}}</td></tr>
 {{end}}</table>
 {{if .Skipped}}<h2>Not served</h2><ul>{{range .Skipped}}<li><code>{{.Key}}</code>: {{.Reason}}</li>{{end}}</ul>{{end}}
 </body></html>

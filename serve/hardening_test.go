@@ -69,7 +69,7 @@ func TestSymlinks(t *testing.T) {
 			}
 			srv, ts := testServer(t, dir, Options{MaxBytes: 1 << 20, ErrorLog: quietLog(t)})
 			v := find(t, srv.Volumes(), "uint16", 3)
-			for _, p := range []string{v.BlockURL + "?size=" + joinInts(v.Shape), v.ZarrURL + "/0.0.0"} {
+			for _, p := range []string{v.BlockURL + "?size=" + joinInts(v.Shape), v.ZarrArrayURL + "/0.0.0"} {
 				resp, body := get(t, ts.URL+p)
 				if resp.StatusCode != tc.code {
 					t.Errorf("%s: %s %.200q, want %d", p, resp.Status, body, tc.code)
@@ -128,7 +128,7 @@ func TestReplacedFile(t *testing.T) {
 	if v.Path != "stack.tif" {
 		t.Fatalf("uint8 volume is %s, want stack.tif", v.Path)
 	}
-	urls := []string{"/volumes/" + v.ID, v.BlockURL + "?size=2,3,4", v.ZarrURL + "/.zarray", v.ZarrURL + "/0.0.0"}
+	urls := []string{"/volumes/" + v.ID, v.BlockURL + "?size=2,3,4", v.ZarrArrayURL + "/.zarray", v.ZarrArrayURL + "/0.0.0"}
 	old := map[string]string{}
 	for _, u := range urls {
 		resp, body := get(t, ts.URL+u)

@@ -20,6 +20,8 @@ const maxQueryList = 1024
 type httpError struct {
 	code int
 	msg  string
+	// retryAfter, when set, is sent as Retry-After (seconds).
+	retryAfter string
 }
 
 func (e *httpError) Error() string { return e.msg }

@@ -1,9 +1,9 @@
 // Package serve makes every cataloged volume of an imgdataset output directory
 // block-accessible over HTTP: a JSON list of the volumes, voxel blocks as raw
-// little-endian bytes or .npy, and a read-only virtual Zarr v2 array per
-// volume (uncompressed chunks made on the fly from volume.ReadRegion), so
-// zarr-python, neuroglancer or plain curl can read any volume whatever its
-// source format.
+// little-endian bytes or .npy, and a read-only virtual OME-NGFF 0.4
+// multiscale group per volume (Zarr v2, uncompressed chunks made on the fly
+// from volume.ReadRegion), so zarr-python, napari, neuroglancer or plain curl
+// can read any volume whatever its source format.
 //
 // Routes (GET and HEAD):
 //
@@ -11,7 +11,16 @@
 //	/volumes                           JSON list of VolumeInfo
 //	/volumes/{id}                      JSON VolumeInfo
 //	/volumes/{id}/block?origin=&size=  voxels, C order, little-endian (&format=npy for .npy)
-//	/zarr/{id}/.zarray, .zattrs, i.j.k the virtual Zarr v2 array
+//	/zarr/{id}/.zgroup, .zattrs        the NGFF group: multiscales with axes, units, scales
+//	/zarr/{id}/.zmetadata              the group's metadata consolidated (zarr.open_consolidated)
+//	/zarr/{id}/{k}/.zarray, .zattrs, i.j.k  level k (0 = the volume itself) as a Zarr v2 array
+//
+// The levels of a group are those of the multiscale volume (OME-Zarr or N5
+// pyramid, precomputed scales, TIFF SubIFDs) whose finest level is {id};
+// any other volume is a group of one level. Until the group replaced it,
+// /zarr/{id}/ was the bare array now at /zarr/{id}/0/; its old keys answer
+// 404 with a message naming the new place (a .zarray at the group's root
+// would make neuroglancer and zarr.open see one array without scales).
 package serve
 
 import (
@@ -43,6 +52,8 @@ const (
 	DefaultMemory   = 1 << 30
 	// DefaultWriteTimeout is the default of Options.WriteTimeout.
 	DefaultWriteTimeout = 30 * time.Second
+	// DefaultMaxQueue is the default of Options.MaxQueue.
+	DefaultMaxQueue = 1024
 )
 
 // minMemory is the smallest Options.Memory: a few default zarr chunks of the
@@ -62,6 +73,12 @@ type Options struct {
 	// a slab is being written only its buffer, so that clients that stop
 	// reading cannot take the budget from the others.
 	Memory int64
+	// MaxQueue is the most requests that may wait for memory at once
+	// (default DefaultMaxQueue); a request beyond them is answered 503
+	// Service Unavailable with Retry-After instead of waiting, so that a
+	// flood of requests holds no more than that many connections idle.
+	// A block already being streamed waits for its next slab regardless.
+	MaxQueue int
 	// WriteTimeout bounds the time the client may take to accept one slab or
 	// chunk (default DefaultWriteTimeout): a client that stops reading is
 	// disconnected and the memory it held released.
@@ -109,7 +126,17 @@ type VolumeInfo struct {
 	Axes       []Axis  `json:"axes"`
 	Bytes      int64   `json:"bytes"`
 	BlockURL   string  `json:"block_url"`
-	ZarrURL    string  `json:"zarr_url"`
+	// ZarrURL is the NGFF multiscale group (Zarr v2) of this volume: every
+	// level of the pyramid it is the finest level of, else itself alone.
+	ZarrURL string `json:"zarr_url"`
+	// ZarrArrayURL is this volume as a Zarr v2 array: level 0 of its group.
+	ZarrArrayURL string `json:"zarr_array_url"`
+	// ZarrLevels are the ids of the volumes that are the levels "0", "1", …
+	// of the group, finest first.
+	ZarrLevels []string `json:"zarr_levels"`
+	// Pyramid, for a coarser level of a served pyramid, is the id of its
+	// finest level, whose group holds every level.
+	Pyramid string `json:"pyramid,omitempty"`
 	// ZarrError says why a volume has no zarr view (a dtype zarr v2 cannot express).
 	ZarrError string `json:"zarr_error,omitempty"`
 }
@@ -136,8 +163,10 @@ type Server struct {
 	byID     map[string]*entry
 	list     []*entry
 	skipped  []Skipped
+	groups   map[string][]string // id → ids of the levels of its zarr group; fixed at Open
 	mem      *semaphore.Weighted
 	writing  atomic.Int64 // responses blocked in a write, holding their slab
+	waiting  atomic.Int64 // requests waiting for their first reservation
 	l        *loaded
 }
 
@@ -155,6 +184,9 @@ func Open(ctx context.Context, dir string, opt Options) (*Server, error) {
 	opt.Memory = max(opt.Memory, minMemory)
 	if opt.WriteTimeout <= 0 {
 		opt.WriteTimeout = DefaultWriteTimeout
+	}
+	if opt.MaxQueue <= 0 {
+		opt.MaxQueue = DefaultMaxQueue
 	}
 	if opt.ErrorLog == nil {
 		opt.ErrorLog = log.Default()
@@ -184,6 +216,15 @@ func Open(ctx context.Context, dir string, opt Options) (*Server, error) {
 		s.byID[e.ID] = e
 		s.list = append(s.list, e)
 	}
+	s.groups = groupLevels(s.list)
+	for _, e := range s.list {
+		e.ZarrLevels = s.groups[e.ID]
+		if ids := s.groups[e.ID]; len(ids) > 1 {
+			for _, id := range ids[1:] {
+				s.byID[id].Pyramid = e.ID
+			}
+		}
+	}
 	return s, nil
 }
 
@@ -202,7 +243,7 @@ func (s *Server) newEntry(id string, rec catalog.Record, v volume.Volume, unit s
 	e.VolumeInfo = VolumeInfo{
 		ID: id, Key: catalog.VolumeKey(rec), Dataset: rec.Dataset, Path: rec.LocalPath, Array: rec.Array, Format: rec.Format,
 		Shape: in.Shape, DType: string(in.DType), Chunks: in.Chunks, Axes: axesOf(in, rec), Bytes: in.NumBytes(),
-		BlockURL: "/volumes/" + id + "/block", ZarrURL: "/zarr/" + id,
+		BlockURL: "/volumes/" + id + "/block", ZarrURL: "/zarr/" + id, ZarrArrayURL: "/zarr/" + id + "/0",
 	}
 	if e.Shape == nil {
 		e.Shape = []int64{}
@@ -286,6 +327,18 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Access-Control-Allow-Origin", s.opt.CORSOrigin)
 		w.Header().Set("Access-Control-Expose-Headers", "ETag, Content-Length, X-Shape, X-DType")
 	}
+	if s.opt.CORSOrigin != "" && r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+		// A browser's preflight, sent before a read with headers beyond
+		// the simple ones (a viewer's Range or cache headers). Headers
+		// grant nothing on a read-only server, so any asked for are allowed.
+		w.Header().Set("Access-Control-Allow-Methods", "GET, HEAD")
+		if h := r.Header.Get("Access-Control-Request-Headers"); h != "" {
+			w.Header().Set("Access-Control-Allow-Headers", h)
+		}
+		w.Header().Set("Access-Control-Max-Age", "600")
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
 		http.Error(w, "read-only server: only GET and HEAD", http.StatusMethodNotAllowed)
@@ -319,14 +372,24 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) error {
 		}
 		return s.block(w, r, e)
 	case segs[0] == "zarr" && len(segs) == 3:
+		return s.zarrGroup(w, r, segs[1], segs[2])
+	case segs[0] == "zarr" && len(segs) == 4:
 		e, err := s.lookup(segs[1])
 		if err != nil {
+			return err
+		}
+		ids := s.groups[e.ID]
+		k, ok := levelIndex(segs[2], len(ids))
+		if !ok {
+			return notFound("group /zarr/%s/ has no level %q (its levels are 0..%d)", e.ID, segs[2], len(ids)-1)
+		}
+		if e, err = s.lookup(ids[k]); err != nil {
 			return err
 		}
 		if e, err = s.current(r.Context(), e); err != nil {
 			return err
 		}
-		return s.zarr(w, r, e, segs[2])
+		return s.zarr(w, r, e, segs[3])
 	}
 	return notFound("no such resource %s (see / for the volumes)", r.URL.Path)
 }
@@ -371,6 +434,9 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	w.Header().Del("ETag")
 	switch {
 	case errors.As(err, &he):
+		if he.retryAfter != "" {
+			w.Header().Set("Retry-After", he.retryAfter)
+		}
 		http.Error(w, he.msg, he.code)
 	case r.Context().Err() != nil:
 		// Nobody is listening; a status line would go nowhere.

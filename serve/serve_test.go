@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -280,7 +281,7 @@ func TestNPYHeader(t *testing.T) {
 func TestZarrView(t *testing.T) {
 	srv, ts := testServer(t, builtDir(t), Options{MaxBytes: builtMaxBytes})
 	for _, v := range volumesOf(t, ts.URL) {
-		resp, b := get(t, ts.URL+v.ZarrURL+"/.zarray")
+		resp, b := get(t, ts.URL+v.ZarrArrayURL+"/.zarray")
 		if resp.StatusCode != 200 {
 			t.Fatalf("%s .zarray: %s %s", v.ID, resp.Status, b)
 		}
@@ -315,7 +316,7 @@ func TestZarrView(t *testing.T) {
 		err := volume.Grid(v.Shape, za.Chunks, full, func(idx []int64, region volume.Box) error {
 			key := joinInts(idx)
 			key = strings.ReplaceAll(key, ",", ".")
-			resp, c := get(t, ts.URL+v.ZarrURL+"/"+key)
+			resp, c := get(t, ts.URL+v.ZarrArrayURL+"/"+key)
 			if resp.StatusCode != 200 || int64(len(c)) != chunkBytes {
 				return fmt.Errorf("chunk %s: %s, %d bytes, want %d", key, resp.Status, len(c), chunkBytes)
 			}
@@ -362,8 +363,18 @@ func TestZarrView(t *testing.T) {
 				}
 			}
 		}
-		if resp.StatusCode != 200 || json.Unmarshal(b, &attrs) != nil || len(attrs.Multiscales) != 1 || len(attrs.Multiscales[0].Datasets) != 1 {
-			t.Fatalf("%s .zattrs: %s %s", v.ID, resp.Status, b)
+		if resp.StatusCode != 200 || json.Unmarshal(b, &attrs) != nil || len(attrs.Multiscales) != 1 || len(attrs.Multiscales[0].Datasets) != 1 || attrs.Multiscales[0].Datasets[0].Path != "0" {
+			t.Fatalf("%s group .zattrs: %s %s", v.ID, resp.Status, b)
+		}
+		if err := zarr.ValidateNGFF(b, "0.4"); err != nil {
+			t.Errorf("%s group .zattrs: %v\n%s", v.ID, err, b)
+		}
+		// The group root holds no array: clients would read it as one.
+		for _, k := range []string{".zarray", "0.0.0"} {
+			resp, msg := get(t, ts.URL+v.ZarrURL+"/"+k)
+			if resp.StatusCode != 404 || !strings.Contains(string(msg), v.ZarrArrayURL+"/") {
+				t.Errorf("%s/%s: %s %q, want 404 naming %s/", v.ZarrURL, k, resp.Status, msg, v.ZarrArrayURL)
+			}
 		}
 		ms := attrs.Multiscales[0]
 		sc := ms.Datasets[0].CoordinateTransformations[0]
@@ -374,7 +385,7 @@ func TestZarrView(t *testing.T) {
 		}
 		// Keys that are not there answer 404, as a zarr client expects.
 		for _, k := range []string{".zgroup", ".zmetadata", joinInts(grid), strings.Repeat("0.", 3) + "0", "0.0", "00.0.0", "-1.0.0", "+0.0.0", "a.b.c"} {
-			if resp, _ := get(t, ts.URL+v.ZarrURL+"/"+strings.ReplaceAll(k, ",", ".")); resp.StatusCode != 404 {
+			if resp, _ := get(t, ts.URL+v.ZarrArrayURL+"/"+strings.ReplaceAll(k, ",", ".")); resp.StatusCode != 404 {
 				t.Errorf("%s/%s: %s, want 404", v.ID, k, resp.Status)
 			}
 		}
@@ -385,8 +396,10 @@ func TestHeadAndETag(t *testing.T) {
 	_, ts := testServer(t, builtDir(t), Options{MaxBytes: builtMaxBytes})
 	v := find(t, volumesOf(t, ts.URL), "uint16", 3)
 	for _, path := range []string{
-		v.ZarrURL + "/.zarray",
-		v.ZarrURL + "/1.1.3",
+		v.ZarrArrayURL + "/.zarray",
+		v.ZarrArrayURL + "/1.1.3",
+		v.ZarrURL + "/.zattrs",
+		v.ZarrURL + "/.zgroup",
 		v.BlockURL + "?origin=1,1,1&size=2,3,4",
 		v.BlockURL + "?origin=1,1,1&size=2,3,4&format=npy",
 	} {
@@ -522,6 +535,34 @@ func TestCORS(t *testing.T) {
 	_, cts := testServer(t, dir, Options{CORSOrigin: "https://viewer.example"})
 	if resp, _ := get(t, cts.URL+"/volumes"); resp.Header.Get("Access-Control-Allow-Origin") != "https://viewer.example" {
 		t.Errorf("CORS origin %q", resp.Header.Get("Access-Control-Allow-Origin"))
+	}
+	// A viewer probes keys that are not there (neuroglancer asks for
+	// .zarray and zarr.json at a group's root): the 404 must reach its
+	// script, which a response without the CORS header would not.
+	v := volumesOf(t, cts.URL)[0]
+	if resp, _ := get(t, cts.URL+v.ZarrURL+"/.zarray"); resp.StatusCode != 404 || resp.Header.Get("Access-Control-Allow-Origin") != "https://viewer.example" {
+		t.Errorf("missing key: %s, CORS origin %q", resp.Status, resp.Header.Get("Access-Control-Allow-Origin"))
+	}
+	req, _ := http.NewRequest(http.MethodOptions, cts.URL+v.ZarrArrayURL+"/0.0.0", nil)
+	req.Header.Set("Origin", "https://viewer.example")
+	req.Header.Set("Access-Control-Request-Method", "GET")
+	req.Header.Set("Access-Control-Request-Headers", "range")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent || resp.Header.Get("Access-Control-Allow-Headers") != "range" || !strings.Contains(resp.Header.Get("Access-Control-Allow-Methods"), "GET") {
+		t.Errorf("preflight: %s %v", resp.Status, resp.Header)
+	}
+	// Without --cors a preflight is an ordinary refused method.
+	req.URL, _ = url.Parse(ts.URL + v.ZarrArrayURL + "/0.0.0")
+	if resp, err = http.DefaultClient.Do(req); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("preflight without CORS: %s", resp.Status)
 	}
 }
 

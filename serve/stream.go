@@ -201,10 +201,26 @@ type reservation struct {
 	held int64
 }
 
-// reserve waits for n bytes of the memory budget.
-func (s *Server) reserve(ctx context.Context, n int64) (*reservation, error) {
-	if err := s.mem.Acquire(ctx, n); err != nil {
-		return nil, err // the client went away while waiting for memory
+// retryAfter is the Retry-After of a request turned away because the queue
+// for memory is full: requests are answered in milliseconds to seconds.
+const retryAfter = "1"
+
+// reserve waits for n bytes of the memory budget. A request's first
+// reservation (first) is refused with 503 when Options.MaxQueue requests
+// already wait; a later one (the next slab of a block being sent) waits.
+func (s *Server) reserve(ctx context.Context, n int64, first bool) (*reservation, error) {
+	if !s.mem.TryAcquire(n) {
+		if first {
+			if s.waiting.Add(1) > int64(s.opt.MaxQueue) {
+				s.waiting.Add(-1)
+				return nil, &httpError{code: http.StatusServiceUnavailable, retryAfter: retryAfter,
+					msg: fmt.Sprintf("busy: %d requests already wait for memory; retry later", s.opt.MaxQueue)}
+			}
+			defer s.waiting.Add(-1)
+		}
+		if err := s.mem.Acquire(ctx, n); err != nil {
+			return nil, err // the client went away while waiting for memory
+		}
 	}
 	return &reservation{s: s, held: n}, nil
 }

@@ -50,6 +50,11 @@ type FileDriver struct {
 // NewFile returns a driver rooted at dir (or a single file). The root need not exist
 // yet when the driver is used for writing.
 func NewFile(root string) *FileDriver {
+	// The containment checks compare with the absolute paths the kernel
+	// reports for open files: a relative root would refuse every file.
+	if abs, err := filepath.Abs(root); err == nil {
+		root = abs
+	}
 	d := &FileDriver{root: filepath.Clean(root), handles: newFileHandles(fileHandleCacheSize, fileHandleIdle)}
 	d.handles.verify = d.openedInside
 	return d

@@ -82,6 +82,53 @@ type journal struct {
 	err     error // sticky: once the journal cannot be written, nothing is acknowledged
 }
 
+// mainJournal is the journal of runs that are not sharded, below the state
+// directory.
+const mainJournal = "journal.jsonl"
+
+// MergeJournals folds the journals of the tasks of a sharded run into the
+// main journal of the output directory dir, so that a later run (or the
+// finalize of the tasks) finds their objects done, and removes them. names
+// are the tasks' Options.Journal values. What a task's journal says of an
+// object replaces what the main journal said. The caller holds dir's lock
+// (LockOutput). A crash leaves either the task journals or the merged main
+// journal, never neither: merging again is harmless.
+func MergeJournals(dir string, names []string) error {
+	mainPath := filepath.Join(dir, stateDir, mainJournal)
+	entries, err := replay(mainPath)
+	if err != nil {
+		return fmt.Errorf("transfer: %w", err)
+	}
+	var paths []string
+	for _, n := range names {
+		rel, err := cleanRel("journal", n)
+		if err != nil {
+			return fmt.Errorf("transfer: %w", err)
+		}
+		p := filepath.Join(dir, stateDir, filepath.FromSlash(rel))
+		task, err := replay(p)
+		if err != nil {
+			return fmt.Errorf("transfer: %w", err)
+		}
+		for k, e := range task {
+			entries[k] = e
+		}
+		paths = append(paths, p)
+	}
+	if err := os.MkdirAll(filepath.Dir(mainPath), 0o755); err != nil {
+		return fmt.Errorf("transfer: %w", err)
+	}
+	if err := writeCompacted(mainPath, entries); err != nil {
+		return fmt.Errorf("transfer: %w", err)
+	}
+	for _, p := range paths {
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("transfer: journal %s: %w", p, err)
+		}
+	}
+	return nil
+}
+
 // openJournal replays path (tolerating a torn last line), rewrites it compacted
 // and opens it for appending.
 func openJournal(path string) (*journal, error) {

@@ -15,3 +15,6 @@ func lockDir(path string) (*os.File, error) {
 	}
 	return f, nil
 }
+
+// lockShared opens the lock file; without flock, concurrent runs are not detected.
+func lockShared(path string) (*os.File, error) { return lockDir(path) }

@@ -110,3 +110,32 @@ func LockOutput(dir string) (io.Closer, error) {
 	}
 	return f, nil
 }
+
+// LockTask takes the locks of one task of a sharded run into dir: the
+// output lock shared (the other tasks hold it too, so they write in
+// parallel, while a whole-output LockOutput — a run without --shard, or
+// finalize — fails with ErrLocked) and the task's own lock, task a file
+// name such as "2-of-4", exclusive (the same task started twice fails with
+// ErrLocked). Close releases both.
+func LockTask(dir, task string) (io.Closer, error) {
+	d := filepath.Join(dir, stateDir)
+	if err := os.MkdirAll(filepath.Join(d, "tasks"), 0o755); err != nil {
+		return nil, fmt.Errorf("transfer: output directory %s: %w", dir, err)
+	}
+	shared, err := lockShared(filepath.Join(d, "lock"))
+	if err != nil {
+		return nil, err
+	}
+	own, err := lockDir(filepath.Join(d, "tasks", task+".lock"))
+	if err != nil {
+		shared.Close()
+		return nil, err
+	}
+	return taskLock{shared, own}, nil
+}
+
+// taskLock is the two locks LockTask holds.
+type taskLock struct{ shared, own *os.File }
+
+// Close releases both locks.
+func (l taskLock) Close() error { return errors.Join(l.own.Close(), l.shared.Close()) }

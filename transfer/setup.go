@@ -51,7 +51,19 @@ func newRun(ctx context.Context, jobs []Job, opt Options) (*run, error) {
 			return nil, err
 		}
 	}
-	if r.j, err = openJournal(filepath.Join(out, stateDir, "journal.jsonl")); err != nil {
+	jname := mainJournal
+	if opt.Journal != "" {
+		if jname, err = cleanRel("journal", opt.Journal); err != nil {
+			r.closeLock()
+			return nil, fmt.Errorf("transfer: %w", err)
+		}
+	}
+	jpath := filepath.Join(out, stateDir, filepath.FromSlash(jname))
+	if err := os.MkdirAll(filepath.Dir(jpath), 0o755); err != nil {
+		r.closeLock()
+		return nil, fmt.Errorf("transfer: output directory: %w", err)
+	}
+	if r.j, err = openJournal(jpath); err != nil {
 		r.closeLock()
 		return nil, fmt.Errorf("transfer: %w", err)
 	}

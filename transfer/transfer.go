@@ -86,6 +86,11 @@ type Options struct {
 	// Locked says the caller holds OutDir's lock (LockOutput) for longer
 	// than the downloads, so Run must not take it again.
 	Locked bool
+	// Journal is the journal's file below OutDir/.imgdataset (slash
+	// separated); "" means "journal.jsonl". The tasks of a sharded run
+	// keep one each ("tasks/2-of-4.journal.jsonl"), since they append at
+	// the same time; MergeJournals folds them into the main one.
+	Journal string
 }
 
 // Result is the outcome of one object.

@@ -370,20 +370,6 @@ func TestJSONLines(t *testing.T) {
 	}
 }
 
-func TestBars(t *testing.T) {
-	s := newTestServer(t)
-	small, big := fillServer(s, 3, 200<<10)
-	var buf bytes.Buffer
-	opt := testOptions(t, t.TempDir())
-	ev, wait := Bars(context.Background(), &buf)
-	opt.Events = ev
-	runOK(t, []Job{{Dataset: "smalls", Objects: s.objects(small...)}, {Dataset: "large", Objects: s.objects(big)}}, opt)
-	wait()
-	if !strings.Contains(buf.String(), "smalls") || !strings.Contains(buf.String(), "large") {
-		t.Errorf("bars output lacks dataset names: %q", buf.String())
-	}
-}
-
 func TestBadOptions(t *testing.T) {
 	if _, err := Run(context.Background(), nil, Options{}); err == nil {
 		t.Error("no error without OutDir")

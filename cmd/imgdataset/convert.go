@@ -39,6 +39,7 @@ func cropCmd() *cobra.Command {
 	var scale int
 	var align, asJSON bool
 	var of outputFlags
+	var sf shardFlags
 	c := &cobra.Command{
 		Use:   "crop SRC --size Z,Y,X (--origin Z,Y,X | --seed N) -o OUT",
 		Short: "Copy a region of any volume (local or remote) to OME-Zarr, N5, TIFF, DM3 or precomputed",
@@ -58,7 +59,8 @@ tissue: origins are drawn from a PCG stream seeded by N (snapped to the chunk
 grid with --align); for each draw the same region is read on the coarsest scale
 whose axes are all at least 4 voxels, and the draw is kept when at least 50% of
 those voxels are non-zero ("empty" means 0, the fill value of resin/background
-and of missing chunks). After 32 draws the best one is used and the note says so.`,
+and of missing chunks). After 32 draws the best one is used and the note says so.
+` + shardHelp,
 		Example: `  imgdataset crop gs://neuroglancer-janelia-flyem-hemibrain/emdata/clahe_yz/jpeg --size 1000,1000,1000 --seed 42 --align -o crop.zarr
   imgdataset crop data/volumedata.tif --size 64,256,256 --origin 0,0,0 -o sub.tif`,
 		Args: cobra.ExactArgs(1),
@@ -90,7 +92,13 @@ and of missing chunks). After 32 draws the best one is used and the note says so
 			if err := of.validate(); err != nil {
 				return err
 			}
-			res, err := pipeline.Crop(cmd.Context(), args[0], spec, out, pipeline.Options{Log: cmd.ErrOrStderr(), Output: of.options(), Work: of.work})
+			task, err := sf.spec()
+			if err != nil {
+				return err
+			}
+			d, stop := display(cmd)
+			res, err := pipeline.Crop(cmd.Context(), args[0], spec, out, pipeline.Options{Display: d, Output: of.options(), Work: of.work, Shard: task})
+			stop()
 			if err != nil {
 				return err
 			}
@@ -111,6 +119,7 @@ and of missing chunks). After 32 draws the best one is used and the note says so
 	c.Flags().StringVarP(&out, "output", "o", "", "output: .zarr, .ome.zarr, .n5, .tif, .tiff, .dm3 or .precomputed")
 	c.Flags().BoolVar(&asJSON, "json", false, "print what was cropped as JSON")
 	of.add(c, false)
+	sf.add(c)
 	return c
 }
 
@@ -160,6 +169,7 @@ func (f *outputFlags) options() pipeline.OutputOptions {
 func convertCmd() *cobra.Command {
 	var out, array string
 	var of outputFlags
+	var sf shardFlags
 	c := &cobra.Command{
 		Use:   "convert SRC -o OUT",
 		Short: "Convert any volume the tool reads to OME-Zarr, N5, TIFF, DM3 or precomputed",
@@ -171,7 +181,8 @@ has the voxel size the metadata table gives the array (a file inside a run's
 output takes its row of catalog.json, so a size from the web page, API or
 manifest is kept; any other source the size its file states), in one unit for
 all spatial axes (nm, or µm when the source is in µm or coarser), and says
-where that size came from in its attributes where the format has room.`,
+where that size came from in its attributes where the format has room.
+` + shardHelp,
 		Example: `  imgdataset convert volumedata.tif -o volumedata.zarr --levels 4
   imgdataset convert stack.zarr -o stack.tif                 # classic TIFF that ImageJ opens
   imgdataset convert volumedata.tif -o volumedata.ome.zarr   # NGFF 0.5, sharded
@@ -184,8 +195,19 @@ where that size came from in its attributes where the format has room.`,
 			if err := of.validate(); err != nil {
 				return err
 			}
-			if err := pipeline.Convert(cmd.Context(), args[0], array, out, pipeline.Options{Log: cmd.ErrOrStderr(), Output: of.options(), Work: of.work}); err != nil {
+			task, err := sf.spec()
+			if err != nil {
 				return err
+			}
+			d, stop := display(cmd)
+			err = pipeline.Convert(cmd.Context(), args[0], array, out, pipeline.Options{Display: d, Output: of.options(), Work: of.work, Shard: task})
+			stop()
+			if err != nil {
+				return err
+			}
+			if task.Sharded() {
+				fmt.Fprintf(cmd.OutOrStdout(), "%s → %s (shard %s; then: imgdataset finalize %s)\n", args[0], out, task, out)
+				return nil
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s → %s\n", args[0], out)
 			return nil
@@ -194,5 +216,6 @@ where that size came from in its attributes where the format has room.`,
 	c.Flags().StringVarP(&out, "output", "o", "", "output: .zarr, .ome.zarr, .n5, .tif, .tiff, .dm3 or .precomputed")
 	c.Flags().StringVar(&array, "array", "", "which array of SRC (default: the first)")
 	of.add(c, true)
+	sf.add(c)
 	return c
 }

@@ -78,7 +78,7 @@ Exit codes: 0 success, 1 a dataset failed, 2 usage error, 130 interrupted.`,
 		// a typed usage error rather than cobra's untyped one.
 		Args: func(_ *cobra.Command, args []string) error {
 			if len(args) > 0 {
-				return usagef("unknown command %q; commands: demo, run, plan, inspect, catalog, crop, convert, serve", args[0])
+				return usagef("unknown command %q; commands: demo, run, plan, inspect, catalog, crop, convert, finalize, status, serve", args[0])
 			}
 			return nil
 		},
@@ -87,7 +87,7 @@ Exit codes: 0 success, 1 a dataset failed, 2 usage error, 130 interrupted.`,
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &pipeline.UsageError{Err: err} })
-	root.AddCommand(demoCmd(), runCmd(), planCmd(), inspectCmd(), catalogCmd(), cropCmd(), convertCmd(), serveCmd())
+	root.AddCommand(demoCmd(), runCmd(), planCmd(), inspectCmd(), catalogCmd(), cropCmd(), convertCmd(), finalizeCmd(), statusCmd(), serveCmd())
 	for _, c := range root.Commands() {
 		c.Args = usageArgs(c.Args)
 	}

@@ -32,7 +32,7 @@ func TestHelpListsOnlyWorkingCommands(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("--help exit %d", code)
 	}
-	cmds := []string{"demo", "run", "plan", "inspect", "catalog", "crop", "convert", "serve"}
+	cmds := []string{"demo", "run", "plan", "inspect", "catalog", "crop", "convert", "finalize", "status", "serve"}
 	for _, c := range cmds {
 		if !strings.Contains(out, "  "+c+" ") {
 			t.Errorf("--help does not list %q:\n%s", c, out)

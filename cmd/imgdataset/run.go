@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -14,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/imgdataset/imgdataset/internal/demo"
+	"github.com/imgdataset/imgdataset/internal/term"
 	"github.com/imgdataset/imgdataset/manifest"
 	"github.com/imgdataset/imgdataset/pipeline"
 	"github.com/imgdataset/imgdataset/transfer"
@@ -64,25 +66,45 @@ func checkOnly(m *manifest.Manifest, only []string) error {
 	return nil
 }
 
-func (f *runFlags) options(cmd *cobra.Command) (pipeline.Options, func()) {
-	opt := pipeline.Options{OutDir: f.out, Only: f.only, Convert: !f.noConv, Log: cmd.ErrOrStderr()}
+// options are the pipeline options of the flags, with the display the
+// --progress mode asks for; call stop when the pipeline has returned and
+// before anything else is printed.
+func (f *runFlags) options(cmd *cobra.Command) (opt pipeline.Options, stop func()) {
+	opt = pipeline.Options{OutDir: f.out, Only: f.only, Convert: !f.noConv, Log: cmd.ErrOrStderr()}
 	opt.Transfer.PerHost = f.perHost
-	stop := func() {}
+	stop = func() {}
 	mode := f.progress
 	if mode == "auto" {
 		mode = "json"
-		if fi, err := os.Stderr.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+		if stderrIsTerminal() {
 			mode = "bars"
 		}
 	}
 	switch mode {
 	case "bars":
-		ev, done := transfer.Bars(cmd.Context(), cmd.ErrOrStderr())
-		opt.Transfer.Events, stop = ev, done
+		t := term.New(context.WithoutCancel(cmd.Context()), cmd.ErrOrStderr())
+		opt.Display, opt.Transfer.Events, stop = t, t.Event, t.Close
 	case "json":
 		opt.Transfer.Events = transfer.JSONLines(cmd.ErrOrStderr())
 	}
 	return opt, stop
+}
+
+// stderrIsTerminal reports whether a person is watching stderr, so that
+// progress can be drawn as bars.
+func stderrIsTerminal() bool {
+	fi, err := os.Stderr.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// display is the display of a command without a --progress flag (convert,
+// crop): bars on a terminal, plain lines otherwise.
+func display(cmd *cobra.Command) (d pipeline.Display, stop func()) {
+	if !stderrIsTerminal() {
+		return pipeline.Lines(cmd.ErrOrStderr()), func() {}
+	}
+	t := term.New(context.WithoutCancel(cmd.Context()), cmd.ErrOrStderr())
+	return t, t.Close
 }
 
 func report(cmd *cobra.Command, rep *pipeline.Report, asJSON bool) error {
@@ -92,6 +114,19 @@ func report(cmd *cobra.Command, rep *pipeline.Report, asJSON bool) error {
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(rep); err != nil {
 			return err
+		}
+	} else if rep.Shard != nil {
+		// A task of a sharded run: the table and report are finalize's.
+		fmt.Fprintf(w, "output: %s (shard %s)\n", rep.OutDir, rep.Shard.Task)
+		fmt.Fprintf(w, "  downloaded %d of %d objects", rep.Shard.Objects, rep.Shard.Total)
+		if rep.Shard.Already {
+			fmt.Fprint(w, " (already done)")
+		}
+		fmt.Fprintf(w, "\nafter all tasks: imgdataset finalize %s\n", rep.OutDir)
+		for _, d := range rep.Datasets {
+			for _, e := range d.Errors {
+				fmt.Fprintf(w, "  %s error: %s\n", d.Name, e)
+			}
 		}
 	} else {
 		fmt.Fprintf(w, "output: %s\n", rep.OutDir)
@@ -182,15 +217,30 @@ func isManifestFile(p string) bool {
 func runCmd() *cobra.Command {
 	var f runFlags
 	var dryRun bool
+	var sf shardFlags
 	c := &cobra.Command{
 		Use:   "run [MANIFEST | URL...]",
 		Short: "Gather the datasets of a manifest (default: the five built-in datasets)",
+		Long: `run resolves the datasets of a manifest (the five built-in ones, a manifest
+file, or URLs and local paths), downloads them resumably and verified, reads
+every array, writes OME-Zarr copies and the metadata table of OUT.
+
+With --shard the downloads are split into N tasks by object (balanced by
+size, the same split in every task and every rerun); each task downloads its
+objects and keeps a journal of its own. 'imgdataset finalize OUT' then reads,
+crops and converts everything and writes the table, report and catalog.json
+once, as one run does.
+` + shardHelp,
 		Example: `  imgdataset run --out data                      # the five default datasets
   imgdataset run my-datasets.yaml --out data --only empiar-11759
   imgdataset run https://www.ebi.ac.uk/empiar/EMPIAR-11759/ s3://bucket/x.zarr --out data
   imgdataset run --dry-run                       # what would be fetched (same as plan)`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := f.validate(); err != nil {
+				return err
+			}
+			task, err := sf.spec()
+			if err != nil {
 				return err
 			}
 			m, err := loadManifest(args)
@@ -201,9 +251,10 @@ func runCmd() *cobra.Command {
 				return err
 			}
 			if dryRun {
-				return printPlan(cmd, m, f.only, f.jsonOut, true, 50)
+				return printPlan(cmd, m, f.only, f.jsonOut, true, 50<<20)
 			}
 			opt, stop := f.options(cmd)
+			opt.Shard = task
 			rep, err := pipeline.Run(cmd.Context(), m, opt)
 			stop()
 			if err != nil {
@@ -214,6 +265,7 @@ func runCmd() *cobra.Command {
 	}
 	f.add(c, "imgdataset-out")
 	c.Flags().BoolVar(&dryRun, "dry-run", false, "resolve and list what would be fetched; download nothing (as plan -v)")
+	sf.add(c)
 	return c
 }
 
@@ -253,7 +305,7 @@ and stops the servers. No network is needed.`,
 func planCmd() *cobra.Command {
 	var verbose, asJSON bool
 	var only []string
-	var rate float64
+	var rate string
 	c := &cobra.Command{
 		Use:   "plan [MANIFEST | URL...]",
 		Short: "Resolve datasets and list every object, size and total; download nothing",
@@ -261,8 +313,9 @@ func planCmd() *cobra.Command {
   imgdataset plan -v my-datasets.yaml
   imgdataset plan --json https://www.epfl.ch/labs/cvlab/data/data-em/`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if !(rate > 0) {
-				return usagef("--rate %g: want a positive rate in MB/s", rate)
+			bps, err := parseRate(rate)
+			if err != nil {
+				return err
 			}
 			m, err := loadManifest(args)
 			if err != nil {
@@ -271,17 +324,17 @@ func planCmd() *cobra.Command {
 			if err := checkOnly(m, only); err != nil {
 				return err
 			}
-			return printPlan(cmd, m, only, asJSON, verbose, rate)
+			return printPlan(cmd, m, only, asJSON, verbose, bps)
 		},
 	}
 	c.Flags().BoolVarP(&verbose, "verbose", "v", false, "list every object")
 	c.Flags().BoolVar(&asJSON, "json", false, "print the plan as JSON")
 	c.Flags().StringSliceVar(&only, "only", nil, "plan only these datasets")
-	c.Flags().Float64Var(&rate, "rate", 50, "assumed download rate in MB/s for the estimate")
+	c.Flags().StringVar(&rate, "rate", "50", "assumed download rate for the estimate, in MiB/s (50) or with a unit (800KiB/s, 1GiB/s)")
 	return c
 }
 
-// printPlan resolves m and prints the plan (rate in MB/s for the estimate).
+// printPlan resolves m and prints the plan (rate in bytes/s for the estimate).
 func printPlan(cmd *cobra.Command, m *manifest.Manifest, only []string, asJSON, verbose bool, rate float64) error {
 	pr, err := pipeline.Plan(cmd.Context(), m, pipeline.Options{Only: only, Log: cmd.ErrOrStderr()})
 	if err != nil {
@@ -292,7 +345,7 @@ func printPlan(cmd *cobra.Command, m *manifest.Manifest, only []string, asJSON, 
 		enc.SetIndent("", "  ")
 		return enc.Encode(pr)
 	}
-	pr.Print(cmd.OutOrStdout(), verbose, rate*1e6)
+	pr.Print(cmd.OutOrStdout(), verbose, rate)
 	for _, d := range pr.Datasets {
 		if d.Error != "" {
 			return exitError{exitFailed}

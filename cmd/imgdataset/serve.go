@@ -21,6 +21,7 @@ const serveOverhead = 64 << 20
 func serveCmd() *cobra.Command {
 	var addr, cors string
 	var maxBytes, memory int64
+	var maxQueue int
 	var writeTimeout time.Duration
 	c := &cobra.Command{
 		Use:   "serve DIR",
@@ -33,10 +34,13 @@ answers, read-only:
   /volumes                               the volumes as JSON (id, shape, dtype, chunks, axes, voxel sizes)
   /volumes/ID/block?origin=Z,Y,X&size=Z,Y,X[&format=npy]
                                          the voxels, C order, little-endian (raw, or a .npy file)
-  /zarr/ID/.zarray, .zattrs, I.J.K       each volume as an uncompressed Zarr v2 array
+  /zarr/ID/.zgroup, .zattrs, .zmetadata  each volume as an OME-NGFF 0.4 multiscale group (Zarr v2)
+  /zarr/ID/K/.zarray, .zattrs, I.J.K     its level K (0 = the volume; 1, 2, ... the coarser levels
+                                         of its pyramid), an uncompressed Zarr v2 array
 
-so zarr-python (zarr.open(fsspec.get_mapper(URL), mode="r")) or neuroglancer
-(zarr2://URL, with --cors) reads any volume whatever its source format.
+so zarr-python (zarr.open_group(fsspec.get_mapper(URL), mode="r")), napari or
+neuroglancer (zarr2://URL, with --cors) reads any volume whatever its source
+format, with axis names, voxel sizes in nanometres and every level.
 It listens on loopback unless --addr says otherwise.`,
 		Example: `  imgdataset serve imgdataset-demo
   imgdataset serve data --addr 127.0.0.1:9000 --max-bytes 67108864
@@ -50,10 +54,10 @@ It listens on loopback unless --addr says otherwise.`,
 			if err != nil {
 				return usagef("--addr %q: want HOST:PORT, e.g. 127.0.0.1:8642 (%v)", addr, err)
 			}
-			if maxBytes < 0 || memory < 0 || writeTimeout < 0 {
-				return usagef("--max-bytes, --memory and --write-timeout must not be negative")
+			if maxBytes < 0 || memory < 0 || writeTimeout < 0 || maxQueue < 0 {
+				return usagef("--max-bytes, --memory, --max-queue and --write-timeout must not be negative")
 			}
-			opt := serve.Options{MaxBytes: maxBytes, Memory: memory, WriteTimeout: writeTimeout, CORSOrigin: cors}
+			opt := serve.Options{MaxBytes: maxBytes, Memory: memory, MaxQueue: maxQueue, WriteTimeout: writeTimeout, CORSOrigin: cors}
 			if _, set := os.LookupEnv("GOMEMLIMIT"); !set && memory > 0 {
 				// --memory bounds what requests reserve; this keeps the
 				// garbage of finished requests from doubling the heap
@@ -85,6 +89,7 @@ It listens on loopback unless --addr says otherwise.`,
 	c.Flags().StringVar(&addr, "addr", "127.0.0.1:8642", "listen address")
 	c.Flags().Int64Var(&maxBytes, "max-bytes", serve.DefaultMaxBytes, "largest block or chunk one request may ask for, in bytes")
 	c.Flags().Int64Var(&memory, "memory", serve.DefaultMemory, "bytes all requests in flight may hold together (buffers and chunks being decoded)")
+	c.Flags().IntVar(&maxQueue, "max-queue", serve.DefaultMaxQueue, "requests that may wait for memory at once; more are answered 503 with Retry-After")
 	c.Flags().DurationVar(&writeTimeout, "write-timeout", serve.DefaultWriteTimeout, "time a client may take to accept one slab of a response before it is disconnected")
 	c.Flags().StringVar(&cors, "cors", "", "Access-Control-Allow-Origin to send (e.g. https://neuroglancer-demo.appspot.com); none by default")
 	return c

@@ -38,7 +38,37 @@ type WriteOptions struct {
 // truncated as n5-java writes them. Calibrated axes are recorded as
 // "resolution"/"units"/"axes" and, when every axis shares a unit, as N5 Viewer
 // "pixelResolution".
+//
+// Write is NewWriter, WritePart of the whole array, then Finish: tasks
+// that split one output call the parts themselves.
 func Write(ctx context.Context, st *store.Store, prefix string, src volume.Volume, opt WriteOptions) error {
+	w, err := NewWriter(st, prefix, src, opt)
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	if err := w.WritePart(ctx, volume.Full(src.Info().Shape)); err != nil {
+		return err
+	}
+	return w.Finish(ctx)
+}
+
+// Writer is one N5 dataset being written: its blocks in parts (WritePart,
+// one per task, on boxes of the block grid), its attributes once all parts
+// are there (Finish). The files are the same however the work was split.
+type Writer struct {
+	st     *store.Store
+	cs     *codec.Codecs
+	prefix string
+	src    volume.Volume
+	block  []int64
+	gzip   bool
+	attrs  map[string]any
+}
+
+// NewWriter checks src and opt and plans the dataset Write writes; it
+// writes nothing.
+func NewWriter(st *store.Store, prefix string, src volume.Volume, opt WriteOptions) (*Writer, error) {
 	in := src.Info()
 	prefix, _ = splitKey(prefix)
 	n := len(in.Shape)
@@ -49,10 +79,10 @@ func Write(ctx context.Context, st *store.Store, prefix string, src volume.Volum
 		}
 	}
 	if typ == "" {
-		return fmt.Errorf("n5 write %q: dtype %s has no N5 dataType", prefix, in.DType)
+		return nil, fmt.Errorf("n5 write %q: dtype %s has no N5 dataType", prefix, in.DType)
 	}
 	if n == 0 || n > maxRank {
-		return fmt.Errorf("n5 write %q: rank %d", prefix, n)
+		return nil, fmt.Errorf("n5 write %q: rank %d", prefix, n)
 	}
 	block := opt.BlockSize
 	if block == nil {
@@ -62,16 +92,16 @@ func Write(ctx context.Context, st *store.Store, prefix string, src volume.Volum
 		}
 	}
 	if len(block) != n {
-		return fmt.Errorf("n5 write %q: block rank %d for rank %d", prefix, len(block), n)
+		return nil, fmt.Errorf("n5 write %q: block rank %d for rank %d", prefix, len(block), n)
 	}
 	bytesPer := int64(in.DType.Size())
 	for _, b := range block {
 		if b <= 0 || b > maxBlockBytes {
-			return fmt.Errorf("n5 write %q: block size %v", prefix, block)
+			return nil, fmt.Errorf("n5 write %q: block size %v", prefix, block)
 		}
 		bytesPer *= b
 		if bytesPer > maxBlockBytes {
-			return fmt.Errorf("n5 write %q: block %v exceeds %d bytes", prefix, block, maxBlockBytes)
+			return nil, fmt.Errorf("n5 write %q: block %v exceeds %d bytes", prefix, block, maxBlockBytes)
 		}
 	}
 	comp := map[string]any{"type": "gzip", "level": -1, "useZlib": false}
@@ -80,7 +110,7 @@ func Write(ctx context.Context, st *store.Store, prefix string, src volume.Volum
 	case "raw":
 		comp = map[string]any{"type": "raw"}
 	default:
-		return fmt.Errorf("n5 write %q: compression %q (want gzip or raw)", prefix, opt.Compression)
+		return nil, fmt.Errorf("n5 write %q: compression %q (want gzip or raw)", prefix, opt.Compression)
 	}
 	attrs := map[string]any{
 		"dimensions":  reversed(in.Shape),
@@ -91,41 +121,55 @@ func Write(ctx context.Context, st *store.Store, prefix string, src volume.Volum
 	addCalibration(attrs, in.Axes)
 	for k, v := range opt.Attributes {
 		if _, ok := attrs[k]; ok {
-			return fmt.Errorf("n5 write %q: attribute %q is written by N5 itself", prefix, k)
+			return nil, fmt.Errorf("n5 write %q: attribute %q is written by N5 itself", prefix, k)
 		}
 		attrs[k] = v
 	}
 	if prefix == "" {
 		attrs["n5"] = Version
-	} else if _, err := st.Stat(ctx, attrsName); errors.Is(err, store.ErrNotExist) {
-		if err := writeJSON(ctx, st, attrsName, map[string]any{"n5": Version}); err != nil {
-			return err
+	}
+	return &Writer{st: st, cs: codec.New(), prefix: prefix, src: src, block: block, gzip: comp["type"] == "gzip", attrs: attrs}, nil
+}
+
+// Close releases the codecs.
+func (w *Writer) Close() { w.cs.Close() }
+
+// Cell is the block shape: WritePart's boxes start on its grid and end on
+// it or at the array edge.
+func (w *Writer) Cell() []int64 { return append([]int64(nil), w.block...) }
+
+// WritePart writes the blocks inside box, each atomically, so a part that
+// is interrupted can simply be written again. It writes no attributes.
+func (w *Writer) WritePart(ctx context.Context, box volume.Box) error {
+	in := w.src.Info()
+	prefix, block := w.prefix, w.block
+	for i := range box.Start {
+		if box.Start[i]%block[i] != 0 || (box.Stop[i]%block[i] != 0 && box.Stop[i] != in.Shape[i]) || box.Stop[i] > in.Shape[i] {
+			return fmt.Errorf("n5 write %q: part %v is not on the block grid %v", prefix, box, block)
 		}
 	}
-	if err := writeJSON(ctx, st, join(prefix, attrsName), attrs); err != nil {
-		return err
+	if box.Empty() {
+		return nil
 	}
-
-	cs := codec.New()
-	defer cs.Close()
+	n := len(in.Shape)
 	elem := in.DType.Size()
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(runtime.GOMAXPROCS(0))
 	d := &dataset{key: prefix}
-	err := volume.Grid(in.Shape, block, volume.Full(in.Shape), func(idx []int64, region volume.Box) error {
+	err := volume.Grid(in.Shape, block, box, func(idx []int64, region volume.Box) error {
 		if err := gctx.Err(); err != nil {
 			return err
 		}
 		g.Go(func() error {
 			buf := make([]byte, region.NumElements()*int64(elem))
-			if err := src.ReadRegion(gctx, region, buf); err != nil {
+			if err := w.src.ReadRegion(gctx, region, buf); err != nil {
 				return fmt.Errorf("n5 write %q: read %v: %w", prefix, region, err)
 			}
 			codec.SwapBytes(buf, elem) // the swap is its own inverse: little → big
 			payload := buf
-			if comp["type"] == "gzip" {
+			if w.gzip {
 				var err error
-				if payload, err = cs.Encode("gzip", 0, buf); err != nil {
+				if payload, err = w.cs.Encode("gzip", 0, buf); err != nil {
 					return fmt.Errorf("n5 write %q: %w", prefix, err)
 				}
 			}
@@ -138,7 +182,7 @@ func Write(ctx context.Context, st *store.Store, prefix string, src volume.Volum
 			}
 			out = append(out, payload...)
 			key := d.blockKey(idx)
-			if err := st.WriteAll(gctx, key, out); err != nil {
+			if err := w.st.WriteAll(gctx, key, out); err != nil {
 				return fmt.Errorf("n5 write %q: block %q: %w", prefix, key, err)
 			}
 			return nil
@@ -149,6 +193,20 @@ func Write(ctx context.Context, st *store.Store, prefix string, src volume.Volum
 		return werr
 	}
 	return err
+}
+
+// Finish writes the dataset's attributes.json (and a root one when the
+// dataset is below the root and the root has none), which makes the
+// dataset visible to readers.
+func (w *Writer) Finish(ctx context.Context) error {
+	if w.prefix != "" {
+		if _, err := w.st.Stat(ctx, attrsName); errors.Is(err, store.ErrNotExist) {
+			if err := writeJSON(ctx, w.st, attrsName, map[string]any{"n5": Version}); err != nil {
+				return err
+			}
+		}
+	}
+	return writeJSON(ctx, w.st, join(w.prefix, attrsName), w.attrs)
 }
 
 // addCalibration records known axis scales in both conventions readers use,

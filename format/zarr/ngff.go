@@ -443,6 +443,9 @@ func (l *ngffLevel) apply(a *array) {
 	md := in.Metadata
 	md["ngff_version"] = l.group.version
 	md["multiscale_name"] = l.ms.Name
+	// The group's key says which levels belong together: they may lie in
+	// different directories (scale0/image, scale1/image).
+	md["multiscale_group"] = l.group.prefix
 	md["level"] = l.level
 	if t, ok := l.ms.Type.(string); ok && t != "" {
 		md["downsampling_method"] = t

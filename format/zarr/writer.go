@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -57,6 +58,12 @@ type WriteOptions struct {
 	// "multiscales" (0.4) or "ome" (0.5) (provenance such as a crop's
 	// origin, seed and source); they may not replace those.
 	Attributes map[string]any
+	// Progress, when set, is called as WriteNGFF writes the full-resolution
+	// level (s0, nearly all of the work: the further levels read it back at
+	// an eighth of the size each), with the bytes of s0 done so far and in
+	// all; one call at a time. It is how a display shows a long conversion.
+	// WritePart reports the bytes of its part of s0.
+	Progress func(done, total int64)
 }
 
 // v2DType is the little-endian NumPy typestr of a volume dtype.
@@ -373,11 +380,56 @@ type levelWriter interface {
 // dimension_names, sharded when opt.ShardShape is set (shards are written in
 // parallel, one shard row of data in flight per worker). Memory is bounded
 // by the copy budget, not by the array size.
+//
+// WriteNGFF is NewPyramid, WritePart of the whole array and every level,
+// then Finish: tasks that split one output call the two parts themselves.
 func WriteNGFF(ctx context.Context, st *store.Store, prefix string, src volume.Volume, opt WriteOptions) error {
+	p, err := NewPyramid(ctx, st, prefix, src, opt)
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	if err := p.WritePart(ctx, volume.Full(src.Info().Shape), p.Levels()); err != nil {
+		return err
+	}
+	return p.Finish(ctx, p.Levels())
+}
+
+// Pyramid is the plan of one OME-NGFF multiscale image: its levels' arrays,
+// axes and reduction, resolved from the source before anything is written.
+// Its data can be written in parts (WritePart, one per task, on boxes of
+// the grid Cell gives) and its metadata once all parts are there (Finish);
+// the files are the same, byte for byte, however the work was split.
+type Pyramid struct {
+	st     *store.Store
+	cs     *codec.Codecs
+	prefix string
+	v3     bool
+	src    volume.Volume
+	opt    WriteOptions
+	axes   []volume.Axis
+	name   string
+	method volume.Method
+	levels []pyramidLevel
+}
+
+// pyramidLevel is one level: its array's writer and its factor from level 0.
+type pyramidLevel struct {
+	path   string
+	factor []int64 // per axis, from level 0
+	step   []int64 // per axis, from the level before (1 or 2)
+	w      levelWriter
+}
+
+// NewPyramid plans the multiscale image WriteNGFF writes for src under
+// prefix: the level count (at most opt.Levels; no level halves a spatial
+// axis shorter than 2), each level's array, the axes and the reduction
+// method. It writes nothing.
+func NewPyramid(ctx context.Context, st *store.Store, prefix string, src volume.Volume, opt WriteOptions) (*Pyramid, error) {
 	prefix = strings.Trim(prefix, "/")
 	v3, err := zarrV3(opt)
 	if err != nil {
-		return fmt.Errorf("zarr write %s %q: %w", st, prefix, err)
+		return nil, fmt.Errorf("zarr write %s %q: %w", st, prefix, err)
 	}
 	in := src.Info()
 	axes := in.Axes
@@ -387,42 +439,35 @@ func WriteNGFF(ctx context.Context, st *store.Store, prefix string, src volume.V
 	// Viewers assume one unit for every spatial axis.
 	axes = volume.OneUnit(axes)
 	if len(axes) != len(in.Shape) {
-		return fmt.Errorf("zarr write %q: %d axes for rank %d", prefix, len(axes), len(in.Shape))
+		return nil, fmt.Errorf("zarr write %q: %d axes for rank %d", prefix, len(axes), len(in.Shape))
 	}
 	name := opt.Name
 	if name == "" {
 		name = in.Name
 	}
-	levels := max(1, opt.Levels)
-	// Resolved once from the source: the levels read back below carry no
-	// NGFF metadata of their own.
+	// Resolved once from the source: the levels read back carry no NGFF
+	// metadata of their own.
 	method := opt.Method.Resolve(in)
 	if method != volume.Mean && method != volume.Mode {
-		return fmt.Errorf("zarr write %q: downsampling method %q", prefix, opt.Method)
+		return nil, fmt.Errorf("zarr write %q: downsampling method %q", prefix, opt.Method)
 	}
-	cs := codec.New()
-	defer cs.Close()
-
-	type level struct {
-		path   string
-		factor []int64
-	}
-	var done []level
-	var cur volume.Volume = src
+	p := &Pyramid{st: st, cs: codec.New(), prefix: prefix, v3: v3, src: src, opt: opt, axes: axes, name: name, method: method}
+	shape := append([]int64(nil), in.Shape...)
 	factor := make([]int64, len(in.Shape))
 	for i := range factor {
 		factor[i] = 1
 	}
-	for k := 0; k < levels; k++ {
+	for k := 0; k < max(1, opt.Levels); k++ {
+		step := make([]int64, len(in.Shape))
+		for i := range step {
+			step[i] = 1
+		}
 		if k > 0 {
-			f := make([]int64, len(in.Shape))
-			prev := cur.Info().Shape
 			stop := false
-			for i := range f {
-				f[i] = 1
+			for i := range step {
 				if spatial(axes[i]) {
-					f[i] = 2
-					if prev[i] < 2 {
+					step[i] = 2
+					if shape[i] < 2 {
 						stop = true
 					}
 				}
@@ -430,52 +475,195 @@ func WriteNGFF(ctx context.Context, st *store.Store, prefix string, src volume.V
 			if stop {
 				break
 			}
-			if cur, err = volume.Downsample(cur, f, method); err != nil {
-				return fmt.Errorf("zarr write %q: %w", prefix, err)
-			}
-			for i := range factor {
-				factor[i] *= f[i]
+			for i := range shape {
+				shape[i] = (shape[i] + step[i] - 1) / step[i]
+				factor[i] *= step[i]
 			}
 		}
-		p := join(prefix, "s"+strconv.Itoa(k))
-		info := cur.Info()
+		path := join(prefix, "s"+strconv.Itoa(k))
+		info := in
+		info.Shape = append([]int64(nil), shape...)
+		info.Chunks = nil
 		// The arrays carry the multiscale's axis names (v3 dimension_names).
 		info.Axes = make([]volume.Axis, len(axes))
 		for i, a := range axes {
 			info.Axes[i] = volume.Axis{Name: a.Name, Size: info.Shape[i], Scale: 1}
 		}
 		var w levelWriter
-		var fill func(context.Context, volume.Volume) error
 		if v3 {
-			aw, err := createArrayV3(ctx, st, cs, p, info, opt)
-			if err != nil {
-				return err
-			}
-			w, fill = aw, aw.writeFrom
+			w, err = createArrayV3(ctx, st, p.cs, path, info, opt)
 		} else {
-			aw, err := createArray(ctx, st, cs, p, info, opt)
-			if err != nil {
-				return err
-			}
-			w = aw
-			fill = func(ctx context.Context, v volume.Volume) error {
-				return volume.Copy(ctx, aw, v, volume.CopyOptions{})
-			}
+			w, err = createArray(ctx, st, p.cs, path, info, opt)
 		}
-		if err := fill(ctx, cur); err != nil {
-			return fmt.Errorf("zarr write %q: %w", p, err)
+		if err != nil {
+			p.Close()
+			return nil, err
 		}
-		if err := w.Close(ctx); err != nil {
-			return err
+		p.levels = append(p.levels, pyramidLevel{path: "s" + strconv.Itoa(k), factor: append([]int64(nil), factor...), step: step, w: w})
+	}
+	return p, nil
+}
+
+// Close releases the codecs.
+func (p *Pyramid) Close() { p.cs.Close() }
+
+// Levels is the number of levels written (at most WriteOptions.Levels).
+func (p *Pyramid) Levels() int { return len(p.levels) }
+
+// Cell is the level-0 grid that WritePart's boxes must follow when they
+// write levels 0..upTo−1: the level-0 storage unit (the shard when
+// sharded, else the chunk) times 2^(upTo−1) on the spatial axes. A box of
+// this grid covers whole storage units of every level it writes, and every
+// level it writes is computed from the level before inside the box, so
+// parts never share a file and never need each other's data.
+func (p *Pyramid) Cell(upTo int) []int64 {
+	unit := p.levels[0].w.Info().Chunks
+	cell := make([]int64, len(unit))
+	for i, u := range unit {
+		cell[i] = u
+		if upTo > 1 && p.levels[min(upTo, len(p.levels))-1].factor[i] > 1 {
+			cell[i] = u * p.levels[min(upTo, len(p.levels))-1].factor[i]
 		}
-		r, err := w.reader()
+	}
+	return cell
+}
+
+// Grid is the level-0 storage unit (the shard when sharded, else the chunk)
+// times 2^j on the spatial axes: for j ≥ upTo−1 a grid that WritePart's
+// boxes may follow when they write upTo levels.
+func (p *Pyramid) Grid(j int) []int64 {
+	unit := p.levels[0].w.Info().Chunks
+	cell := make([]int64, len(unit))
+	for i, u := range unit {
+		cell[i] = u
+		if spatial(p.axes[i]) {
+			cell[i] = u << j
+		}
+	}
+	return cell
+}
+
+// WritePart writes the storage units (chunk or shard files) of levels
+// 0..upTo−1 that lie inside box, a level-0 region that starts on the grid
+// of Cell(upTo) and ends on it or at the array edge; level k's part is box
+// divided by the level's factor, rounded up. It writes no metadata: the
+// arrays stay invisible to readers until Finish. Each file is written
+// atomically, so a part that is interrupted can simply be written again.
+func (p *Pyramid) WritePart(ctx context.Context, box volume.Box, upTo int) error {
+	upTo = min(upTo, len(p.levels))
+	cell := p.Cell(upTo)
+	shape := p.src.Info().Shape
+	for i := range box.Start {
+		if box.Start[i]%cell[i] != 0 || (box.Stop[i]%cell[i] != 0 && box.Stop[i] != shape[i]) || box.Stop[i] > shape[i] {
+			return fmt.Errorf("zarr write %q: part %v is not on the grid %v of %d levels", p.prefix, box, cell, upTo)
+		}
+	}
+	for k := 0; k < upTo; k++ {
+		l := p.levels[k]
+		src, err := p.levelSource(k)
 		if err != nil {
 			return err
 		}
-		cur = r
-		done = append(done, level{path: "s" + strconv.Itoa(k), factor: append([]int64(nil), factor...)})
+		lb := volume.Box{Start: make([]int64, len(box.Start)), Stop: make([]int64, len(box.Stop))}
+		for i := range box.Start {
+			lb.Start[i] = box.Start[i] / l.factor[i]
+			lb.Stop[i] = (box.Stop[i] + l.factor[i] - 1) / l.factor[i]
+		}
+		var progress func(done, total int64)
+		if k == 0 {
+			progress = p.opt.Progress
+		}
+		if err := p.fill(ctx, l.w, src, lb, progress); err != nil {
+			return fmt.Errorf("zarr write %q: %w", join(p.prefix, l.path), err)
+		}
 	}
+	return nil
+}
 
+// levelSource is what level k is written from: the source for level 0,
+// else the level before, read back from the store and reduced.
+func (p *Pyramid) levelSource(k int) (volume.Volume, error) {
+	if k == 0 {
+		return p.src, nil
+	}
+	r, err := p.levels[k-1].w.reader()
+	if err != nil {
+		return nil, err
+	}
+	v, err := volume.Downsample(r, p.levels[k].step, p.method)
+	if err != nil {
+		return nil, fmt.Errorf("zarr write %q: %w", p.prefix, err)
+	}
+	return v, nil
+}
+
+// fill writes the part box of one level from src; progress, when set,
+// hears the bytes of the part done (as volume.CopyOptions.Progress).
+func (p *Pyramid) fill(ctx context.Context, w levelWriter, src volume.Volume, box volume.Box, progress func(done, total int64)) error {
+	if box.Empty() && len(box.Start) > 0 {
+		return nil
+	}
+	if aw, ok := w.(*arrayWriterV3); ok && aw.shard {
+		return aw.writeFrom(ctx, src, box, progress)
+	}
+	if slices.Equal(box.Start, make([]int64, len(box.Start))) && slices.Equal(box.Stop, w.Info().Shape) {
+		return volume.Copy(ctx, w, src, volume.CopyOptions{Progress: progress})
+	}
+	return volume.Copy(ctx, partWriter{w, box}, src, volume.CopyOptions{Origin: box.Start, Progress: progress})
+}
+
+// partWriter is the region box of a writer, as a writer of box's shape.
+type partWriter struct {
+	w   volume.Writer
+	box volume.Box
+}
+
+// Info is the writer's, with the part's shape.
+func (pw partWriter) Info() volume.Info {
+	in := pw.w.Info()
+	in.Shape = pw.box.Shape()
+	return in
+}
+
+// WriteRegion writes b, relative to the part, at its place in the writer.
+func (pw partWriter) WriteRegion(ctx context.Context, b volume.Box, src []byte) error {
+	abs := volume.Box{Start: make([]int64, len(b.Start)), Stop: make([]int64, len(b.Stop))}
+	for i := range b.Start {
+		abs.Start[i] = b.Start[i] + pw.box.Start[i]
+		abs.Stop[i] = b.Stop[i] + pw.box.Start[i]
+	}
+	return pw.w.WriteRegion(ctx, abs, src)
+}
+
+// Close is done by the Pyramid, not by the part.
+func (pw partWriter) Close(context.Context) error { return nil }
+
+// Finish writes levels from..Levels()−1 whole (each from the level before,
+// which must be complete), then every level's array metadata and the
+// group metadata, last. After WritePart has covered the whole array for
+// levels 0..from−1, the result is the one WriteNGFF writes.
+func (p *Pyramid) Finish(ctx context.Context, from int) error {
+	for k := max(from, 0); k < len(p.levels); k++ {
+		l := p.levels[k]
+		src, err := p.levelSource(k)
+		if err != nil {
+			return err
+		}
+		if err := p.fill(ctx, l.w, src, volume.Full(l.w.Info().Shape), nil); err != nil {
+			return fmt.Errorf("zarr write %q: %w", join(p.prefix, l.path), err)
+		}
+	}
+	for _, l := range p.levels {
+		if err := l.w.Close(ctx); err != nil {
+			return err
+		}
+	}
+	return p.writeGroup(ctx)
+}
+
+// writeGroup writes the group metadata: the multiscales of every level.
+func (p *Pyramid) writeGroup(ctx context.Context) error {
+	axes, prefix := p.axes, p.prefix
 	jaxes := make([]map[string]any, len(axes))
 	for i, a := range axes {
 		m := map[string]any{"name": a.Name}
@@ -487,8 +675,8 @@ func WriteNGFF(ctx context.Context, st *store.Store, prefix string, src volume.V
 		}
 		jaxes[i] = m
 	}
-	datasets := make([]map[string]any, len(done))
-	for k, l := range done {
+	datasets := make([]map[string]any, len(p.levels))
+	for k, l := range p.levels {
 		scale := make([]float64, len(axes))
 		trans := make([]float64, len(axes))
 		for i, a := range axes {
@@ -511,21 +699,21 @@ func WriteNGFF(ctx context.Context, st *store.Store, prefix string, src volume.V
 		}
 	}
 	ms := map[string]any{
-		"name":     name,
+		"name":     p.name,
 		"axes":     jaxes,
 		"datasets": datasets,
-		"type":     string(method),
-		"metadata": map[string]any{"method": "imgdataset 2x " + string(method)},
+		"type":     string(p.method),
+		"metadata": map[string]any{"method": "imgdataset 2x " + string(p.method)},
 	}
 	top := map[string]any{}
-	for k, v := range opt.Attributes {
+	for k, v := range p.opt.Attributes {
 		top[k] = v
 	}
 	var imageLabel map[string]any
-	if method == volume.Mode && volume.IsLabel(in) {
-		imageLabel = keptImageLabel(src, v3)
+	if p.method == volume.Mode && volume.IsLabel(p.src.Info()) {
+		imageLabel = keptImageLabel(p.src, p.v3)
 	}
-	if v3 {
+	if p.v3 {
 		ome := map[string]any{"version": "0.5", "multiscales": []map[string]any{ms}}
 		if imageLabel != nil {
 			ome["image-label"] = imageLabel
@@ -539,7 +727,7 @@ func WriteNGFF(ctx context.Context, st *store.Store, prefix string, src volume.V
 		if err != nil {
 			return err
 		}
-		if err := st.WriteAll(ctx, join(prefix, "zarr.json"), meta); err != nil {
+		if err := p.st.WriteAll(ctx, join(prefix, "zarr.json"), meta); err != nil {
 			return fmt.Errorf("zarr write %q: %w", prefix, err)
 		}
 		return nil
@@ -553,12 +741,12 @@ func WriteNGFF(ctx context.Context, st *store.Store, prefix string, src volume.V
 	if err != nil {
 		return err
 	}
-	if err := st.WriteAll(ctx, join(prefix, ".zgroup"), []byte("{\n    \"zarr_format\": 2\n}")); err != nil {
+	if err := p.st.WriteAll(ctx, join(prefix, ".zgroup"), []byte("{\n    \"zarr_format\": 2\n}")); err != nil {
 		return fmt.Errorf("zarr write %q: %w", prefix, err)
 	}
 	// zarr-python 2 reads .zattrs as ASCII: a "µ" in a source path or name
 	// would hide every attribute, multiscales included.
-	if err := st.WriteAll(ctx, join(prefix, ".zattrs"), format.ASCIIJSON(attrs)); err != nil {
+	if err := p.st.WriteAll(ctx, join(prefix, ".zattrs"), format.ASCIIJSON(attrs)); err != nil {
 		return fmt.Errorf("zarr write %q: %w", prefix, err)
 	}
 	return nil

@@ -9,6 +9,7 @@ import (
 	"math"
 	"runtime"
 	"strings"
+	"sync"
 
 	"golang.org/x/sync/errgroup"
 
@@ -341,13 +342,13 @@ func (w *arrayWriterV3) writeShard(ctx context.Context, sidx []int64, read func(
 	return nil
 }
 
-// writeFrom copies all of src into a sharded array, shards in parallel, each
-// worker holding one shard row of src data at a time; unsharded arrays go
-// through volume.Copy.
-func (w *arrayWriterV3) writeFrom(ctx context.Context, src volume.Volume) error {
-	if !w.shard {
-		return volume.Copy(ctx, w, src, volume.CopyOptions{})
-	}
+// writeFrom copies the part box of src (all of it, for volume.Full) into
+// a sharded array, shards in parallel, each worker holding one shard row of
+// src data at a time; box must start on the shard grid and end on it or at
+// the array edge. Unsharded arrays go through volume.Copy instead.
+// progress, when set, hears the bytes of the part done after each shard (as
+// volume.CopyOptions.Progress).
+func (w *arrayWriterV3) writeFrom(ctx context.Context, src volume.Volume, box volume.Box, progress func(done, total int64)) error {
 	in := src.Info()
 	if fmt.Sprint(in.Shape) != fmt.Sprint(w.info.Shape) || in.DType != w.info.DType {
 		return fmt.Errorf("zarr write %q: source %v %s for array %v %s", w.key, in.Shape, in.DType, w.info.Shape, w.info.DType)
@@ -359,11 +360,26 @@ func (w *arrayWriterV3) writeFrom(ctx context.Context, src volume.Volume) error 
 	workers := int(max(1, min(int64(runtime.GOMAXPROCS(0)), rowBudget/rowBytes)))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(workers)
-	err := volume.Grid(w.info.Shape, w.info.Chunks, volume.Full(w.info.Shape), func(idx []int64, _ volume.Box) error {
+	elem := int64(w.info.DType.Size())
+	total := box.NumElements() * elem
+	var mu sync.Mutex // progress is called one at a time, as volume.Copy does
+	var done int64
+	err := volume.Grid(w.info.Shape, w.info.Chunks, box, func(idx []int64, region volume.Box) error {
 		if err := gctx.Err(); err != nil {
 			return err
 		}
-		g.Go(func() error { return w.writeShard(gctx, idx, src.ReadRegion) })
+		g.Go(func() error {
+			if err := w.writeShard(gctx, idx, src.ReadRegion); err != nil {
+				return err
+			}
+			if progress != nil {
+				mu.Lock()
+				done += region.NumElements() * elem
+				progress(done, total)
+				mu.Unlock()
+			}
+			return nil
+		})
 		return nil
 	})
 	if werr := g.Wait(); werr != nil {

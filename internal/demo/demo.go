@@ -65,24 +65,43 @@ func Run(ctx context.Context, opt pipeline.Options) (*pipeline.Report, error) {
 	if opt.OutDir == "" {
 		return nil, fmt.Errorf("demo: no output directory")
 	}
+	m, stop, err := Start(ctx, &opt)
+	if err != nil {
+		return nil, err
+	}
+	defer stop()
+	return pipeline.Run(ctx, m, opt)
+}
+
+// Start generates the sample data, starts the mirrors on 127.0.0.1 and
+// points opt (after opt.Defaults) at them; it returns the demo's manifest
+// and the function that stops the mirrors and removes the sample data.
+// Tests that run the pipeline more than once against one set of mirrors
+// (the tasks of a sharded run) use it.
+func Start(ctx context.Context, opt *pipeline.Options) (*manifest.Manifest, func(), error) {
+	opt.Defaults()
 	scratch, err := os.MkdirTemp("", "imgdataset-demo-content-")
 	if err != nil {
-		return nil, fmt.Errorf("demo: scratch directory for the sample data: %w", err)
+		return nil, nil, fmt.Errorf("demo: scratch directory for the sample data: %w", err)
 	}
-	defer os.RemoveAll(scratch)
-	fmt.Fprintln(opt.Log, "generating sample data in the real formats")
+	opt.Display.Logf("generating sample data in the real formats")
 	content, err := sample.Content(ctx, scratch)
 	if err != nil {
-		return nil, fmt.Errorf("demo: generate sample data: %w", err)
+		os.RemoveAll(scratch)
+		return nil, nil, fmt.Errorf("demo: generate sample data: %w", err)
 	}
 	mirrors, err := mirror.Start(ctx, *content, mirror.Options{})
 	if err != nil {
-		return nil, fmt.Errorf("demo: start mirrors: %w", err)
+		os.RemoveAll(scratch)
+		return nil, nil, fmt.Errorf("demo: start mirrors: %w", err)
 	}
-	defer mirrors.Close()
-	fmt.Fprintf(opt.Log, "mirrors on loopback: listing %s, lab page %s, OMERO %s, EMPIAR %s, S3 %s, GCS %s, short links %s\n",
+	opt.Display.Logf("mirrors on loopback: listing %s, lab page %s, OMERO %s, EMPIAR %s, S3 %s, GCS %s, short links %s",
 		mirrors.EBIFTP, mirrors.EPFL, mirrors.IDR, mirrors.EMPIAR, mirrors.S3, mirrors.GCS, mirrors.ShortLink)
 	opt.Env.Stores = &store.Opener{HTTP: opt.StoreHTTP, S3Endpoint: mirrors.S3, GCSEndpoint: mirrors.GCS, Retry: 5}
 	opt.Env.IDRFileTree = mirrors.EBIFTP + "/pub/databases/IDR/"
-	return pipeline.Run(ctx, Manifest(mirrors), opt)
+	stop := func() {
+		mirrors.Close()
+		os.RemoveAll(scratch)
+	}
+	return Manifest(mirrors), stop, nil
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/imgdataset/imgdataset/internal/imagej"
 	"github.com/imgdataset/imgdataset/manifest"
 	"github.com/imgdataset/imgdataset/pipeline"
+	"github.com/imgdataset/imgdataset/pipeline/pipelinetest"
 	"github.com/imgdataset/imgdataset/sample"
 	"github.com/imgdataset/imgdataset/store"
 	"github.com/imgdataset/imgdataset/volume"
@@ -27,10 +28,11 @@ import (
 // only reads its output, and one run instead of one per test saves a run
 // (mirrors, transfer, copies, table) per test.
 var demoRun struct {
-	once sync.Once
-	dir  string
-	rep  *pipeline.Report
-	err  error
+	once  sync.Once
+	dir   string
+	rep   *pipeline.Report
+	err   error
+	shown pipelinetest.Display // what the run showed of its long phases
 }
 
 // TestMain removes the shared demo output once every test is done with it.
@@ -51,7 +53,7 @@ func runDemo(t *testing.T) (string, *pipeline.Report) {
 		if demoRun.err != nil {
 			return
 		}
-		demoRun.rep, demoRun.err = Run(context.Background(), pipeline.Options{OutDir: demoRun.dir, Convert: true})
+		demoRun.rep, demoRun.err = Run(context.Background(), pipeline.Options{OutDir: demoRun.dir, Convert: true, Display: &demoRun.shown})
 	})
 	if demoRun.err != nil {
 		t.Fatalf("demo run in %s: %v", demoRun.dir, demoRun.err)
