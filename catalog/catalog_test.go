@@ -239,3 +239,39 @@ func TestEmptyDocumentHasRecordsList(t *testing.T) {
 		t.Errorf(`catalog.json "records" = %s, want []`, got)
 	}
 }
+
+// Conflicts are read by people: voxel sizes in four significant digits and
+// a shape with the axes the file has, never a 0 for an absent z.
+func TestConflictWording(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		axes []volume.Axis
+		h    Hints
+		want []string
+	}{
+		{"2D section against a 3D API shape",
+			[]volume.Axis{
+				{Name: "y", Size: 10, Scale: 0.007998250424861908, Unit: "µm", ScaleKnown: true},
+				{Name: "x", Size: 12, Scale: 0.007998250424861908, Unit: "µm", ScaleKnown: true},
+			},
+			Hints{VoxelNM: []float64{0, 8, 8}, VoxelSource: FromAPI, Shape: []int64{0, 5632, 5628}, ShapeSource: FromAPI},
+			[]string{"voxel_size_y: file 7.998 nm, api 8 nm", "voxel_size_x: file 7.998 nm, api 8 nm", "shape (y,x): file 10×12, api 5632×5628 (y 10≠5632, x 12≠5628)"}},
+		{"3D volume, the source states no z",
+			[]volume.Axis{
+				{Name: "z", Size: 3, Scale: 4.4399999999999995, Unit: "nm", ScaleKnown: true},
+				{Name: "y", Size: 10, Scale: 4, Unit: "nm", ScaleKnown: true},
+				{Name: "x", Size: 12, Scale: 4, Unit: "nm", ScaleKnown: true},
+			},
+			Hints{VoxelNM: []float64{5, 4, 4}, VoxelSource: FromWebPage, Shape: []int64{0, 10, 13}, ShapeSource: FromWebPage},
+			[]string{"voxel_size_z: file 4.44 nm, web page 5 nm", "shape (z,y,x): file 3×10×12, web page –×10×13 (x 12≠13)"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			v := memVol(t, c.axes, volume.Uint8, func(i int) byte { return byte(i) })
+			var r Record
+			FromVolume(context.Background(), &r, v, c.h, 0)
+			if strings.Join(r.Conflicts, "\n") != strings.Join(c.want, "\n") {
+				t.Errorf("conflicts\n%s\nwant\n%s", strings.Join(r.Conflicts, "\n"), strings.Join(c.want, "\n"))
+			}
+		})
+	}
+}

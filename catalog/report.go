@@ -22,6 +22,9 @@ type ReportOptions struct {
 	// ReadCap caps the bytes of one ReadRegion call while drawing a slice
 	// (default 16 MiB); larger slices are read in tiles.
 	ReadCap int64
+	// Failures are the datasets and objects of a run that gave no row; the
+	// page lists them with the rows whose status says failed.
+	Failures []Failure
 }
 
 // VolumeKey is the key Report looks a record's volume up by.
@@ -43,18 +46,18 @@ func Report(ctx context.Context, rs []Record, vols map[string]volume.Volume, opt
 	if opt.ReadCap <= 0 {
 		opt.ReadCap = 16 << 20
 	}
-	page := reportPage{Title: opt.Title}
-	for _, c := range Columns {
-		k, _ := columnKind(c)
-		page.Cols = append(page.Cols, reportCol{Name: c, Numeric: k.numeric()})
-	}
+	page := reportPage{Title: opt.Title, Arrays: len(rs)}
+	page.Cols, page.Rows = reportTable(rs)
+	page.Failed = reportFailures(rs, opt.Failures)
+	page.Conflicts = groupConflicts(rs)
+	datasets := map[string]bool{}
 	for _, r := range rs {
-		var row []reportCell
-		for _, f := range r.Fields() {
-			row = append(row, reportCell{Text: cell(f.Value), Missing: f.Value == nil})
-		}
-		page.Rows = append(page.Rows, row)
+		datasets[r.Dataset] = true
 	}
+	for _, f := range opt.Failures {
+		datasets[f.Dataset] = true
+	}
+	page.Datasets = len(datasets)
 	for _, r := range rs {
 		v, ok := vols[VolumeKey(r)]
 		if !ok || v == nil {
@@ -75,26 +78,48 @@ func Report(ctx context.Context, rs []Record, vols map[string]volume.Volume, opt
 }
 
 type reportPage struct {
-	Title string
-	Cols  []reportCol
-	Rows  [][]reportCell
-	Cards []reportCard
+	Title     string
+	Arrays    int
+	Datasets  int
+	Cols      []reportCol
+	Rows      [][]reportCell
+	Failed    []reportFailure
+	Conflicts []datasetConflicts
+	Cards     []reportCard
 }
 
 type reportCol struct {
 	Name    string
+	Label   string // the header a person reads; Name is the table's column
 	Numeric bool
+	More    bool // a bookkeeping column, shown on request
+}
+
+type reportFailure struct{ Dataset, Object, Reason string }
+
+// datasetConflicts are one dataset's conflicts, each said once with the
+// arrays it concerns.
+type datasetConflicts struct {
+	Dataset string
+	Items   []conflictGroup
+}
+
+type conflictGroup struct {
+	Text   string
+	Where  string   // "16 files" or the one array's name
+	Arrays []string // the arrays, when more than one
 }
 
 type reportCell struct {
 	Text    string
+	Title   string // the tooltip, when it says more than Text
 	Missing bool
 }
 
 type reportCard struct {
 	ID, Title string
 	Facts     [][2]string
-	Conflicts []string
+	Conflicts int // how many; the page lists them per dataset
 	Error     string
 	Thumbs    []reportThumb
 	Hist      *reportHist
@@ -126,9 +151,9 @@ type histBar struct{ X, Y, W, H float64 }
 // cancelled context is returned as an error.
 func makeCard(ctx context.Context, r Record, v volume.Volume, opt ReportOptions) (reportCard, error) {
 	in := v.Info()
-	c := reportCard{Title: r.Dataset + " / " + strings.TrimPrefix(r.LocalPath+" # "+r.Array, " # ")}
+	c := reportCard{Title: r.Dataset + " / " + ArrayPath(r)}
 	c.Facts = cardFacts(r, in)
-	c.Conflicts = r.Conflicts
+	c.Conflicts = len(r.Conflicts)
 	planes, err := middlePlanes(ctx, v, opt.ThumbPixels, opt.ReadCap)
 	if ctx.Err() != nil {
 		return c, ctx.Err()
@@ -161,7 +186,7 @@ func makeCard(ctx context.Context, r Record, v volume.Volume, opt ReportOptions)
 		c.Thumbs = append(c.Thumbs, t)
 	}
 	if ok {
-		c.Hist = makeReportHist(all, lo, hi)
+		c.Hist = makeReportHist(all, lo, hi, len(planes))
 	}
 	return c, nil
 }
@@ -180,16 +205,8 @@ func cardFacts(r Record, in volume.Info) [][2]string {
 		{"dtype", string(in.DType)},
 	}
 	vox := "unknown"
-	if r.VoxelZ != nil || r.VoxelY != nil || r.VoxelX != nil {
-		var parts []string
-		for _, p := range []*float64{r.VoxelZ, r.VoxelY, r.VoxelX} {
-			if p == nil {
-				parts = append(parts, "?")
-			} else {
-				parts = append(parts, strconv.FormatFloat(*p, 'g', 6, 64))
-			}
-		}
-		vox = strings.Join(parts, " × ") + " nm (z × y × x)"
+	if v, axes := voxelText(r); v != "" {
+		vox = v + " nm (" + axes + ")"
 		if r.VoxelSource != "" {
 			vox += ", from " + r.VoxelSource
 		}
@@ -201,7 +218,7 @@ func cardFacts(r Record, in volume.Info) [][2]string {
 		}
 	}
 	if r.ValueMin != nil && r.ValueMax != nil {
-		facts = append(facts, [2]string{"values", short(*r.ValueMin) + " … " + short(*r.ValueMax)})
+		facts = append(facts, [2]string{"values", volume.Readable(*r.ValueMin) + " … " + volume.Readable(*r.ValueMax)})
 	}
 	return facts
 }
@@ -260,20 +277,20 @@ func makeThumb(r Record, in volume.Info, p plane, lo, hi float64, zoom, maxSide 
 	return t, nil
 }
 
-// short formats a number for people: at most 6 significant digits.
-func short(v float64) string { return strconv.FormatFloat(v, 'g', 6, 64) }
-
-func makeReportHist(vals []float64, lo, hi float64) *reportHist {
+func makeReportHist(vals []float64, lo, hi float64, slices int) *reportHist {
 	h := makeHistogram(vals, 64)
 	if h.N == 0 {
 		return nil
 	}
 	const w, ht = 256.0, 72.0
 	out := &reportHist{W: int(w), H: int(ht) + 18,
-		MinText:    short(h.Min),
-		MaxText:    short(h.Max),
-		WindowText: short(lo) + " … " + short(hi),
-		SampleText: fmt.Sprintf("%d values from the three slices", h.N),
+		MinText:    volume.Readable(h.Min),
+		MaxText:    volume.Readable(h.Max),
+		WindowText: volume.Readable(lo) + " … " + volume.Readable(hi),
+		SampleText: fmt.Sprintf("%d values of the image", h.N),
+	}
+	if slices > 1 {
+		out.SampleText = fmt.Sprintf("%d values from the %d slices", h.N, slices)
 	}
 	var peak int64
 	for _, c := range h.Counts {
@@ -304,6 +321,15 @@ body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5em; color: #222; backgro
 h1 { font-size: 1.5em; margin: 0 0 .2em; }
 .tablewrap { overflow: auto; max-height: 70vh; border: 1px solid #ccc; background: #fff; }
 table { border-collapse: collapse; font-size: 12px; }
+#catalog:not(.all) .more { display: none; }
+.failed { background: #fff4f4; border: 1px solid #e0b4b4; border-radius: 6px; padding: .5em 1em; margin: 0 0 1em; }
+.failed h2, .conflictlist h2 { font-size: 1.15em; margin: .2em 0 .4em; }
+.failed table td { white-space: normal; max-width: 60em; }
+.conflictlist { margin: 1em 0; }
+.conflictlist h3 { font-size: 1em; margin: .6em 0 .2em; }
+.conflictlist ul { color: #a60; margin: 0 0 0 1.2em; padding: 0; font-size: 12px; }
+.conflictlist details, .conflictlist summary { display: inline; color: #555; }
+button { font: inherit; font-size: 12px; margin: 0 0 .4em; }
 th, td { border: 1px solid #e2e2e2; padding: 2px 6px; white-space: nowrap; max-width: 28em; overflow: hidden; text-overflow: ellipsis; }
 th { position: sticky; top: 0; background: #eef; cursor: pointer; user-select: none; }
 th[aria-sort=ascending]::after { content: " ▲"; }
@@ -333,21 +359,36 @@ figcaption { font-size: 11px; color: #555; }
 </head>
 <body>
 <h1>{{.Title}}</h1>
-<p>{{len .Rows}} arrays; click a column header to sort.</p>
+<p>{{.Arrays}} array{{if ne .Arrays 1}}s{{end}} of {{.Datasets}} dataset{{if ne .Datasets 1}}s{{end}}{{if .Failed}}; {{len .Failed}} failed (listed first){{end}}. Voxel sizes in nm; click a column header to sort.</p>
+{{if .Failed}}<section class="failed" id="failed">
+<h2>Failed</h2>
+<table>
+<thead><tr><th>dataset</th><th>object</th><th>reason</th></tr></thead>
+<tbody>
+{{range .Failed}}<tr><td>{{.Dataset}}</td><td>{{.Object}}</td><td>{{.Reason}}</td></tr>
+{{end}}</tbody>
+</table>
+</section>{{end}}
+<button type="button" id="allcols" aria-pressed="false">show all columns</button>
 <div class="tablewrap">
 <table id="catalog">
-<thead><tr>{{range .Cols}}<th data-col="{{.Name}}" data-num="{{.Numeric}}">{{.Name}}</th>{{end}}</tr></thead>
+<thead><tr>{{range .Cols}}<th data-col="{{.Name}}" data-num="{{.Numeric}}"{{if .More}} class="more"{{end}}>{{.Label}}</th>{{end}}</tr></thead>
 <tbody>
-{{range .Rows}}<tr>{{range $i, $c := .}}<td{{if $c.Missing}} class="na"{{else if (index $.Cols $i).Numeric}} class="num"{{end}} title="{{$c.Text}}">{{$c.Text}}</td>{{end}}</tr>
+{{range .Rows}}<tr>{{range $i, $c := .}}{{$col := index $.Cols $i}}<td class="{{if $c.Missing}}na{{else if $col.Numeric}}num{{end}}{{if $col.More}} more{{end}}" title="{{if $c.Title}}{{$c.Title}}{{else}}{{$c.Text}}{{end}}">{{$c.Text}}</td>{{end}}</tr>
 {{end}}</tbody>
 </table>
 </div>
+{{if .Conflicts}}<section class="conflictlist" id="conflicts">
+<h2>Conflicts between the files and their sources</h2>
+{{range .Conflicts}}<h3>{{.Dataset}}</h3>
+<ul>{{range .Items}}<li>{{.Text}} — {{if .Arrays}}<details><summary>{{.Where}}</summary>{{range $i, $a := .Arrays}}{{if $i}}, {{end}}{{$a}}{{end}}</details>{{else}}{{.Where}}{{end}}</li>{{end}}</ul>
+{{end}}</section>{{end}}
 {{if .Cards}}<h2>Volumes</h2>{{end}}
 <div class="cards">
 {{range .Cards}}<section class="card" id="{{.ID}}">
 <h3>{{.Title}}</h3>
 <dl>{{range .Facts}}<dt>{{index . 0}}</dt><dd>{{index . 1}}</dd>{{end}}</dl>
-{{if .Conflicts}}<ul class="conflicts">{{range .Conflicts}}<li>conflict: {{.}}</li>{{end}}</ul>{{end}}
+{{if .Conflicts}}<p class="conflicts"><a href="#conflicts">{{.Conflicts}} conflict{{if ne .Conflicts 1}}s{{end}} with the sources</a></p>{{end}}
 {{if .Error}}<p class="err">{{.Error}}</p>{{end}}
 <div class="thumbs">
 {{range .Thumbs}}<figure>
@@ -371,6 +412,12 @@ figcaption { font-size: 11px; color: #555; }
 (function () {
   var table = document.getElementById("catalog");
   var heads = table.tHead.rows[0].cells;
+  var all = document.getElementById("allcols");
+  all.addEventListener("click", function () {
+    var on = table.classList.toggle("all");
+    all.setAttribute("aria-pressed", on ? "true" : "false");
+    all.textContent = on ? "show the main columns" : "show all columns";
+  });
   function sortBy(col) {
     var th = heads[col];
     var numeric = th.getAttribute("data-num") === "true";

@@ -282,11 +282,25 @@ func JSONLines(rs []Record) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-// Document is catalog.json: the table plus every array's full metadata tree.
+// Document is catalog.json: the table plus every array's full metadata tree,
+// and what a run could not turn into rows.
 type Document struct {
-	SchemaVersion int      `json:"schema_version"`
-	Columns       []string `json:"columns"`
-	Records       []Record `json:"records"`
+	SchemaVersion int       `json:"schema_version"`
+	Columns       []string  `json:"columns"`
+	Records       []Record  `json:"records"`
+	Failures      []Failure `json:"failures,omitempty"`
+}
+
+// Failure is a dataset or object of a run that gave no row: it could not be
+// resolved, fetched, cropped or converted. An array that was fetched but is
+// corrupt or unreadable is a row with that Status instead.
+type Failure struct {
+	Dataset string `json:"dataset"`
+	// Object is the path below the dataset that failed; "" when the whole
+	// dataset did (it could not be resolved).
+	Object string `json:"object,omitempty"`
+	// Status is StatusError or StatusCorrupt, ": " and the reason (StatusOf).
+	Status string `json:"status"`
 }
 
 // MarshalJSON includes the flattened columns alongside the nested metadata.
@@ -318,6 +332,13 @@ type Outputs struct {
 // WriteAll writes metadata_table.csv, metadata_table.jsonl and catalog.json
 // atomically into st (each appears complete or not at all).
 func WriteAll(ctx context.Context, st *store.Store, rs []Record) (Outputs, error) {
+	return WriteRun(ctx, st, rs, nil)
+}
+
+// WriteRun is WriteAll for a run: catalog.json lists failures next to the
+// records, so a failed dataset is there with its status even when it gave
+// no row.
+func WriteRun(ctx context.Context, st *store.Store, rs []Record, failures []Failure) (Outputs, error) {
 	Sort(rs)
 	out := Outputs{CSV: "metadata_table.csv", JSONL: "metadata_table.jsonl", Parquet: "metadata_table.parquet", JSON: "catalog.json"}
 	c, err := CSV(rs)
@@ -335,7 +356,7 @@ func WriteAll(ctx context.Context, st *store.Store, rs []Record) (Outputs, error
 	if rs == nil {
 		rs = []Record{} // "records": [] — a table with no rows, not a missing one
 	}
-	doc, err := json.MarshalIndent(Document{SchemaVersion: SchemaVersion, Columns: Columns, Records: rs}, "", "  ")
+	doc, err := json.MarshalIndent(Document{SchemaVersion: SchemaVersion, Columns: Columns, Records: rs, Failures: failures}, "", "  ")
 	if err != nil {
 		return out, fmt.Errorf("catalog.json: %w", err)
 	}

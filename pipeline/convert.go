@@ -58,7 +58,7 @@ func convertAll(ctx context.Context, opt *Options, out *store.Store, r *source.R
 			singles = append(singles, sections...)
 		} else {
 			key := path.Join(r.Dataset.Name, scan.CopiesDir, names.take("stack"))
-			opt.logf("  %s: stacking %d sections (z spacing %g %s) → %s", r.Dataset.Name, len(sections), zs.value, zs.unit, key)
+			opt.logf("  %s: stacking %d sections (z spacing %s) → %s", r.Dataset.Name, len(sections), zs, key)
 			if err := opt.Work.Check(st.Info(), volume.Full(st.Info().Shape)); err != nil {
 				return recs, fmt.Errorf("stack: %w", err)
 			}
@@ -75,7 +75,7 @@ func convertAll(ctx context.Context, opt *Options, out *store.Store, r *source.R
 				return recs, fmt.Errorf("reopen %s: %w", key, err)
 			}
 			rec := catalog.Record{Dataset: r.Dataset.Name, LocalPath: key, Format: f.Name(), Status: "ok", MetadataSource: r.FactsSource,
-				Notes: []string{fmt.Sprintf("stack of %d sections; z spacing %g %s from %s", len(sections), zs.value, zs.unit, zs.source)}}
+				Notes: []string{fmt.Sprintf("stack of %d sections; z spacing %s from %s", len(sections), zs, zs.source)}}
 			catalogOutput(ctx, &rec, cv[0], h, fr, opt.SampleBudget)
 			rec.Array = scan.ArrayName(key, cv[0].Info().Name)
 			applyFacts(&rec, r, unit{})
@@ -92,7 +92,7 @@ func convertAll(ctx context.Context, opt *Options, out *store.Store, r *source.R
 		if err := opt.Work.Check(in, volume.Full(in.Shape)); err != nil {
 			return recs, fmt.Errorf("convert %s: %w", in.Name, err)
 		}
-		wopt := zarr.WriteOptions{Chunks: cube(opt.ConvertChunk, len(in.Shape)), Name: in.Name, Attributes: map[string]any{"imgdataset": frameAttrs(fv.f)}}
+		wopt := zarr.WriteOptions{Chunks: cube(opt.ConvertChunk, len(in.Shape)), Name: in.Name, Attributes: map[string]any{"imgdataset": withDecoder(frameAttrs(fv.f), in)}}
 		if err := writeShown(ctx, opt, out, key, volume.Reframe(fv.v, fv.f), wopt, fmt.Sprintf("%s: converting %s", r.Dataset.Name, path.Base(in.Name))); err != nil {
 			return recs, fmt.Errorf("convert %s: %w", in.Name, err)
 		}
@@ -115,6 +115,14 @@ type spacing struct {
 	value  float64
 	unit   string
 	source string
+}
+
+// String is the spacing as a person reads it: in nm, four digits.
+func (s *spacing) String() string {
+	if nm, ok := volume.ToNanometres(s.value, s.unit); ok {
+		return volume.ReadableNM(nm)
+	}
+	return volume.Readable(s.value) + " " + s.unit
 }
 
 func zSpacing(in volume.Info) *spacing {

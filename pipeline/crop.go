@@ -10,6 +10,7 @@ import (
 	"github.com/imgdataset/imgdataset/format"
 	"github.com/imgdataset/imgdataset/format/zarr"
 	"github.com/imgdataset/imgdataset/manifest"
+	"github.com/imgdataset/imgdataset/scan"
 	"github.com/imgdataset/imgdataset/source"
 	"github.com/imgdataset/imgdataset/store"
 	"github.com/imgdataset/imgdataset/volume"
@@ -36,7 +37,7 @@ func findFormat(reg *format.Registry, name string) format.Format {
 func cropVolume(ctx context.Context, opt *Options, out *store.Store, r *source.Resolved, ref source.VolumeRef, dr *DatasetReport, rep *Report) ([]catalog.Record, error) {
 	c := r.Dataset.Take.Crop
 	if c == nil {
-		return nil, fmt.Errorf("%s: %s is a volume to read in place, but the manifest gives no crop", r.Dataset.Name, ref.StoreURL)
+		return nil, fmt.Errorf("%s is a volume to read in place, but the manifest gives no crop", ref.StoreURL)
 	}
 	st, err := opt.Env.Stores.Open(ctx, ref.StoreURL)
 	if err != nil {
@@ -56,11 +57,11 @@ func cropVolume(ctx context.Context, opt *Options, out *store.Store, r *source.R
 		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%s: open %s: %w", r.Dataset.Name, ref.StoreURL, err)
+		return nil, fmt.Errorf("open %s: %w", ref.StoreURL, err)
 	}
 	win, in, origin, note, err := cropWindow(ctx, c, vols, opt.ConvertChunk, opt.Work)
 	if err != nil {
-		return nil, fmt.Errorf("%s: crop %s: %w", r.Dataset.Name, ref.StoreURL, err)
+		return nil, fmt.Errorf("crop %s: %w", ref.StoreURL, err)
 	}
 	name := ref.Path
 	if name == "" {
@@ -75,7 +76,7 @@ func cropVolume(ctx context.Context, opt *Options, out *store.Store, r *source.R
 	attrs := map[string]any{"imgdataset_crop": map[string]any{
 		"source_url": ref.StoreURL, "source_format": fname, "scale": c.Scale, "scale_name": in.Name,
 		"origin_zyx": origin, "size_zyx": c.Size, "seed": c.Seed, "aligned_to_chunks": c.AlignToChunks, "note": note,
-	}, "imgdataset": frameAttrs(fr)}
+	}, "imgdataset": withDecoder(frameAttrs(fr), in)}
 	win = volume.Reframe(win, fr)
 	// Blosc-lz4: a crop is bound by decoding the source, and EM texture
 	// decoded from JPEG barely compresses (ratio 1.00-1.05 with zstd), so
@@ -83,23 +84,28 @@ func cropVolume(ctx context.Context, opt *Options, out *store.Store, r *source.R
 	// CPU-second against zstd level 3's 0.34-0.54 (docs/benchmarks.md).
 	wopt := zarr.WriteOptions{Chunks: cube(opt.ConvertChunk, len(win.Info().Shape)), Name: name, Attributes: attrs, Compressor: cropCompressor}
 	if err := writeShown(ctx, opt, out, key, win, wopt, fmt.Sprintf("%s: cropping %v", r.Dataset.Name, c.Size)); err != nil {
-		return nil, fmt.Errorf("%s: write crop: %w", r.Dataset.Name, err)
+		return nil, fmt.Errorf("write crop %s: %w", key, err)
 	}
 	dr.Outputs = append(dr.Outputs, key)
 	// Catalog the crop from what was written: the table describes the output.
 	f, cvols, err := opt.Formats.Open(ctx, out, key)
 	if err != nil {
-		return nil, fmt.Errorf("%s: reopen crop %s: %w", r.Dataset.Name, key, err)
+		return nil, fmt.Errorf("reopen crop %s: %w", key, err)
 	}
 	var recs []catalog.Record
 	for _, v := range cvols[:1] {
 		rec := catalog.Record{Dataset: r.Dataset.Name, LocalPath: key, SourceURL: ref.StoreURL, Format: f.Name(), Status: "ok",
 			MetadataSource: r.FactsSource, CropOrigin: origin, CropSeed: c.Seed}
 		catalogOutput(ctx, &rec, v, h, fr, opt.SampleBudget)
-		rec.Array = in.Name
+		// Named by where it is (s0 of the crop's store), like every array of
+		// the table; the source scale's own name is in .zattrs (scale_name).
+		rec.Array = scan.ArrayName(key, v.Info().Name)
 		rec.ScaleLevel = ptr(c.Scale)
 		if note != "" {
 			rec.Notes = append(rec.Notes, note)
+		}
+		if dn := catalog.DecoderNote(in); dn != "" {
+			rec.Notes = append(rec.Notes, dn) // the row describes the copy; its values came through the decoder
 		}
 		applyFacts(&rec, r, unit{})
 		recs = append(recs, rec)

@@ -52,6 +52,16 @@ func frameAttrs(f volume.Frame) map[string]any {
 	return map[string]any{"voxel_size_source": f.Source, "voxel_size_nm": nm}
 }
 
+// withDecoder adds to an output's imgdataset attributes the JPEG decoder
+// that produced the values of in, a JPEG-compressed source, so that a copy
+// says which decoder its voxels come from (decoders differ by ±1).
+func withDecoder(attrs map[string]any, in volume.Info) map[string]any {
+	if dec, ok := in.Metadata[volume.MetaJPEGDecoder]; ok {
+		attrs[volume.MetaJPEGDecoder] = dec
+	}
+	return attrs
+}
+
 // catalogOutput fills rec from an output written in frame f. The output's
 // file now states the voxel size, but the table keeps saying where it came
 // from: a size from the web page is still "web page", not "file".

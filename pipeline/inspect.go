@@ -176,6 +176,12 @@ func Catalog(ctx context.Context, targets []string, opt Options) (*CatalogResult
 					return nil, err
 				}
 				res.dirs = append(res.dirs, d)
+				if len(d.Records) == 0 {
+					// Named on the command line: an empty table would
+					// look like success.
+					res.Close()
+					return nil, fmt.Errorf("catalog %s: no file or store in it that a format reads: %w", t, format.ErrUnknown)
+				}
 				res.Records = append(res.Records, d.Records...)
 				maps.Copy(res.Volumes, d.Volumes)
 				continue

@@ -201,9 +201,10 @@ func (p *outputPlan) checkNew() error {
 	return fmt.Errorf("output %s already exists; choose a new name", p.name)
 }
 
-// attributes are the output's attributes: the frame's, then attrs.
-func (p *outputPlan) attributes(f volume.Frame, attrs map[string]any) map[string]any {
-	all := map[string]any{"imgdataset": frameAttrs(f)}
+// attributes are the output's attributes: the frame's and, for a JPEG
+// source (in), the decoder that produced its values; then attrs.
+func (p *outputPlan) attributes(f volume.Frame, in volume.Info, attrs map[string]any) map[string]any {
+	all := map[string]any{"imgdataset": withDecoder(frameAttrs(f), in)}
 	for k, a := range attrs {
 		all[k] = a
 	}
@@ -241,9 +242,9 @@ func (p *outputPlan) write(ctx context.Context, v volume.Volume, f volume.Frame,
 		// its source once, so the bytes read tell how far they are.
 		v = &counted{Volume: v, ph: ph, total: v.Info().NumBytes()}
 	}
-	all := p.attributes(f, attrs)
-	fa := all["imgdataset"].(map[string]any)
 	in := v.Info()
+	all := p.attributes(f, in, attrs)
+	fa := all["imgdataset"].(map[string]any)
 	var err error
 	switch p.kind {
 	case outZarr:

@@ -9,6 +9,7 @@ import (
 
 	"github.com/imgdataset/imgdataset/manifest"
 	"github.com/imgdataset/imgdataset/source"
+	"github.com/imgdataset/imgdataset/store"
 )
 
 // PlanDataset is what one dataset would bring.
@@ -46,7 +47,7 @@ func Plan(ctx context.Context, m *manifest.Manifest, opt Options) (*PlanResult, 
 	for i, d := range ds {
 		p := PlanDataset{Name: d.Name, URL: d.URL, Kind: d.Kind}
 		if errs[i] != nil {
-			p.Error = errs[i].Error()
+			p.Error = store.Brief(errs[i])
 		} else {
 			r := resolved[i]
 			p.Kind, p.Objects, p.Volumes, p.Facts = r.Kind, r.Objects, r.Volumes, r.Facts
@@ -78,9 +79,9 @@ func (pr *PlanResult) Print(w io.Writer, verbose bool, rateBps float64) {
 		note := ""
 		switch {
 		case d.Error != "":
-			note = "ERROR: " + d.Error
+			note = "failed (the reason follows on stderr)"
 		case len(d.Volumes) > 0:
-			note = fmt.Sprintf("%d volume(s) read in place (crop)", len(d.Volumes))
+			note = count(len(d.Volumes), "volume") + " read in place (crop)"
 		}
 		if d.Unknown > 0 {
 			note += fmt.Sprintf(" %d of unknown size", d.Unknown)

@@ -32,7 +32,9 @@ type DatasetReport struct {
 	Bytes   int64    `json:"bytes"`
 	Arrays  int      `json:"arrays"`
 	Outputs []string `json:"outputs,omitempty"` // block outputs, relative to OutDir
-	Errors  []string `json:"errors,omitempty"`
+	// Errors are the dataset's failures, one line each (store.Brief): the object
+	// and the cause, the dataset's name left to whoever prints them.
+	Errors []string `json:"errors,omitempty"`
 }
 
 // Report is the outcome of a run.
@@ -42,6 +44,9 @@ type Report struct {
 	Tables   catalog.Outputs  `json:"tables"`
 	HTML     string           `json:"report"` // report.html, relative to OutDir
 	Records  []catalog.Record `json:"-"`
+	// Failures are what gave no record (catalog.json and report.html list
+	// them); arrays that are corrupt or unreadable are Records with that status.
+	Failures []catalog.Failure `json:"-"`
 	// vols are the arrays behind the records, by catalog.VolumeKey, for the report.
 	vols map[string]volume.Volume
 
@@ -55,6 +60,21 @@ func (r *Report) keep(rec catalog.Record, v volume.Volume) {
 		r.vols = map[string]volume.Volume{}
 	}
 	r.vols[catalog.VolumeKey(rec)] = v
+}
+
+// fail records that object of dr (a path below the dataset, "" for the
+// dataset itself) failed with err: the dataset is failed, its summary line
+// says why, and catalog.json and report.html list it.
+func (r *Report) fail(dr *DatasetReport, object string, err error) {
+	dr.Status = "failed"
+	// The printer names the dataset: a cause that starts "dataset/path" says
+	// the path alone.
+	line := strings.TrimPrefix(store.Brief(err), dr.Name+"/")
+	if object != "" && !strings.Contains(line, object) {
+		line = object + ": " + line
+	}
+	dr.Errors = append(dr.Errors, line)
+	r.Failures = append(r.Failures, catalog.Failure{Dataset: dr.Name, Object: object, Status: catalog.StatusOf(err)})
 }
 
 // Failed reports whether any dataset failed.
@@ -108,8 +128,7 @@ func Run(ctx context.Context, m *manifest.Manifest, opt Options) (*Report, error
 		rep.Datasets = append(rep.Datasets, dr)
 		byName[d.Name] = dr
 		if rerrs[i] != nil {
-			dr.Status = "failed"
-			dr.Errors = append(dr.Errors, rerrs[i].Error())
+			rep.fail(dr, "", rerrs[i])
 			opt.logf("  %s: could not be resolved (the summary says why)", d.Name)
 			continue
 		}
@@ -150,9 +169,7 @@ func Run(ctx context.Context, m *manifest.Manifest, opt Options) (*Report, error
 				}
 				results[res.Dataset][res.Path] = res
 				if res.Err != nil {
-					dr := byName[res.Dataset]
-					dr.Status = "failed"
-					dr.Errors = append(dr.Errors, fmt.Sprintf("%s: %v", res.Path, res.Err))
+					rep.fail(byName[res.Dataset], res.Path, res.Err)
 				}
 			}
 		}
@@ -166,15 +183,15 @@ func Run(ctx context.Context, m *manifest.Manifest, opt Options) (*Report, error
 		dr := byName[d.Name]
 		recs, err := processDataset(ctx, &opt, out, resolved[i], results[d.Name], dr, rep)
 		if err != nil {
-			dr.Status = "failed"
-			dr.Errors = append(dr.Errors, err.Error())
+			rep.fail(dr, "", err)
 		}
 		for _, rec := range recs {
 			// A corrupt or unreadable array fails its dataset like a failed
-			// download: the data the dataset promises is not there.
+			// download: the data the dataset promises is not there. It is a
+			// row of its own, so it is no Failure.
 			if catalog.Failed(rec.Status) {
 				dr.Status = "failed"
-				dr.Errors = append(dr.Errors, fmt.Sprintf("%s: %s", rec.LocalPath, rec.Status))
+				dr.Errors = append(dr.Errors, store.BriefText(strings.TrimPrefix(rec.LocalPath, d.Name+"/")+": "+rec.Status))
 			}
 		}
 		dr.Arrays = len(recs)
@@ -187,7 +204,7 @@ func Run(ctx context.Context, m *manifest.Manifest, opt Options) (*Report, error
 	if kept != nil {
 		defer kept.Close()
 	}
-	tables, err := catalog.WriteAll(ctx, out, rep.Records)
+	tables, err := catalog.WriteRun(ctx, out, rep.Records, rep.Failures)
 	if err != nil {
 		return rep, err
 	}
@@ -296,8 +313,7 @@ func processDataset(ctx context.Context, opt *Options, out *store.Store, r *sour
 	for _, ref := range r.Volumes {
 		rec, err := cropVolume(ctx, opt, out, r, ref, dr, rep)
 		if err != nil {
-			dr.Status = "failed"
-			dr.Errors = append(dr.Errors, err.Error())
+			rep.fail(dr, ref.Path, err)
 			continue
 		}
 		recs = append(recs, rec...)
@@ -499,7 +515,7 @@ func writeReport(ctx context.Context, out *store.Store, rep *Report) error {
 	for _, c := range best {
 		vols[c.key] = c.v
 	}
-	html, err := catalog.Report(ctx, rep.Records, vols, catalog.ReportOptions{Title: "imgdataset: " + rep.OutDir})
+	html, err := catalog.Report(ctx, rep.Records, vols, catalog.ReportOptions{Title: "imgdataset: " + rep.OutDir, Failures: rep.Failures})
 	if err != nil {
 		return fmt.Errorf("report.html: %w", err)
 	}

@@ -69,11 +69,11 @@ func (p *outputPlan) checkSplittable() error {
 	case outZarr, outN5:
 		return nil
 	case outTIFF:
-		return usagef("output %q: a TIFF cannot be split into tasks: it is one file whose strips and directories are laid out one after another, so N tasks would all write the same file; drop --shard, or write .zarr, .ome.zarr or .n5", p.name)
+		return usagef("%s: a TIFF cannot be split into tasks (one file: every task would write it); drop --shard or write .zarr, .ome.zarr or .n5", filepath.Base(p.name))
 	case outDM3:
-		return usagef("output %q: a DM3 cannot be split into tasks: it is one file, so N tasks would all write the same file; drop --shard, or write .zarr, .ome.zarr or .n5", p.name)
+		return usagef("%s: a DM3 cannot be split into tasks (one file: every task would write it); drop --shard or write .zarr, .ome.zarr or .n5", filepath.Base(p.name))
 	case outPrecomputed:
-		return usagef("output %q: --shard does not split .precomputed outputs yet (the writer has no per-region entry point); drop --shard, or write .zarr, .ome.zarr or .n5", p.name)
+		return usagef("%s: --shard does not split .precomputed outputs yet (no per-region writer); drop --shard or write .zarr, .ome.zarr or .n5", filepath.Base(p.name))
 	}
 	return usagef("output %q: cannot be split into tasks", p.name)
 }
@@ -96,7 +96,7 @@ type splitWriter struct {
 // newSplitWriter plans the output p names for v, writing nothing.
 func (p *outputPlan) newSplitWriter(ctx context.Context, v volume.Volume, f volume.Frame, attrs map[string]any) (*splitWriter, error) {
 	in := v.Info()
-	all := p.attributes(f, attrs)
+	all := p.attributes(f, in, attrs)
 	switch p.kind {
 	case outZarr:
 		pyr, err := zarr.NewPyramid(ctx, p.st, p.key, v, p.zarrOptions(in, all))

@@ -150,7 +150,12 @@ func (rs *Resolvers) Resolve(ctx context.Context, env *Env, ds manifest.Dataset)
 	}
 	res, err := r.Resolve(ctx, env, ds)
 	if err != nil {
-		return nil, fmt.Errorf("dataset %s (%s %s): %w", ds.Name, kind, ds.URL, err)
+		// The caller names the dataset; the kind says how it was tried, and
+		// the URL what, unless the cause names the URL that failed itself.
+		if strings.Contains(err.Error(), "://") {
+			return nil, fmt.Errorf("%s: %w", kind, err)
+		}
+		return nil, fmt.Errorf("%s %s: %w", kind, ds.URL, err)
 	}
 	res.Dataset = ds
 	if res.Kind == "" { // a resolver may name what it found (a web page that is an index)

@@ -88,16 +88,26 @@ func (d *FileDriver) wrapNotExist(key string, err error) error {
 	return fmt.Errorf("file %s: %q: %w", d.root, key, err)
 }
 
-// inside reports an error wrapping ErrOutsideRoot when real, a path with
-// every symlink resolved, is not the root's real path or below it.
-func (d *FileDriver) inside(key, real string) error {
+// inside returns ErrOutsideRoot when real, a path with every symlink
+// resolved, is not the root's real path or below it. Its errors do not name
+// the root or key: the caller wraps them once (wrapNotExist).
+func (d *FileDriver) inside(real string) error {
 	rootReal, err := d.realRoot()
 	if err != nil {
-		return d.wrapNotExist(key, err)
+		return err
+	}
+	// A relative root (`--out data`) resolves to a relative path, while the
+	// kernel names an open file by its absolute one: compare both absolute,
+	// or every file of a relative root would look outside it.
+	if rootReal, err = filepath.Abs(rootReal); err != nil {
+		return err
+	}
+	if real, err = filepath.Abs(real); err != nil {
+		return err
 	}
 	rel, err := filepath.Rel(rootReal, real)
 	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) || filepath.IsAbs(rel) {
-		return fmt.Errorf("file %s: %q: %w", d.root, key, ErrOutsideRoot)
+		return ErrOutsideRoot
 	}
 	return nil
 }
@@ -112,6 +122,10 @@ func (d *FileDriver) realRoot() (string, error) {
 		// Not cached: a root that does not exist yet may be created.
 		return "", err
 	}
+	// Absolute once, so that inside's filepath.Abs costs no getwd per read.
+	if r, err = filepath.Abs(r); err != nil {
+		return "", err
+	}
 	d.rootReal.Store(&r)
 	return r, nil
 }
@@ -119,28 +133,18 @@ func (d *FileDriver) realRoot() (string, error) {
 // openedInside is the handle cache's check of a newly opened file. On Linux
 // it asks the kernel which file the descriptor really is, so a link swapped
 // between resolving and opening cannot slip through; elsewhere it resolves
-// the path again.
+// the path again. ReadRange names the root and key in its errors.
 func (d *FileDriver) openedInside(f *os.File, p string) error {
-	key := d.keyOf(p)
 	if runtime.GOOS == "linux" {
 		if real, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(int(f.Fd()))); err == nil && filepath.IsAbs(real) {
-			return d.inside(key, real)
+			return d.inside(real)
 		}
 	}
 	real, err := filepath.EvalSymlinks(p)
 	if err != nil {
-		return d.wrapNotExist(key, err)
+		return err
 	}
-	return d.inside(key, real)
-}
-
-// keyOf is the key of a path below the root, for error messages.
-func (d *FileDriver) keyOf(p string) string {
-	rel, err := filepath.Rel(d.root, p)
-	if err != nil || rel == "." {
-		return ""
-	}
-	return filepath.ToSlash(rel)
+	return d.inside(real)
 }
 
 // Stat implements Driver.
@@ -153,8 +157,8 @@ func (d *FileDriver) Stat(ctx context.Context, key string) (ObjectInfo, error) {
 	if err != nil {
 		return ObjectInfo{}, d.wrapNotExist(key, err)
 	}
-	if err := d.inside(key, real); err != nil {
-		return ObjectInfo{}, err
+	if err := d.inside(real); err != nil {
+		return ObjectInfo{}, d.wrapNotExist(key, err)
 	}
 	fi, err := os.Stat(real)
 	if err != nil {

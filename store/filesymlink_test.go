@@ -56,6 +56,15 @@ func TestFileDriverSymlinks(t *testing.T) {
 		{"root is a link", rootLink, "real/data.bin", "inside bytes"},
 		{"root is a link, link out", rootLink, "leak.zarr/0", ""},
 	}
+	// A relative root, as `run --out data` gives: its files are inside it
+	// although the kernel names them by absolute paths.
+	if wd, err := os.Getwd(); err == nil {
+		if rel, err := filepath.Rel(wd, root); err == nil {
+			tests = append(tests,
+				struct{ name, root, key, want string }{"relative root", rel, "real/data.bin", "inside bytes"},
+				struct{ name, root, key, want string }{"relative root, link out", rel, "leak.zarr/0", ""})
+		}
+	}
 	ctx := context.Background()
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -35,11 +36,15 @@ func inspectCmd() *cobra.Command {
 				enc.SetIndent("", "  ")
 				return enc.Encode(res)
 			}
-			fmt.Fprintf(w, "%s: %s, %d array(s)\n", res.Path, res.Format, len(res.Arrays))
+			fmt.Fprintf(w, "%s: %s, %s\n", res.Path, res.Format, pipeline.Count(len(res.Arrays), "array"))
 			for _, a := range res.Arrays {
-				fmt.Fprintf(w, "  %s: %s %v chunks %v compression %s\n", a.Name, a.DType, a.Shape, a.Chunks, a.Compression)
+				chunks := "unchunked"
+				if len(a.Chunks) > 0 {
+					chunks = "chunks " + joinInts(a.Chunks)
+				}
+				fmt.Fprintf(w, "  %s: %s %s, %s, compression %s\n", a.Name, a.DType, joinInts(a.Shape), chunks, a.Compression)
 				for _, ax := range a.Axes {
-					fmt.Fprintf(w, "    %-3s size %-7d scale %-12g offset %-10g %s\n", ax.Name, ax.Size, ax.Scale, ax.Offset, ax.Unit)
+					fmt.Fprintf(w, "    %-3s size %-7d %s\n", ax.Name, ax.Size, axisText(ax))
 				}
 				if a.SHA256_16 != "" {
 					fmt.Fprintf(w, "    sha256_16 %s\n", a.SHA256_16)
@@ -64,7 +69,9 @@ A run's output directory (it has a catalog.json) gives the run's own table back,
 page and API facts included; a file changed since the run is read again and keeps
 those facts. In any other directory each array is a row named by the first folder
 level below it, and the tool's OME-Zarr copies (<dataset>/ome-zarr/*.zarr) are left
-out. Remote objects are cataloged from their headers only.`,
+out. Remote objects are cataloged from their headers only. A target with nothing a
+format reads (a folder without arrays, a file that is no image) is an error that says
+why (exit 1), not an empty table.`,
 		Example: `  imgdataset catalog data/ -o table.csv
   imgdataset catalog data/ -o report.html
   imgdataset catalog https://example.org/stack.tif s3://bucket/store.zarr -o table.parquet`,
@@ -115,4 +122,27 @@ out. Remote objects are cataloged from their headers only.`,
 	}
 	c.Flags().StringVarP(&out, "output", "o", "-", "table file (.csv, .jsonl, .parquet) or report (.html); - for CSV on stdout")
 	return c
+}
+
+// axisText is an axis's calibration as a person reads it: lengths in nm
+// (the one unit of every table), other units as the file states them.
+func axisText(ax pipeline.InspectAxis) string {
+	if nm, ok := volume.ToNanometres(ax.Scale, ax.Unit); ok {
+		off, _ := volume.ToNanometres(ax.Offset, ax.Unit)
+		return "voxel " + volume.ReadableNM(nm) + ", offset " + volume.ReadableNM(off)
+	}
+	s := "scale " + volume.Readable(ax.Scale) + ", offset " + volume.Readable(ax.Offset)
+	if ax.Unit != "" {
+		s += " " + ax.Unit
+	}
+	return s
+}
+
+// joinInts writes a shape or chunk size the way the report does: 100×96.
+func joinInts(v []int64) string {
+	s := make([]string, len(v))
+	for i, n := range v {
+		s[i] = strconv.FormatInt(n, 10)
+	}
+	return strings.Join(s, "×")
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/imgdataset/imgdataset/pipeline"
+	"github.com/imgdataset/imgdataset/store"
 )
 
 // Exit codes.
@@ -48,7 +49,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case errors.As(err, &ee):
 		return ee.code
 	case errors.As(err, &ue):
-		fmt.Fprintln(stderr, "imgdataset:", err)
+		fmt.Fprintln(stderr, pipeline.ErrorLine(err.Error()))
 		return exitUsage
 	case ctx.Err() != nil:
 		if len(args) > 0 && (args[0] == "run" || args[0] == "demo") {
@@ -58,7 +59,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		return exitAborted
 	}
-	fmt.Fprintln(stderr, "imgdataset:", err)
+	fmt.Fprintln(stderr, pipeline.ErrorLine(store.Brief(err)))
 	return exitFailed
 }
 

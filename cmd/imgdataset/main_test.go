@@ -46,46 +46,6 @@ func TestHelpListsOnlyWorkingCommands(t *testing.T) {
 	}
 }
 
-func TestUsageErrorsExit2(t *testing.T) {
-	for _, c := range []struct {
-		args []string
-		want string // in the one stderr line
-	}{
-		{[]string{"inspect", "--no-such-flag", "x"}, "--no-such-flag"},
-		{[]string{"inspect"}, "inspect: accepts 1 arg"},
-		{[]string{"convert", "a", "b"}, "convert: accepts 1 arg"},
-		{[]string{"nosuch"}, `unknown command "nosuch"`},
-		{[]string{"run", "--per-host", "many"}, "--per-host"},
-		{[]string{"convert", "x.tif", "-o", "out.xlsx"}, "out.xlsx"},
-		{[]string{"convert", "x.tif", "-o", "o.zarr", "--chunks", "0"}, "--chunks 0"},
-		{[]string{"convert", "x.tif", "-o", "o.zarr", "--chunks", "-3"}, "--chunks -3"},
-		{[]string{"crop", "x.tif", "-o", "c.zarr", "--origin", "0,0,0"}, "--size Z,Y,X is required"},
-		{[]string{"crop", "x.tif", "-o", "c.zarr", "--size", "a,b,c", "--origin", "0,0,0"}, `--size "a,b,c"`},
-		{[]string{"crop", "x.tif", "-o", "c.zarr", "--size", "0,10,10", "--origin", "0,0,0"}, `--size "0,10,10"`},
-		{[]string{"crop", "x.tif", "-o", "c.zarr", "--size", "4,4,4", "--origin", "-1,0,0"}, `--origin "-1,0,0"`},
-		{[]string{"crop", "x.tif", "-o", "c.zarr", "--size", "4,4,4"}, "--origin Z,Y,X or --seed N is required"},
-		{[]string{"crop", "x.tif", "-o", "c.zarr", "--size", "4,4,4", "--origin", "0,0,0", "--seed", "1"}, "--origin and --seed"},
-		{[]string{"catalog"}, "catalog: requires at least 1 arg"},
-		{[]string{"catalog", "x.tif", "-o", "t.xlsx"}, "t.xlsx"},
-		{[]string{"run", "--progress", "fancy"}, "--progress \"fancy\""},
-		{[]string{"run", "--only", "nosuch"}, "--only \"nosuch\""},
-		{[]string{"demo", "--only", "nosuch", "--out", "/nonexistent/never-written"}, "--only \"nosuch\""},
-		{[]string{"plan", "--rate", "-5"}, "--rate -5"},
-		{[]string{"serve", ".", "--addr", "bogus::"}, `--addr "bogus::"`},
-		{[]string{"serve", ".", "--addr", "127.0.0.1:notaport"}, `--addr "127.0.0.1:notaport"`},
-	} {
-		code, _, stderr := runCLI(t, c.args...)
-		if code != exitUsage {
-			t.Errorf("%v: exit %d, want %d (stderr %q)", c.args, code, exitUsage, stderr)
-			continue
-		}
-		lines := strings.Split(strings.TrimSpace(stderr), "\n")
-		if len(lines) != 1 || !strings.Contains(lines[0], c.want) {
-			t.Errorf("%v: stderr %q, want one line naming %q", c.args, stderr, c.want)
-		}
-	}
-}
-
 func TestInspectCropConvertJSON(t *testing.T) {
 	dir := t.TempDir()
 	b, err := sample.ImageJTIFF(context.Background(), [3]int64{20, 30, 40}, 1, 0.02)
@@ -305,39 +265,6 @@ func tableRows(t *testing.T, p string) []map[string]any {
 	return rows
 }
 
-// A manifest that is not one (broken YAML, an unknown field) is a usage
-// error that names the file, line and field.
-func TestBadManifestExit2(t *testing.T) {
-	dir := t.TempDir()
-	for name, body := range map[string]string{
-		"unknown.yaml": "version: 1\ndatasets:\n  - name: a\n    url: https://example.org/a.tif\n    colour: red\n",
-		"broken.yaml":  "version: 1\ndatasets: [\n",
-	} {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		code, _, stderr := runCLI(t, "run", p, "--out", filepath.Join(dir, "out"))
-		if code != exitUsage || !strings.Contains(stderr, name) || strings.Count(strings.TrimSpace(stderr), "\n") != 0 {
-			t.Errorf("%s: exit %d, stderr %q; want exit %d and one line naming the file", name, code, stderr, exitUsage)
-		}
-	}
-}
-
-// A target named on the command line that no format reads is an error that
-// says why (exit 1), never an empty table.
-func TestCatalogOfNonImageExit1(t *testing.T) {
-	dir := t.TempDir()
-	p := filepath.Join(dir, "notes.txt")
-	if err := os.WriteFile(p, []byte("hello"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	code, stdout, stderr := runCLI(t, "catalog", p)
-	if code != exitFailed || !strings.Contains(stderr, "unknown format") || stdout != "" {
-		t.Errorf("exit %d, stdout %q, stderr %q; want exit %d, no table and the reason", code, stdout, stderr, exitFailed)
-	}
-}
-
 // Every command line the README shows names a real command with flags it
 // takes and an argument count it accepts, so the README cannot drift from
 // the CLI. (It parses them; running them needs the network or data.)
@@ -377,5 +304,29 @@ func TestReadmeCommandsParse(t *testing.T) {
 	}
 	if n < 8 {
 		t.Fatalf("found %d command lines in README.md; the README's examples moved?", n)
+	}
+}
+
+// The README, --help and run --help state the same exit codes.
+func TestExitCodesAgree(t *testing.T) {
+	_, help, _ := runCLI(t, "--help")
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, runHelp, _ := runCLI(t, "run", "--help")
+	flat := func(s string) string { return strings.Join(strings.Fields(s), " ") }
+	for _, c := range []struct{ code, meaning string }{
+		{"0", "success"}, {"1", "a dataset failed"}, {"2", "usage error"}, {"130", "interrupted"},
+	} {
+		want := c.code + " " + c.meaning
+		for name, text := range map[string]string{"--help": help, "README.md": string(readme), "run --help": runHelp} {
+			if !strings.Contains(flat(text), want) {
+				t.Errorf("%s does not say exit code %q", name, want)
+			}
+		}
+	}
+	if code := exitAborted; code != 130 || exitUsage != 2 || exitFailed != 1 || exitOK != 0 {
+		t.Errorf("exit codes in main.go differ from the documented 0/1/2/130")
 	}
 }

@@ -131,14 +131,11 @@ func report(cmd *cobra.Command, rep *pipeline.Report, asJSON bool) error {
 	} else {
 		fmt.Fprintf(w, "output: %s\n", rep.OutDir)
 		for _, d := range rep.Datasets {
-			fmt.Fprintf(w, "  %-32s %-7s %4d objects  %4d arrays", d.Name, d.Status, d.Objects, d.Arrays)
+			line := fmt.Sprintf("  %-32s %-7s %-11s %-10s", d.Name, d.Status, pipeline.Count(d.Objects, "object"), pipeline.Count(d.Arrays, "array"))
 			if len(d.Outputs) > 0 {
-				fmt.Fprintf(w, "  blocks: %s", strings.Join(d.Outputs, ", "))
+				line += "  blocks: " + strings.Join(d.Outputs, ", ")
 			}
-			fmt.Fprintln(w)
-			for _, e := range d.Errors {
-				fmt.Fprintf(w, "      error: %s\n", e)
-			}
+			fmt.Fprintln(w, strings.TrimRight(line, " "))
 		}
 		fmt.Fprintf(w, "table: %s (also %s, %s, %s)\n", filepath.Join(rep.OutDir, rep.Tables.CSV), rep.Tables.JSONL, rep.Tables.Parquet, rep.Tables.JSON)
 		if rep.HTML != "" {
@@ -150,11 +147,14 @@ func report(cmd *cobra.Command, rep *pipeline.Report, asJSON bool) error {
 		}
 	}
 	if rep.Failed() {
-		// The cause goes to stderr too, where a script (or --json, which
-		// keeps stdout for the report) finds it next to the exit status.
+		// The causes go to stderr only, one line per failure, where a script
+		// (or --json, which keeps stdout for the report) finds them next to
+		// the exit status; the summary above says which datasets failed.
 		for _, d := range rep.Datasets {
-			if d.Status != "ok" {
-				fmt.Fprintf(cmd.ErrOrStderr(), "imgdataset: dataset %s failed: %s\n", d.Name, strings.Join(d.Errors, "; "))
+			for _, e := range d.Errors {
+				// A single file's dataset is named after the file: say it once.
+				e = strings.TrimPrefix(e, d.Name+": ")
+				fmt.Fprintln(cmd.ErrOrStderr(), pipeline.ErrorLine(d.Name+" failed: "+e))
 			}
 		}
 		return exitError{exitFailed}
@@ -221,9 +221,13 @@ func runCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "run [MANIFEST | URL...]",
 		Short: "Gather the datasets of a manifest (default: the five built-in datasets)",
-		Long: `run resolves the datasets of a manifest (the five built-in ones, a manifest
-file, or URLs and local paths), downloads them resumably and verified, reads
-every array, writes OME-Zarr copies and the metadata table of OUT.
+		Long: `run resolves, downloads (resumably), reads, converts and catalogs the datasets of a
+manifest, the five built-in ones by default, or of URLs, local files and folders.
+
+stdout gets a summary: one line per dataset, where the table and report are. Each
+failure is one line on stderr, "imgdataset: <dataset> failed: <object>: <cause>";
+report.html and catalog.json list the failures too. Exit codes: 0 success, 1 a dataset
+failed, 2 usage error, 130 interrupted (run again to resume).
 
 With --shard the downloads are split into N tasks by object (balanced by
 size, the same split in every task and every rerun); each task downloads its
@@ -309,6 +313,9 @@ func planCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "plan [MANIFEST | URL...]",
 		Short: "Resolve datasets and list every object, size and total; download nothing",
+		Long: `plan resolves the datasets of a manifest (the five built-in ones by default) or of URLs,
+local files and folders, and lists what run would fetch. A dataset that cannot be
+resolved is "failed" in the table and one line on stderr says why (exit 1).`,
 		Example: `  imgdataset plan
   imgdataset plan -v my-datasets.yaml
   imgdataset plan --json https://www.epfl.ch/labs/cvlab/data/data-em/`,
@@ -346,10 +353,15 @@ func printPlan(cmd *cobra.Command, m *manifest.Manifest, only []string, asJSON, 
 		return enc.Encode(pr)
 	}
 	pr.Print(cmd.OutOrStdout(), verbose, rate)
+	failed := false
 	for _, d := range pr.Datasets {
 		if d.Error != "" {
-			return exitError{exitFailed}
+			fmt.Fprintln(cmd.ErrOrStderr(), pipeline.ErrorLine(d.Name+" failed: "+d.Error))
+			failed = true
 		}
+	}
+	if failed {
+		return exitError{exitFailed}
 	}
 	return nil
 }

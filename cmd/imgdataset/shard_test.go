@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -23,34 +22,13 @@ import (
 	"github.com/imgdataset/imgdataset/store"
 )
 
-// cliArgsEnv makes the test binary run the command line it holds (JSON)
-// instead of the tests, so that tests can start real imgdataset processes
-// and kill them.
-const cliArgsEnv = "IMGDATASET_TEST_CLI_ARGS"
-
-func TestMain(m *testing.M) {
-	if a := os.Getenv(cliArgsEnv); a != "" {
-		var args []string
-		if err := json.Unmarshal([]byte(a), &args); err != nil {
-			os.Stderr.WriteString(err.Error())
-			os.Exit(3)
-		}
-		os.Exit(run(context.Background(), args, os.Stdout, os.Stderr))
-	}
-	os.Exit(m.Run())
-}
-
 // cliProcess starts the command line args as a process of its own in dir,
 // with env added to the environment.
 func cliProcess(t *testing.T, dir string, env []string, args ...string) *exec.Cmd {
 	t.Helper()
-	a, err := json.Marshal(args)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd := exec.Command(binPath, args...)
 	cmd.Dir = dir
-	cmd.Env = append(append(os.Environ(), cliArgsEnv+"="+string(a)), env...)
+	cmd.Env = append(os.Environ(), env...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {

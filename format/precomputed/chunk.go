@@ -13,7 +13,9 @@ import (
 
 	"github.com/klauspost/compress/gzip"
 
+	jpegdec "github.com/imgdataset/imgdataset/codec/jpeg"
 	"github.com/imgdataset/imgdataset/format"
+	"github.com/imgdataset/imgdataset/volume"
 )
 
 // layout is what a chunk decoder needs to know about its scale.
@@ -23,6 +25,17 @@ type layout struct {
 	es      int      // element size in bytes
 	full    [3]int64 // nominal chunk size x, y, z
 	csBlock [3]int64 // compressed_segmentation block size x, y, z
+	jpeg    *jpegdec.Decoder
+}
+
+// withJPEG sets the decoder of the scale's jpeg chunks and, for a jpeg
+// scale, names it in the metadata: decoders differ by ±1 on some voxels.
+func (v *scaleVolume) withJPEG(dec *jpegdec.Decoder) *scaleVolume {
+	v.lay.jpeg = dec
+	if v.lay.enc == EncJPEG {
+		v.info.Metadata[volume.MetaJPEGDecoder] = dec.Name()
+	}
+	return v
 }
 
 // fullBytes is the decoded size of a whole (non-edge) chunk.
@@ -101,7 +114,9 @@ func (l *layout) decode(data []byte, shape [3]int64) ([]byte, error) {
 			return nil, err
 		}
 		return out, nil
-	case EncJPEG, EncPNG:
+	case EncJPEG:
+		return l.decodeJPEG(data, shape)
+	case EncPNG:
 		return l.decodeImage(data, shape)
 	case EncCompresso, EncJXL:
 		return nil, fmt.Errorf("precomputed encoding %q has no Go decoder: %w", l.enc, format.ErrNotSupported)
@@ -127,16 +142,68 @@ func (l *layout) crop(full []byte, shape [3]int64) []byte {
 	return out
 }
 
-// decodeImage decodes a jpeg or png chunk: one 2-D image whose pixels, row by
-// row, are the chunk's voxels in x, y, z order, channels interleaved.
-func (l *layout) decodeImage(data []byte, shape [3]int64) ([]byte, error) {
-	var cfg image.Config
-	var err error
-	if l.enc == EncJPEG {
-		cfg, err = jpeg.DecodeConfig(bytes.NewReader(data))
-	} else {
-		cfg, err = png.DecodeConfig(bytes.NewReader(data))
+// decodeJPEG decodes a jpeg chunk: one 2-D image whose pixels, row by row,
+// are the chunk's voxels in x, y, z order, channels interleaved, written by
+// Neuroglancer, CloudVolume and tensorstore X wide and Y·Z high. The samples
+// go straight into the chunk's buffer; only RGB is then made planar. Other
+// geometries with as many pixels, and edge chunks stored at the full chunk
+// size, are read as the PNG path reads them.
+func (l *layout) decodeJPEG(data []byte, shape [3]int64) ([]byte, error) {
+	if l.es != 1 || (l.nc != 1 && l.nc != 3) {
+		return nil, fmt.Errorf("jpeg chunks of %d channel(s) of %d-byte samples: %w", l.nc, l.es, format.ErrNotSupported)
 	}
+	nc := int64(l.nc)
+	c := jpegdec.Gray
+	if nc == 3 {
+		c = jpegdec.RGB
+	}
+	npix, nfull := shape[0]*shape[1]*shape[2], l.full[0]*l.full[1]*l.full[2]
+	want := npix
+	w, h := shape[0], shape[1]*shape[2]
+	out := make([]byte, npix*nc)
+	f, err := l.jpeg.Decode(jpegdec.Dst{Pix: out, Stride: int(w * nc), Width: int(w), Height: int(h), Color: c}, nil, data)
+	if se := (*jpegdec.SizeError)(nil); errors.As(err, &se) {
+		// The frame's pixel count decides, as it did before: the check
+		// comes before any decoding, so a hostile header costs nothing.
+		w, h = int64(se.Frame.Width), int64(se.Frame.Height)
+		switch w * h {
+		case npix:
+		case nfull:
+			want, out = nfull, make([]byte, nfull*nc)
+		default:
+			return nil, fmt.Errorf("jpeg chunk is %d×%d pixels, want %d voxels for %v", w, h, npix, shape)
+		}
+		f, err = l.jpeg.Decode(jpegdec.Dst{Pix: out, Stride: int(w * nc), Width: int(w), Height: int(h), Color: c}, nil, data)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("jpeg chunk: %w", err)
+	}
+	if int64(f.Width)*int64(f.Height) != want {
+		return nil, fmt.Errorf("jpeg chunk is %d×%d pixels, want %d voxels for %v", f.Width, f.Height, npix, shape)
+	}
+	if nc == 3 {
+		out = planarRGB(out)
+	}
+	if want != npix {
+		return l.crop(out, shape), nil
+	}
+	return out, nil
+}
+
+// planarRGB turns interleaved RGB samples into three planes.
+func planarRGB(in []byte) []byte {
+	n := len(in) / 3
+	out := make([]byte, len(in))
+	for i := 0; i < n; i++ {
+		out[i], out[n+i], out[2*n+i] = in[3*i], in[3*i+1], in[3*i+2]
+	}
+	return out
+}
+
+// decodeImage decodes a png chunk: one 2-D image whose pixels, row by row,
+// are the chunk's voxels in x, y, z order, channels interleaved.
+func (l *layout) decodeImage(data []byte, shape [3]int64) ([]byte, error) {
+	cfg, err := png.DecodeConfig(bytes.NewReader(data))
 	if err != nil {
 		return nil, fmt.Errorf("%s chunk: %w", l.enc, err)
 	}
@@ -149,12 +216,7 @@ func (l *layout) decodeImage(data []byte, shape [3]int64) ([]byte, error) {
 	default:
 		return nil, fmt.Errorf("%s chunk is %d×%d pixels, want %d voxels for %v", l.enc, cfg.Width, cfg.Height, shape[0]*shape[1]*shape[2], shape)
 	}
-	var img image.Image
-	if l.enc == EncJPEG {
-		img, err = jpeg.Decode(bytes.NewReader(data))
-	} else {
-		img, err = png.Decode(bytes.NewReader(data))
-	}
+	img, err := png.Decode(bytes.NewReader(data))
 	if err != nil {
 		return nil, fmt.Errorf("%s chunk: %w", l.enc, err)
 	}

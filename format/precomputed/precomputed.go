@@ -18,13 +18,18 @@ import (
 	"path"
 	"strings"
 
+	"github.com/imgdataset/imgdataset/codec/jpeg"
 	"github.com/imgdataset/imgdataset/format"
 	"github.com/imgdataset/imgdataset/store"
 	"github.com/imgdataset/imgdataset/volume"
 )
 
 // Format is the precomputed format.Format.
-type Format struct{}
+type Format struct {
+	// JPEG decodes jpeg chunks; nil means jpeg.Default(). A registry
+	// shares one between the formats.
+	JPEG *jpeg.Decoder
+}
 
 var _ format.Format = Format{}
 
@@ -94,7 +99,11 @@ func ReadInfo(ctx context.Context, st *store.Store, key string) (*Info, error) {
 }
 
 // Open implements format.Format: one volume per scale, in info order.
-func (Format) Open(ctx context.Context, st *store.Store, key string) ([]volume.Volume, error) {
+func (f Format) Open(ctx context.Context, st *store.Store, key string) ([]volume.Volume, error) {
+	dec := f.JPEG
+	if dec == nil {
+		dec = jpeg.Default()
+	}
 	dir, infoKey := splitKey(key)
 	in, err := ReadInfo(ctx, st, key)
 	if err != nil {
@@ -106,7 +115,7 @@ func (Format) Open(ctx context.Context, st *store.Store, key string) ([]volume.V
 		if err != nil {
 			return nil, fmt.Errorf("precomputed %q: scale %d: %w", infoKey, i, err)
 		}
-		vs = append(vs, newScaleVolume(st, sdir, in, i))
+		vs = append(vs, newScaleVolume(st, sdir, in, i).withJPEG(dec))
 	}
 	return vs, nil
 }

@@ -6,14 +6,13 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"image"
-	"image/jpeg"
 	"math/rand/v2"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 
+	jpegdec "github.com/imgdataset/imgdataset/codec/jpeg"
 	"github.com/imgdataset/imgdataset/format"
 	"github.com/imgdataset/imgdataset/store"
 	"github.com/imgdataset/imgdataset/volume"
@@ -235,6 +234,15 @@ func TestRoundTrip(t *testing.T) {
 }
 
 func TestRoundTripJPEG(t *testing.T) {
+	for _, impl := range []string{jpegdec.ImplGo, jpegdec.ImplTurbo} {
+		t.Run(impl, func(t *testing.T) {
+			t.Setenv(jpegdec.EnvVar, impl)
+			testRoundTripJPEG(t)
+		})
+	}
+}
+
+func testRoundTripJPEG(t *testing.T) {
 	for _, nc := range []int{1, 3} {
 		t.Run(fmt.Sprint(nc, "ch"), func(t *testing.T) {
 			src := makeSource(t, volume.Uint8, nc, true)
@@ -243,8 +251,8 @@ func TestRoundTripJPEG(t *testing.T) {
 			opt.Sharding = sharding("identity", true)
 			_, _, sh := writeOpen(t, src, opt)
 
-			// Reference 1: every chunk decoded directly with image/jpeg and
-			// placed by hand. The reader must match it exactly.
+			// Reference 1: every chunk decoded whole by the volume's own
+			// decoder and placed by hand. The reader must match it exactly.
 			direct := directJPEG(t, d, unsh[0].(*scaleVolume), nc)
 			t.Run("exact-unsharded", func(t *testing.T) { volumetest.Run(t, unsh[0], direct, 0) })
 			t.Run("exact-sharded", func(t *testing.T) { volumetest.Run(t, sh[0], direct, 0) })
@@ -259,42 +267,36 @@ func TestRoundTripJPEG(t *testing.T) {
 			}
 			t.Run("tolerance", func(t *testing.T) { volumetest.Run(t, sh[0], src.Bytes(), tol) })
 			md := sh[0].Info().Metadata
-			if md["jpeg_quality"] != 95 || md["encoding"] != "jpeg" {
+			if md["jpeg_quality"] != 95 || md["encoding"] != "jpeg" || md[volume.MetaJPEGDecoder] != jpegdec.Default().Name() {
 				t.Errorf("metadata %v", md)
 			}
 		})
 	}
 }
 
-// directJPEG decodes each unsharded chunk object of v with image/jpeg alone.
+// directJPEG decodes each unsharded chunk object of v whole with v's
+// decoder and places its voxels by hand.
 func directJPEG(t *testing.T, d *memDriver, v *scaleVolume, nc int) []byte {
 	t.Helper()
 	n := volume.Prod(testShape)
 	out := make([]byte, n*int64(nc))
 	forGrid(v, func(g [3]int64) error {
 		lo, hi := v.chunkBox(g)
-		img, err := jpeg.Decode(bytes.NewReader(d.get(v.objectKey(g))))
-		if err != nil {
+		w, h := hi[0]-lo[0], (hi[1]-lo[1])*(hi[2]-lo[2])
+		color := jpegdec.Gray
+		if nc == 3 {
+			color = jpegdec.RGB
+		}
+		img := make([]byte, w*h*int64(nc))
+		if _, err := v.lay.jpeg.Decode(jpegdec.Dst{Pix: img, Stride: int(w) * nc, Width: int(w), Height: int(h), Color: color}, nil, d.get(v.objectKey(g))); err != nil {
 			t.Fatalf("chunk %v: %v", g, err)
 		}
-		w := hi[0] - lo[0]
 		for z := lo[2]; z < hi[2]; z++ {
 			for y := lo[1]; y < hi[1]; y++ {
 				for x := lo[0]; x < hi[0]; x++ {
-					px, py := int(x-lo[0]), int((z-lo[2])*(hi[1]-lo[1])+(y-lo[1]))
-					if int64(img.Bounds().Dx()) != w {
-						t.Fatalf("chunk %v width %d, want %d", g, img.Bounds().Dx(), w)
-					}
-					var ch [3]byte
-					switch im := img.(type) {
-					case *image.Gray:
-						ch[0] = im.GrayAt(px, py).Y
-					default:
-						r, gg, b, _ := img.At(px, py).RGBA()
-						ch = [3]byte{byte(r >> 8), byte(gg >> 8), byte(b >> 8)}
-					}
+					px, py := x-lo[0], (z-lo[2])*(hi[1]-lo[1])+(y-lo[1])
 					for c := 0; c < nc; c++ {
-						out[int64(c)*n+(z*45+y)*50+x] = ch[c]
+						out[int64(c)*n+(z*45+y)*50+x] = img[(py*w+px)*int64(nc)+int64(c)]
 					}
 				}
 			}

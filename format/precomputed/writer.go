@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/imgdataset/imgdataset/codec/jpeg"
 	"github.com/imgdataset/imgdataset/store"
 	"github.com/imgdataset/imgdataset/volume"
 )
@@ -78,13 +79,15 @@ func Write(ctx context.Context, st *store.Store, prefix string, src volume.Volum
 		}
 	}
 	var prev *scaleVolume
+	// Levels past the first are made from the level before, read back.
+	dec := jpeg.Default()
 	for level := range in.Scales {
 		key := in.Scales[level].Key
 		sdir := key
 		if dir != "" {
 			sdir = dir + "/" + key
 		}
-		sv := newScaleVolume(st, sdir, in, level)
+		sv := newScaleVolume(st, sdir, in, level).withJPEG(dec)
 		var lsrc volume.Volume = src
 		if level > 0 {
 			if lsrc, err = volume.Downsample(prev, factors, method); err != nil {

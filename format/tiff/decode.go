@@ -5,15 +5,13 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"image"
-	"image/color"
-	"image/jpeg"
 	"io"
 
 	"github.com/klauspost/compress/zlib"
 	"golang.org/x/image/tiff/lzw"
 
 	"github.com/imgdataset/imgdataset/codec"
+	"github.com/imgdataset/imgdataset/codec/jpeg"
 )
 
 func codecSupported(c int) bool {
@@ -221,72 +219,36 @@ func unpackRow(dst, src []byte, bps, elem int) {
 const maxJPEGTables = 1 << 20
 
 // decodeJPEG decodes one JPEG-compressed (compression 7) strip or tile into
-// rows of w×spp 8-bit samples, h rows. The file's JPEGTables, when present,
-// are spliced in front of the chunk's stream, as libtiff does for
+// rows of w×spp 8-bit samples, h rows, with dec. The file's JPEGTables, when
+// present, are spliced in front of the chunk's stream, as libtiff does for
 // abbreviated streams. As in libtiff, three components are converted from
 // YCbCr to RGB only when the photometric interpretation says YCbCr (ycbcr);
 // otherwise they are the stored components as they are.
-func decodeJPEG(tables, src []byte, w, h, spp int64, ycbcr bool) ([]byte, error) {
-	stream := src
-	if len(tables) >= 4 && len(src) >= 2 && src[0] == 0xFF && src[1] == 0xD8 {
-		// tables = SOI, DQT/DHT…, EOI; chunk = SOI, rest: SOI, tables…, rest.
-		end := len(tables)
-		if tables[end-2] == 0xFF && tables[end-1] == 0xD9 {
-			end -= 2
-		}
-		stream = make([]byte, 0, end+len(src)-2)
-		stream = append(append(stream, tables[:end]...), src[2:]...)
+func decodeJPEG(dec *jpeg.Decoder, tables, src []byte, w, h, spp int64, ycbcr bool) ([]byte, error) {
+	if spp != 1 && spp != 3 {
+		return nil, fmt.Errorf("jpeg: %d samples per pixel", spp)
 	}
-	// The declared size decides the decoder's allocation: check it first.
-	cfg, err := jpeg.DecodeConfig(bytes.NewReader(stream))
-	if err != nil {
-		return nil, fmt.Errorf("jpeg: %w", err)
-	}
-	if int64(cfg.Width) > w+16 || int64(cfg.Height) > h+16 {
-		return nil, fmt.Errorf("jpeg: %dx%d image in a %dx%d chunk", cfg.Width, cfg.Height, w, h)
-	}
-	img, err := jpeg.Decode(bytes.NewReader(stream))
-	if err != nil {
-		return nil, fmt.Errorf("jpeg: %w", err)
+	c := jpeg.Stored
+	if ycbcr {
+		c = jpeg.RGB
 	}
 	out := make([]byte, w*h*spp)
-	b := img.Bounds()
-	cw, ch := min(int64(b.Dx()), w), min(int64(b.Dy()), h)
-	switch m := img.(type) {
-	case *image.Gray:
-		if spp != 1 {
-			return nil, fmt.Errorf("jpeg: 1 component, %d samples per pixel", spp)
-		}
-		for y := int64(0); y < ch; y++ {
-			copy(out[y*w:y*w+cw], m.Pix[y*int64(m.Stride):])
-		}
-	case *image.YCbCr, *image.RGBA, *image.NRGBA:
-		if spp != 3 {
-			return nil, fmt.Errorf("jpeg: colour image, %d samples per pixel", spp)
-		}
-		for y := int64(0); y < ch; y++ {
-			row := out[y*w*3:]
-			for x := int64(0); x < cw; x++ {
-				var r, g, bl uint8
-				switch m := m.(type) {
-				case *image.YCbCr:
-					c := m.YCbCrAt(b.Min.X+int(x), b.Min.Y+int(y))
-					r, g, bl = c.Y, c.Cb, c.Cr
-					if ycbcr {
-						r, g, bl = color.YCbCrToRGB(c.Y, c.Cb, c.Cr)
-					}
-				case *image.RGBA:
-					p := m.Pix[int(y)*m.Stride+int(x)*4:]
-					r, g, bl = p[0], p[1], p[2]
-				case *image.NRGBA:
-					p := m.Pix[int(y)*m.Stride+int(x)*4:]
-					r, g, bl = p[0], p[1], p[2]
-				}
-				row[x*3], row[x*3+1], row[x*3+2] = r, g, bl
+	_, err := dec.Decode(jpeg.Dst{Pix: out, Stride: int(w * spp), Width: int(w), Height: int(h), Color: c, Components: int(spp)}, tables, src)
+	var se *jpeg.SizeError
+	if errors.As(err, &se) && int64(se.Frame.Width) <= w+16 && int64(se.Frame.Height) <= h+16 {
+		// A frame rounded up past the chunk by less than an MCU: decode it
+		// whole and keep the chunk's corner. The bound keeps a hostile
+		// header from costing more than the chunk and its margin.
+		fw, fh := int64(se.Frame.Width), int64(se.Frame.Height)
+		frame := make([]byte, fw*fh*spp)
+		if _, err = dec.Decode(jpeg.Dst{Pix: frame, Stride: int(fw * spp), Width: int(fw), Height: int(fh), Color: c, Components: int(spp)}, tables, src); err == nil {
+			for y := int64(0); y < min(h, fh); y++ {
+				copy(out[y*w*spp:(y*w+min(w, fw))*spp], frame[y*fw*spp:])
 			}
 		}
-	default:
-		return nil, fmt.Errorf("jpeg: colour model %T not supported", img)
+	}
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/imgdataset/imgdataset/codec"
+	"github.com/imgdataset/imgdataset/codec/jpeg"
 	"github.com/imgdataset/imgdataset/format"
 	"github.com/imgdataset/imgdataset/store"
 )
@@ -128,6 +129,8 @@ type reader struct {
 	walkRounds int
 	// codecs holds the file's pooled decompressors (zstd).
 	codecs *codec.Codecs
+	// jpeg decodes compression 7 chunks.
+	jpeg *jpeg.Decoder
 }
 
 // readAt reads n bytes at off after checking the range lies inside the object,

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	jpegc "github.com/imgdataset/imgdataset/codec/jpeg"
 	"github.com/imgdataset/imgdataset/internal/corpus"
 	"github.com/imgdataset/imgdataset/volume"
 )
@@ -119,8 +120,18 @@ func jpegTIFF(t testing.TB, img func(y0, y1 int) image.Image, w, h, rps, spp int
 }
 
 // TestJPEG decodes JPEG strips, with and without JPEGTables, grey and YCbCr,
-// and compares with image/jpeg on the complete per-strip streams.
+// with each decoder, and compares with the same decoder on the complete
+// per-strip streams.
 func TestJPEG(t *testing.T) {
+	for _, impl := range []string{jpegc.ImplGo, jpegc.ImplTurbo} {
+		t.Run(impl, func(t *testing.T) {
+			t.Setenv(jpegc.EnvVar, impl)
+			testJPEG(t, jpegc.Default())
+		})
+	}
+}
+
+func testJPEG(t *testing.T, dec *jpegc.Decoder) {
 	ctx := context.Background()
 	const w, h, rps = 37, 40, 16
 	gray := func(y0, y1 int) image.Image {
@@ -159,32 +170,32 @@ func TestJPEG(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			// Reference: each strip re-encoded identically and decoded whole.
+			// Reference: each strip re-encoded identically and decoded whole
+			// by the same decoder.
 			var want []byte
 			for _, im := range imgs {
 				var buf bytes.Buffer
 				jpeg.Encode(&buf, im, &jpeg.Options{Quality: 90})
-				d, err := jpeg.Decode(&buf)
-				if err != nil {
+				b := im.Bounds()
+				color := jpegc.Gray
+				if c.spp == 3 {
+					color = jpegc.RGB
+				}
+				strip := make([]byte, b.Dx()*b.Dy()*c.spp)
+				if _, err := dec.Decode(jpegc.Dst{Pix: strip, Stride: b.Dx() * c.spp, Width: b.Dx(), Height: b.Dy(), Color: color}, nil, buf.Bytes()); err != nil {
 					t.Fatal(err)
 				}
-				b := d.Bounds()
-				for y := b.Min.Y; y < b.Max.Y; y++ {
-					for x := b.Min.X; x < b.Max.X; x++ {
-						r, g, bl, _ := d.At(x, y).RGBA()
-						if c.spp == 1 {
-							want = append(want, byte(r>>8))
-						} else {
-							want = append(want, byte(r>>8), byte(g>>8), byte(bl>>8))
-						}
-					}
-				}
+				want = append(want, strip...)
 			}
 			if !bytes.Equal(got, want) {
-				t.Fatalf("decoded pixels differ from image/jpeg (%d vs %d bytes)", len(got), len(want))
+				t.Fatalf("decoded pixels differ from %s on whole strips (%d vs %d bytes)", dec.Name(), len(got), len(want))
 			}
-			if in := vs[0].Info(); in.Compression != "jpeg" || (c.spp == 3 && !eqShape(in.Shape, []int64{h, w, 3})) {
+			in := vs[0].Info()
+			if in.Compression != "jpeg" || (c.spp == 3 && !eqShape(in.Shape, []int64{h, w, 3})) {
 				t.Errorf("info %v %v", in.Compression, in.Shape)
+			}
+			if got := in.Metadata[volume.MetaJPEGDecoder]; got != dec.Name() {
+				t.Errorf("metadata names decoder %v, want %q", got, dec.Name())
 			}
 		})
 	}
@@ -204,9 +215,19 @@ func TestJPEG(t *testing.T) {
 	})
 }
 
-// TestJPEGPillow compares the RGB JPEG preview of olympus_SIS.tif with
-// Pillow's decode (libjpeg): every sample within ±1.
+// TestJPEGPillow compares the RGB JPEG preview of olympus_SIS.tif (the
+// corpus's JPEG TIFF) with Pillow's decode (libjpeg-turbo): equal with
+// libjpeg-turbo, every sample within ±1 with image/jpeg.
 func TestJPEGPillow(t *testing.T) {
+	for _, impl := range []string{jpegc.ImplGo, jpegc.ImplTurbo} {
+		t.Run(impl, func(t *testing.T) {
+			t.Setenv(jpegc.EnvVar, impl)
+			testJPEGPillow(t)
+		})
+	}
+}
+
+func testJPEGPillow(t *testing.T) {
 	path := filepath.Join(corpus.Dir(t), "tiff", "rosettasciio", "olympus_SIS.tif")
 	py := "/usr/bin/python3"
 	out, err := exec.Command(py, "-c", `
@@ -238,15 +259,24 @@ print(" ".join(str(v) for v in im.convert("RGB").tobytes()))`, path).Output()
 	if len(got) != len(want) {
 		t.Fatalf("%d samples, Pillow %d", len(got), len(want))
 	}
-	var maxDiff, sumG, sumW int
+	var maxDiff, nDiff, sumG, sumW int
 	for i := range got {
 		d := int(got[i]) - int(want[i])
 		maxDiff = max(maxDiff, d, -d)
+		if d != 0 {
+			nDiff++
+		}
 		sumG += int(got[i])
 		sumW += int(want[i])
 	}
-	t.Logf("sum %d, Pillow %d, max difference %d", sumG, sumW, maxDiff)
-	if maxDiff > 1 {
-		t.Errorf("samples differ from Pillow by up to %d", maxDiff)
+	dec, _ := in.Metadata[volume.MetaJPEGDecoder].(string)
+	t.Logf("%s: sum %d, Pillow %d, %d samples differ, by at most %d", dec, sumG, sumW, nDiff, maxDiff)
+	switch {
+	case strings.HasPrefix(dec, "libjpeg-turbo") && nDiff > 0:
+		t.Errorf("%s: %d samples differ from Pillow, by up to %d", dec, nDiff, maxDiff)
+	case maxDiff > 1:
+		t.Errorf("%s: samples differ from Pillow by up to %d", dec, maxDiff)
+	case dec == "":
+		t.Errorf("metadata does not name the JPEG decoder")
 	}
 }

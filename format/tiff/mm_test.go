@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"github.com/imgdataset/imgdataset/codec/jpeg"
 	"path/filepath"
 	"testing"
 
@@ -111,7 +112,7 @@ func TestMicroManagerIndex(t *testing.T) {
 func loadFileBytes(t *testing.T, b []byte) ([]volume.Volume, *file) {
 	t.Helper()
 	ctx := context.Background()
-	f, err := loadFile(ctx, memStore(t, b), "f.tif", defaultMaxChunk, maxIFDs)
+	f, err := loadFile(ctx, memStore(t, b), "f.tif", defaultMaxChunk, maxIFDs, jpeg.Default())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +129,7 @@ func TestMicroManagerCorpus(t *testing.T) {
 	p := filepath.Join(dir, "tiff/exampletiffs/ometiff/181003_multi_pos_time_course_1_MMStack.ome.tif")
 	ctx := context.Background()
 	st := store.New(store.NewFile(filepath.Dir(p)))
-	f, err := loadFile(ctx, st, filepath.Base(p), defaultMaxChunk, maxIFDs)
+	f, err := loadFile(ctx, st, filepath.Base(p), defaultMaxChunk, maxIFDs, jpeg.Default())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -126,7 +126,7 @@ func (r *reader) omeSeries(ctx context.Context, f *file) ([]*tiffVolume, error) 
 		if err != nil {
 			return nil, notOME("BinaryOnly: %v", err)
 		}
-		mf, err := loadFile(ctx, r.st, mk, r.maxChunk, maxIFDs)
+		mf, err := loadFile(ctx, r.st, mk, r.maxChunk, maxIFDs, r.jpeg)
 		if err != nil {
 			if errors.Is(err, store.ErrNotExist) || !fatal(err) {
 				return nil, notOME("OME metadata file: %v", err)
@@ -361,7 +361,7 @@ func (r *reader) loadSiblings(ctx context.Context, set *omeSet, need map[string]
 	g.SetLimit(omeConcurrency)
 	for _, k := range todo {
 		g.Go(func() error {
-			f, err := loadFile(gctx, r.st, k, r.maxChunk, int(need[k]))
+			f, err := loadFile(gctx, r.st, k, r.maxChunk, int(need[k]), r.jpeg)
 			if err != nil {
 				if errors.Is(err, store.ErrNotExist) || !fatal(err) {
 					return notOME("OME set file %q: %v", k, err)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/imgdataset/imgdataset/codec/jpeg"
 	"os"
 	"path/filepath"
 	"strings"
@@ -188,7 +189,7 @@ func TestOMECorpusSets(t *testing.T) {
 	ctx := context.Background()
 	base := filepath.Join(dir, "tiff", "exampletiffs", "ometiff")
 	ownPage := func(t *testing.T, st *store.Store, key string, i int) []byte {
-		f, err := loadFile(ctx, st, key, defaultMaxChunk, maxIFDs)
+		f, err := loadFile(ctx, st, key, defaultMaxChunk, maxIFDs, jpeg.Default())
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -15,13 +15,18 @@ import (
 	"strings"
 
 	"github.com/imgdataset/imgdataset/codec"
+	"github.com/imgdataset/imgdataset/codec/jpeg"
 	"github.com/imgdataset/imgdataset/format"
 	"github.com/imgdataset/imgdataset/store"
 	"github.com/imgdataset/imgdataset/volume"
 )
 
 // Format is the TIFF format for the registry.
-type Format struct{}
+type Format struct {
+	// JPEG decodes JPEG-compressed chunks (compression 7); nil means
+	// jpeg.Default(). A registry shares one between the formats.
+	JPEG *jpeg.Decoder
+}
 
 var _ format.Format = Format{}
 
@@ -42,8 +47,12 @@ func (Format) Detect(_ context.Context, _ *store.Store, _ string, head []byte) b
 
 // Open implements format.Format. It returns one volume per series, the main
 // series first.
-func (Format) Open(ctx context.Context, st *store.Store, key string) ([]volume.Volume, error) {
-	return open(ctx, st, key, defaultMaxChunk)
+func (f Format) Open(ctx context.Context, st *store.Store, key string) ([]volume.Volume, error) {
+	dec := f.JPEG
+	if dec == nil {
+		dec = jpeg.Default()
+	}
+	return openWith(ctx, st, key, defaultMaxChunk, dec)
 }
 
 // defaultMaxChunk bounds one decoded compressed chunk (or one uncompressed row).
@@ -112,8 +121,13 @@ func fatal(err error) bool {
 	return !errors.Is(err, errCorrupt) || errors.As(err, &pe)
 }
 
+// open opens key with the default JPEG decoder.
 func open(ctx context.Context, st *store.Store, key string, maxChunk int64) ([]volume.Volume, error) {
-	f, err := loadFile(ctx, st, key, maxChunk, maxIFDs)
+	return openWith(ctx, st, key, maxChunk, jpeg.Default())
+}
+
+func openWith(ctx context.Context, st *store.Store, key string, maxChunk int64, dec *jpeg.Decoder) ([]volume.Volume, error) {
+	f, err := loadFile(ctx, st, key, maxChunk, maxIFDs, dec)
 	if err != nil {
 		return nil, err
 	}
@@ -130,7 +144,7 @@ type file struct {
 }
 
 // loadFile reads the header and walks at most limit IFDs of key.
-func loadFile(ctx context.Context, st *store.Store, key string, maxChunk int64, limit int) (*file, error) {
+func loadFile(ctx context.Context, st *store.Store, key string, maxChunk int64, limit int, dec *jpeg.Decoder) (*file, error) {
 	oi, err := st.Stat(ctx, key)
 	if err != nil {
 		return nil, err
@@ -138,7 +152,7 @@ func loadFile(ctx context.Context, st *store.Store, key string, maxChunk int64, 
 	if oi.Size < 0 {
 		return nil, fmt.Errorf("tiff %q: object size unknown: %w", key, format.ErrNotSupported)
 	}
-	r := &reader{st: st, key: key, size: oi.Size, maxChunk: maxChunk, codecs: codec.New()}
+	r := &reader{st: st, key: key, size: oi.Size, maxChunk: maxChunk, codecs: codec.New(), jpeg: dec}
 	hdr, err := r.readAt(ctx, 0, min(headerProbeSize, oi.Size))
 	if err != nil {
 		return nil, err
@@ -431,6 +445,10 @@ func (r *reader) newVolume(pages []*page, meta *pageMeta, lead []volume.Axis) *t
 	}
 	if p0.unsupported != "" {
 		md["unsupported"] = p0.unsupported
+	}
+	if p0.compression == 7 {
+		// Decoders differ by ±1 on some samples: say which one read them.
+		md[volume.MetaJPEGDecoder] = r.jpeg.Name()
 	}
 	if meta != nil {
 		if len(meta.descriptions) > 0 {

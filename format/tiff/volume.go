@@ -545,7 +545,7 @@ func (v *tiffVolume) place(box volume.Box, dst []byte, j job, raw []byte) error 
 			}
 			var err error
 			if l.compression == 7 {
-				stored, err = decodeJPEG(j.tables, raw, l.chunkW(), chunkRows, l.sppChunk(), l.photometric == 6)
+				stored, err = decodeJPEG(j.src.jpeg, j.tables, raw, l.chunkW(), chunkRows, l.sppChunk(), l.photometric == 6)
 			} else {
 				stored, err = decompress(j.src.codecs, l.compression, raw, chunkRows*rowBytes, l.chunkH()*rowBytes)
 			}

@@ -68,7 +68,7 @@ func TestDemoEndToEnd(t *testing.T) {
 			// The REST API's numbers disagree with the files, as they do for the
 			// real entry (5628×5632 at 80 Å vs 5496×5500 at 7.998 nm): the file
 			// wins and the row says what disagreed and with whom.
-			for _, c := range []string{"voxel_size_x: file 7.998250424861908 nm, api (EMPIAR REST API + entry XML) 8 nm", "y 100≠5632", "x 96≠5628"} {
+			for _, c := range []string{"voxel_size_x: file 7.998 nm, api (EMPIAR REST API + entry XML) 8 nm", "shape (y,x): file 100×96, api (EMPIAR REST API + entry XML) 5632×5628", "y 100≠5632", "x 96≠5628"} {
 				if !strings.Contains(r["conflicts"], c) {
 					t.Errorf("empiar %s: conflicts %q lack %q", r["array"], r["conflicts"], c)
 				}
@@ -120,6 +120,7 @@ func TestDemoEndToEnd(t *testing.T) {
 	wantNum(t, hb[0], "shape_z", float64(CropSize[0]))
 	wantNum(t, hb[0], "voxel_size_x_nm", sample.HemibrainVoxelNM)
 	wantNum(t, hb[0], "crop_seed", Seed)
+	wantStr(t, hb[0], "array", "s0") // named by where it is in its store, not by the source scale
 	if hb[0]["crop_origin_z"] == "" {
 		t.Error("hemibrain crop has no origin recorded")
 	}
