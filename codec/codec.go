@@ -87,8 +87,8 @@ func (c *Codecs) libzstd() *libzstd {
 		return nil
 	}
 	c.libOnce.Do(func() {
-		// Absence is normal (CGO_ENABLED=0 builds still load it; a machine
-		// without the library does not): the Go decoder takes over.
+		// Absence is normal (a machine without the library, a
+		// CGO_ENABLED=0 build): the Go decoder takes over.
 		c.lib, _ = loadLibzstd()
 	})
 	return c.lib

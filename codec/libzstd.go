@@ -1,4 +1,4 @@
-//go:build (linux || darwin) && (amd64 || arm64)
+//go:build cgo && (linux || darwin) && (amd64 || arm64)
 
 package codec
 
@@ -12,8 +12,10 @@ import (
 )
 
 // libzstdNames are the sonames tried, in order: the C library is optional
-// and loaded at run time (no cgo), so a machine without it, or a
-// CGO_ENABLED=0 build, decodes with the pure-Go decoder instead.
+// and loaded at run time (purego, no C compiler needed), so a machine
+// without it decodes with the pure-Go decoder instead. Like codec/jpeg, it
+// is built only with cgo: a CGO_ENABLED=0 build stays a static binary and
+// always decodes in Go.
 var libzstdNames = [...]string{"libzstd.so.1", "libzstd.1.dylib", "libzstd.dylib"}
 
 // zstdErrDstTooSmall is ZSTD_error_dstSize_tooSmall (zstd_errors.h, stable

@@ -140,10 +140,10 @@ func flip(b []byte, i int) []byte {
 	return c
 }
 
-// TestLibzstdNoCgo builds a program that decodes with both decoders with
-// CGO_ENABLED=0, as a machine without a C compiler builds imgdataset, and
-// runs it on chunk files: it must still load libzstd at run time and agree
-// with the Go decoder byte for byte.
+// TestLibzstdNoCgo builds a program that decodes zstd with CGO_ENABLED=0,
+// as a machine without a C compiler builds imgdataset, and runs it on chunk
+// files: it builds, leaves libzstd alone (the binary stays static, as
+// codec/jpeg's fallback does) and decodes with the Go decoder.
 func TestLibzstdNoCgo(t *testing.T) {
 	if testing.Short() {
 		t.Skip("building a program skipped in -short mode")
@@ -179,18 +179,11 @@ func TestLibzstdNoCgo(t *testing.T) {
 	}
 	args := append([]string{"-rounds", "1", "-size", "524288"}, files...)
 	out, err := exec.Command(exe, args...).CombinedOutput()
-	if _, lerr := loadLibzstd(); lerr != nil {
-		// Without the library the program says it has nothing to compare.
-		if err == nil || !bytes.Contains(out, []byte("could not be loaded")) {
-			t.Fatalf("without libzstd: %v\n%s", err, out)
-		}
-		t.Skipf("libzstd not loadable here (%v); the CGO_ENABLED=0 build ran and fell back", lerr)
-	}
 	if err != nil {
 		t.Fatalf("CGO_ENABLED=0 zstdbench: %v\n%s", err, out)
 	}
-	if !bytes.Contains(out, []byte(`decoder "libzstd`)) || !bytes.Contains(out, []byte(`decoder "klauspost/compress"`)) {
-		t.Fatalf("CGO_ENABLED=0 zstdbench did not run both decoders:\n%s", out)
+	if !bytes.Contains(out, []byte("pure-Go decoder only")) || bytes.Contains(out, []byte(`decoder "libzstd`)) {
+		t.Fatalf("CGO_ENABLED=0 zstdbench should decode in Go only:\n%s", out)
 	}
 	t.Logf("%s", out)
 }
