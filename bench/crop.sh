@@ -15,6 +15,10 @@
 #   CROPBENCH_MODES  routes to run (default "file gcs")
 #   CROPBENCH_WORKERS  e.g. "8": extra experimental runs (volume.Copy with that many workers)
 #   CROPBENCH_SIZE, CROPBENCH_CROP, CROPBENCH_ORIGIN, CROPBENCH_LATENCY  (1152, 1000, 64, 20ms)
+#   CROPBENCH_HASH   sharding hash of a generated volume (murmurhash3_x86_128, as hemibrain; or identity)
+#   CROPBENCH_PROFILES=DIR  keep each crop's CPU profile (and the binary) in DIR for pprof
+#   CROPBENCH_REPS   crops per route (default 1); figures of each are printed
+#   CROPBENCH_DECODE_TIME  length of each single-core decode measurement (default 4s)
 # Results go to stdout and bench/results/crop-<date>.txt; a CPU profile of
 # each crop is summarised (pprof -top) in the same file.
 set -eu
@@ -45,7 +49,7 @@ go build -o "$tmp/cropbench" ./bench/cmd/cropbench
 	echo "# $(uname -srm), $(nproc) cores, $(go version | cut -d' ' -f3), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(if [ -n "$(git status --porcelain 2>/dev/null)" ]; then echo ' + uncommitted changes'; fi)"
 	echo "# load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 } | tee "$res"
-"$tmp/cropbench" gen -dir "$dir" -size "$size" | tee -a "$res"
+"$tmp/cropbench" gen -dir "$dir" -size "$size" -hash "${CROPBENCH_HASH:-murmurhash3_x86_128}" | tee -a "$res"
 
 # run_crop ROUTE LABEL [cropbench crop flags…]: one served run, appended to $res.
 run_crop() {
@@ -64,7 +68,7 @@ run_crop() {
 	echo "## $label" | tee -a "$res"
 	rm -rf "$dir/out-$mode.zarr"
 	/usr/bin/time -v -o "$tmp/time.txt" "$tmp/cropbench" crop -dir "$dir" -addr-file "$tmp/addr.json" -mode "$mode" \
-		-origin "$origin" -size "$crop" -out "$dir/out-$mode.zarr" -cpuprofile "$tmp/$mode.pprof" "$@" | tee -a "$res"
+		-decode-time "${CROPBENCH_DECODE_TIME:-4s}" -origin "$origin" -size "$crop" -out "$dir/out-$mode.zarr" -cpuprofile "$tmp/$mode.pprof" "$@" | tee -a "$res"
 	awk -F': ' '/Maximum resident set size/ { printf "peak RSS:         %.0f MB (crop process, /usr/bin/time -v)\n", $2 / 1024 }
 		/Elapsed \(wall clock\)/ { print "process wall:     " $2 }' "$tmp/time.txt" | tee -a "$res"
 	# The server shares the machine's cores: its CPU (whole life, startup
@@ -73,6 +77,11 @@ run_crop() {
 	echo "CPU profile (pprof -top):" >>"$res"
 	go tool pprof -top -nodecount=25 "$tmp/cropbench" "$tmp/$mode.pprof" 2>/dev/null |
 		sed -n '1,32p' | sed 's/^/  /' >>"$res" || true
+	if [ -n "${CROPBENCH_PROFILES:-}" ]; then
+		mkdir -p "$CROPBENCH_PROFILES"
+		cp "$tmp/$mode.pprof" "$CROPBENCH_PROFILES/$mode-$stamp-$(date +%H%M%S).pprof"
+		cp "$tmp/cropbench" "$CROPBENCH_PROFILES/cropbench"
+	fi
 	rm -rf "$dir/out-$mode.zarr"
 	kill "$srv"
 	wait "$srv" 2>/dev/null || true
@@ -80,7 +89,9 @@ run_crop() {
 }
 
 for mode in $modes; do
-	run_crop "$mode" "route $mode: pipeline.Crop"
+	for r in $(seq "${CROPBENCH_REPS:-1}"); do
+		run_crop "$mode" "route $mode: pipeline.Crop (run $r)"
+	done
 done
 # CROPBENCH_WORKERS="8 16": also copy the same window with volume.Copy and that
 # many workers over the file route, to show the effect of more requests in flight.

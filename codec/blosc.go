@@ -709,15 +709,21 @@ func (c *Codecs) EncodeBlosc(src []byte, opt BloscOptions) ([]byte, error) {
 		binary.LittleEndian.PutUint32(out[8:], uint32(blocksize))
 		binary.LittleEndian.PutUint32(out[12:], uint32(cbytes))
 	}
-	stored := func() []byte {
-		out := make([]byte, bloscHeaderSize+nbytes)
-		header(out, flags|bloscFlagMemcpyed, len(out))
-		copy(out[bloscHeaderSize:], src)
-		return out
+	// stored writes the chunk uncompressed, into buf when it is large
+	// enough: an incompressible chunk (EM texture decoded from JPEG) then
+	// costs one output buffer, not two.
+	stored := func(buf []byte) []byte {
+		if cap(buf) < bloscHeaderSize+nbytes {
+			buf = make([]byte, bloscHeaderSize+nbytes)
+		}
+		buf = buf[:bloscHeaderSize+nbytes]
+		header(buf, flags|bloscFlagMemcpyed, len(buf))
+		copy(buf[bloscHeaderSize:], src)
+		return buf
 	}
 	maxbytes := nbytes + bloscHeaderSize
 	if opt.CLevel == 0 || nbytes < bloscMinBufferSize || bloscHeaderSize+4*nblocks >= maxbytes {
-		return stored(), nil
+		return stored(nil), nil
 	}
 
 	e := &bloscEncoder{c: c, comp: comp, clevel: opt.CLevel}
@@ -754,7 +760,7 @@ func (c *Codecs) EncodeBlosc(src []byte, opt BloscOptions) ([]byte, error) {
 			if len(out)+maxout > maxbytes {
 				maxout = maxbytes - len(out)
 				if maxout <= 0 {
-					return stored(), nil
+					return stored(out), nil
 				}
 			}
 			enc, err := e.compress(part, maxout)
@@ -764,7 +770,7 @@ func (c *Codecs) EncodeBlosc(src []byte, opt BloscOptions) ([]byte, error) {
 			if enc == nil || len(enc) == neblock {
 				// A stream whose size equals neblock is read back raw.
 				if len(out)+neblock > maxbytes {
-					return stored(), nil
+					return stored(out), nil
 				}
 				enc = part
 			}

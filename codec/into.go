@@ -67,14 +67,17 @@ func (c *Codecs) DecodeInto(id string, dst, src []byte) ([]byte, error) {
 
 // zstdInto decodes src into dst's capacity.
 func (c *Codecs) zstdInto(dst, src []byte) ([]byte, error) {
-	zdec, err := c.zstdDecoder()
-	if err != nil {
-		return nil, err
-	}
 	// Frames that state their content size are checked before any work.
 	var h zstd.Header
 	if err := h.Decode(src); err == nil && h.HasFCS && h.FrameContentSize > uint64(cap(dst)) {
 		return nil, fmt.Errorf("frame declares %d bytes: %w (%d)", h.FrameContentSize, ErrTooLarge, cap(dst))
+	}
+	if l := c.libzstd(); l != nil {
+		return l.decodeInto(dst, src)
+	}
+	zdec, err := c.zstdDecoder()
+	if err != nil {
+		return nil, err
 	}
 	// With the cap limit, DecodeAll never grows dst beyond its capacity, which
 	// also bounds frames without a content size.

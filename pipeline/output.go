@@ -106,6 +106,9 @@ type outputPlan struct {
 	st     *store.Store
 	key    string
 	dir    string // the output's absolute path, removed again if writing fails
+	// compressor of a Zarr output; "" is the writer's default (zstd).
+	// Crops set cropCompressor.
+	compressor string
 
 	// task is set for one task of a sharded write (Options.Shard); with
 	// finalize, the write completes the tasks' output instead.
@@ -210,7 +213,7 @@ func (p *outputPlan) attributes(f volume.Frame, in volume.Info, attrs map[string
 
 // zarrOptions are the Zarr writer's options for a volume of info in.
 func (p *outputPlan) zarrOptions(in volume.Info, all map[string]any) zarr.WriteOptions {
-	opt := zarr.WriteOptions{Chunks: cube(p.chunk, len(in.Shape)), Levels: p.o.Levels, Method: p.method, Name: in.Name, Attributes: all}
+	opt := zarr.WriteOptions{Chunks: cube(p.chunk, len(in.Shape)), Levels: p.o.Levels, Method: p.method, Name: in.Name, Attributes: all, Compressor: p.compressor}
 	if p.v3 {
 		// Shards of 4 chunks a side: few files, and a reader still
 		// fetches single chunks by range.

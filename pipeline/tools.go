@@ -57,6 +57,7 @@ func crop(ctx context.Context, src, open string, c manifest.Crop, out string, op
 	if err != nil {
 		return nil, err
 	}
+	plan.compressor = cropCompressor
 	vols, err := openVolumes(ctx, open, &opt)
 	if err != nil {
 		return nil, err

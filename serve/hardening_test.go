@@ -250,6 +250,9 @@ func TestTiledReads(t *testing.T) {
 			t.Errorf("%v: %s, %d bytes differ from a direct read of %d", box, resp.Status, len(got), len(want))
 		}
 	}
+	// A handler gives its memory back when it returns, which can be after
+	// the client has the whole body; Close waits for every handler.
+	ts.Close()
 	if free := freeMemory(srv); free != srv.opt.Memory {
 		t.Errorf("%d of %d bytes free after the requests", free, srv.opt.Memory)
 	}

@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 )
 
 // ErrOutsideRoot says a key names a file whose real path, symlinks resolved,
@@ -38,6 +39,12 @@ var ErrOutsideRoot = fmt.Errorf("resolves outside the root: %w", fs.ErrPermissio
 type FileDriver struct {
 	root    string
 	handles *fileHandles
+	// rootReal caches the root's real path after the first read resolved
+	// it: resolving it again for every chunk of an array cost one lstat per
+	// path component per read. Re-pointing a link in the root's own path
+	// while the driver is open makes later reads fail as outside the root
+	// (their real paths lead elsewhere); it never lets them escape.
+	rootReal atomic.Pointer[string]
 }
 
 // NewFile returns a driver rooted at dir (or a single file). The root need not exist
@@ -85,7 +92,7 @@ func (d *FileDriver) wrapNotExist(key string, err error) error {
 // resolved, is not the root's real path or below it. Its errors do not name
 // the root or key: the caller wraps them once (wrapNotExist).
 func (d *FileDriver) inside(real string) error {
-	rootReal, err := filepath.EvalSymlinks(d.root)
+	rootReal, err := d.realRoot()
 	if err != nil {
 		return err
 	}
@@ -103,6 +110,24 @@ func (d *FileDriver) inside(real string) error {
 		return ErrOutsideRoot
 	}
 	return nil
+}
+
+// realRoot is the root with every symlink resolved (see rootReal).
+func (d *FileDriver) realRoot() (string, error) {
+	if p := d.rootReal.Load(); p != nil {
+		return *p, nil
+	}
+	r, err := filepath.EvalSymlinks(d.root)
+	if err != nil {
+		// Not cached: a root that does not exist yet may be created.
+		return "", err
+	}
+	// Absolute once, so that inside's filepath.Abs costs no getwd per read.
+	if r, err = filepath.Abs(r); err != nil {
+		return "", err
+	}
+	d.rootReal.Store(&r)
+	return r, nil
 }
 
 // openedInside is the handle cache's check of a newly opened file. On Linux

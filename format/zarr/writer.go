@@ -23,7 +23,8 @@ type WriteOptions struct {
 	// clipped to the array shape.
 	Chunks []int64
 	// Compressor is "zstd" (default), "gzip", "zlib", "lz4", "blosc" (Blosc
-	// with zstd and byte shuffle; "blosc-zstd" is the same) or "none". Zarr
+	// with zstd and byte shuffle; "blosc-zstd" is the same), "blosc-lz4"
+	// (Blosc with lz4 and byte shuffle) or "none". Zarr
 	// v3 (Version "0.5") has no zlib or lz4 codec.
 	Compressor string
 	// Level is the compression level; 0 means the codec default (zstd 3,
@@ -225,9 +226,16 @@ func (w *arrayWriter) WriteRegion(ctx context.Context, box volume.Box, src []byt
 	elem := w.info.DType.Size()
 	ch := w.info.Chunks
 	return writeAligned(ctx, w.key, w.info, box, src, func(ctx context.Context, idx []int64, region volume.Box) error {
-		// Edge chunks are stored full-size, padded with the fill value 0.
-		buf := make([]byte, cellBytes(ch, elem))
-		volume.CopyBox(buf, cellBox(idx, ch), src, box, region, elem)
+		// A chunk whose bytes are one run of src (the box is the chunk, or a
+		// slab spanning the faster axes) is encoded from src itself: the
+		// copy cost a crop ~4% of its CPU. Edge chunks are stored
+		// full-size, padded with the fill value 0.
+		cell := cellBox(idx, ch)
+		buf, whole := contiguousRange(src, box, cell, region, elem)
+		if !whole {
+			buf = make([]byte, cellBytes(ch, elem))
+			volume.CopyBox(buf, cell, src, box, region, elem)
+		}
 		enc, err := w.comp.encode(w.cs, buf)
 		if err != nil {
 			return fmt.Errorf("zarr write %q: %w", w.key, err)

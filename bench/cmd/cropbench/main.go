@@ -24,6 +24,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"runtime"
@@ -31,6 +32,7 @@ import (
 	"runtime/metrics"
 	"runtime/pprof"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -47,9 +49,10 @@ import (
 	"github.com/imgdataset/imgdataset/volume"
 )
 
-// Layout of the source volume: Janelia's JPEG volumes use 64³ chunks, quality
-// 75, identity hash with preshift 9 and gzip minishard indexes; shard and
-// minishard bits are scaled down so that a 1152³ volume has 8 shards.
+// Layout of the source volume: Janelia's JPEG volumes (hemibrain) use 64³
+// chunks, quality 75, murmurhash3_x86_128 with preshift 9 and gzip minishard
+// indexes; shard and minishard bits are scaled down so that a 1152³ volume
+// has 8 shards. gen -hash identity writes the older benchmark layout.
 const (
 	bucket = "cropbench"
 	prefix = "vol"
@@ -58,6 +61,9 @@ const (
 
 var sharding = precomputed.Sharding{Type: "neuroglancer_uint64_sharded_v1", Hash: "identity",
 	PreshiftBits: 9, MinishardBits: 3, ShardBits: 3, MinishardIndexEncoding: "gzip", DataEncoding: "raw"}
+
+// pilScript measures PIL's (libjpeg-turbo's) single-core decode rate.
+const pilScript = "bench/py/pil_decode_rate.py"
 
 func main() {
 	if len(os.Args) < 2 {
@@ -154,6 +160,7 @@ func gen(ctx context.Context, args []string) error {
 	dir := fs.String("dir", "", "output directory (required)")
 	n := fs.Int64("size", 1152, "edge of the cubic source volume in voxels")
 	q := fs.Int("quality", 75, "JPEG quality")
+	hash := fs.String("hash", "murmurhash3_x86_128", `sharding hash: "murmurhash3_x86_128" (as hemibrain) or "identity"`)
 	fs.Parse(args)
 	if *dir == "" {
 		return errors.New("gen: -dir is required")
@@ -166,6 +173,7 @@ func gen(ctx context.Context, args []string) error {
 		return err
 	}
 	sh := sharding
+	sh.Hash = *hash
 	t0 := time.Now()
 	err := precomputed.Write(ctx, store.New(store.NewFile(*dir)), prefix, newSynth(*n), precomputed.WriteOptions{
 		Encoding: precomputed.EncJPEG, JPEGQuality: *q, ChunkSize: [3]int64{chunk, chunk, chunk},
@@ -319,6 +327,7 @@ func crop(ctx context.Context, args []string) error {
 	n := fs.Int64("size", 1000, "crop edge")
 	decodeTime := fs.Duration("decode-time", 4*time.Second, "time spent on each single-core decode measurement")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the crop here")
+	python := fs.String("python", "/usr/bin/python3", "python with PIL, for the libjpeg-turbo reference rate (\"\" skips it)")
 	workers := fs.Int("workers", 0, "experiment: instead of pipeline.Crop, copy the same window into a zarr array with volume.Copy and this many workers")
 	fs.Parse(args)
 	if *dir == "" || *addrFile == "" || *out == "" {
@@ -349,6 +358,12 @@ func crop(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	pil, err := newPILRate(*python, chunks)
+	if err != nil {
+		return err
+	}
+	defer pil.close()
+	pil.measure(*decodeTime)
 
 	opt := pipeline.Options{}
 	hc := pipeline.NewHTTPClient()
@@ -408,6 +423,7 @@ func crop(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	pil.measure(*decodeTime)
 
 	var shardReqs, infoReqs, other int64
 	var shardBytes int64
@@ -443,7 +459,7 @@ func crop(ctx context.Context, args []string) error {
 
 	fmt.Printf("route:            %s (%s), %s latency per request\n", *mode, url, a.Latency)
 	fmt.Printf("source:           %d×%d×%d uint8, 64³ JPEG q%d chunks, %d shards\n", vsize[0], vsize[1], vsize[2], jpegQ(sc), countShards(filepath.Join(*dir, prefix, sc.Key)))
-	fmt.Printf("crop:             %d³ at origin %v → OME-Zarr (zstd, 128³ chunks), %.0f MB written\n", *n, origin, float64(outBytes)/1e6)
+	fmt.Printf("crop:             %d³ at origin %v → OME-Zarr (blosc-lz4, 128³ chunks), %.0f MB written\n", *n, origin, float64(outBytes)/1e6)
 	fmt.Printf("copy:             %s\n", what)
 	fmt.Printf("wall time:        %.2f s, %.1f Mvoxel/s; process CPU %.2f s (%.2f cores busy)\n", wall.Seconds(), rate/1e6, cpu, cpu/wall.Seconds())
 	fmt.Printf("Go scheduler:     Ps idle %.2f of %.2f P-seconds (%.0f%%; runtime/metrics: no goroutine ready to run, i.e. waiting on I/O)\n",
@@ -452,6 +468,16 @@ func crop(ctx context.Context, args []string) error {
 		before/1e6, after/1e6, beforeCPU/1e6, afterCPU/1e6, len(chunks))
 	fmt.Printf("target (wall):    %d cores × %.1f = %.1f Mvoxel/s; crop reaches %.0f%% (goal ≥ 80%%)\n", cores, single/1e6, float64(cores)*single/1e6, 100*rate/(float64(cores)*single))
 	fmt.Printf("target (CPU):     %d cores × %.1f = %.1f Mvoxel/s; crop reaches %.0f%% (unloaded-machine view)\n", cores, singleCPU/1e6, float64(cores)*singleCPU/1e6, 100*rate/(float64(cores)*singleCPU))
+	if pil.err != nil {
+		fmt.Printf("libjpeg-turbo:    skipped: %v\n", pil.err)
+	} else {
+		pw, pc := pil.median()
+		fmt.Printf("libjpeg-turbo:    %s, 1 core: %.1f Mvoxel/s by wall clock, %.1f per CPU-second of the thread (median of %d, same chunks)\n", pil.version, pw/1e6, pc/1e6, len(pil.wall))
+		fmt.Printf("vs libjpeg-turbo: %d cores × %.1f = %.1f Mvoxel/s (wall); crop reaches %.0f%% (goal ≥ 40%%); by CPU rate %d × %.1f = %.1f, crop reaches %.0f%%\n",
+			cores, pw/1e6, float64(cores)*pw/1e6, 100*rate/(float64(cores)*pw), cores, pc/1e6, float64(cores)*pc/1e6, 100*rate/(float64(cores)*pc))
+		fmt.Printf("crop CPU/voxel:   %.2f ns per output voxel; libjpeg-turbo decode %.2f ns per voxel (%.0f%% of the crop's CPU would be decoding at that rate)\n",
+			cpu/vox*1e9, 1e9/pc, 100*(vox/pc)/cpu)
+	}
 	fmt.Printf("CPU efficiency:   JPEG decode at the single-core CPU rate is %.0f%% of the process's CPU time\n", 100*(vox/singleCPU)/cpu)
 	fmt.Printf("requests:         %d to shards (%.0f MB), %d info, %d other; chunks touched %d, shards touched %d, limit %d → %s\n",
 		shardReqs, float64(shardBytes)/1e6, infoReqs, other, touched, len(shards), limit, okStr(shardReqs <= limit))
@@ -538,9 +564,6 @@ func cropChunks(scaleDir string, sh precomputed.Sharding, vsize [3]int64, origin
 				want[morton([3]int64{x, y, z}, nbits)] = true
 			}
 		}
-	}
-	if sh.Hash != "identity" {
-		return 0, 0, nil, fmt.Errorf("cropChunks reads identity-hashed shards only, not %q", sh.Hash)
 	}
 	files, err := filepath.Glob(filepath.Join(scaleDir, "*.shard"))
 	if err != nil {
@@ -659,6 +682,89 @@ func decodeRate(chunks [][]byte, d time.Duration) (wall, cpu float64, err error)
 	syscall.Getrusage(rusageThread, &r1)
 	c := tv(r1.Utime) + tv(r1.Stime) - tv(r0.Utime) - tv(r0.Stime)
 	return float64(vox) / el, float64(vox) / c, nil
+}
+
+// pilRate runs PIL on the crop's sample chunks, written to a temp directory.
+type pilRate struct {
+	python, dir string
+	files       []string
+	version     string
+	wall, cpu   []float64 // voxels per second, one entry per measurement
+	err         error     // why there is no figure (no python, no PIL)
+}
+
+func newPILRate(python string, chunks [][]byte) (*pilRate, error) {
+	p := &pilRate{python: python}
+	if python == "" {
+		p.err = errors.New("-python \"\"")
+		return p, nil
+	}
+	dir, err := os.MkdirTemp("", "cropbench-chunks-")
+	if err != nil {
+		return nil, err
+	}
+	p.dir = dir
+	for i, c := range chunks {
+		f := filepath.Join(dir, fmt.Sprintf("c%04d.jpg", i))
+		if err := os.WriteFile(f, c, 0o644); err != nil {
+			return nil, err
+		}
+		p.files = append(p.files, f)
+	}
+	return p, nil
+}
+
+func (p *pilRate) close() {
+	if p.dir != "" {
+		os.RemoveAll(p.dir)
+	}
+}
+
+// measure runs one measurement of about d; a failure is kept in p.err and
+// ends further measurements.
+func (p *pilRate) measure(d time.Duration) {
+	if p.err != nil {
+		return
+	}
+	args := append([]string{pilScript, fmt.Sprintf("%.1f", d.Seconds())}, p.files...)
+	out, err := exec.Command(p.python, args...).CombinedOutput()
+	if err != nil {
+		p.err = fmt.Errorf("%s %s: %v: %s", p.python, pilScript, err, bytes.TrimSpace(out))
+		return
+	}
+	f := strings.Fields(string(out))
+	val := func(k string) string {
+		for i := 0; i+1 < len(f); i++ {
+			if f[i] == k {
+				return f[i+1]
+			}
+		}
+		return ""
+	}
+	w, err1 := strconv.ParseFloat(val("mvox_wall"), 64)
+	c, err2 := strconv.ParseFloat(val("mvox_cpu"), 64)
+	if err1 != nil || err2 != nil {
+		p.err = fmt.Errorf("%s: unexpected output %q", pilScript, out)
+		return
+	}
+	p.version = "PIL " + val("pil") + ", libjpeg-turbo " + val("libjpeg-turbo")
+	p.wall = append(p.wall, w*1e6)
+	p.cpu = append(p.cpu, c*1e6)
+}
+
+// median returns the median wall and CPU rates (the mean of the middle two
+// for an even count).
+func (p *pilRate) median() (wall, cpu float64) {
+	med := func(x []float64) float64 {
+		s := append([]float64(nil), x...)
+		sort.Float64s(s)
+		n := len(s)
+		if n%2 == 1 {
+			return s[n/2]
+		}
+		return (s[n/2-1] + s[n/2]) / 2
+	}
+	return med(p.wall), med(p.cpu)
 }
 
 // copyWorkers is the crop without pipeline.Crop: the same precomputed window
