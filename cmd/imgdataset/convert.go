@@ -86,18 +86,11 @@ and of missing chunks). After 32 draws the best one is used and the note says so
 			if cmd.Flags().Changed("seed") {
 				spec.Seed = &seed
 			}
-			if out == "" {
-				return &pipeline.UsageError{Err: errors.New("-o OUT is required")}
-			}
-			if err := of.validate(); err != nil {
-				return err
-			}
-			task, err := sf.spec()
+			opt, stop, err := of.pipelineOptions(cmd, out, &sf)
 			if err != nil {
 				return err
 			}
-			d, stop := display(cmd)
-			res, err := pipeline.Crop(cmd.Context(), args[0], spec, out, pipeline.Options{Display: d, Output: of.options(), Work: of.work, Shard: task})
+			res, err := pipeline.Crop(cmd.Context(), args[0], spec, out, opt)
 			stop()
 			if err != nil {
 				return err
@@ -162,6 +155,24 @@ func (f *outputFlags) validate() error {
 	return nil
 }
 
+// pipelineOptions checks -o, the output and shard flags — all before any
+// work — and returns the options of a convert or crop with the display
+// started; stop ends the display.
+func (f *outputFlags) pipelineOptions(cmd *cobra.Command, out string, sf *shardFlags) (opt pipeline.Options, stop func(), err error) {
+	if out == "" {
+		return opt, nil, &pipeline.UsageError{Err: errors.New("-o OUT is required")}
+	}
+	if err := f.validate(); err != nil {
+		return opt, nil, err
+	}
+	task, err := sf.spec()
+	if err != nil {
+		return opt, nil, err
+	}
+	d, stop := display(cmd)
+	return pipeline.Options{Display: d, Output: f.options(), Work: f.work, Shard: task}, stop, nil
+}
+
 func (f *outputFlags) options() pipeline.OutputOptions {
 	return pipeline.OutputOptions{Chunk: f.chunks, Levels: f.levels, ZarrVersion: f.zarrVersion, BigTIFF: f.bigTIFF, Downsample: f.downsample}
 }
@@ -189,18 +200,12 @@ where that size came from in its attributes where the format has room.
   imgdataset convert s3://janelia-cosem-datasets/jrc_mus-nacc-2/jrc_mus-nacc-2.zarr --array recon-2/em/fibsem-int16/s5 -o s5.n5`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if out == "" {
-				return &pipeline.UsageError{Err: errors.New("-o OUT is required")}
-			}
-			if err := of.validate(); err != nil {
-				return err
-			}
-			task, err := sf.spec()
+			opt, stop, err := of.pipelineOptions(cmd, out, &sf)
 			if err != nil {
 				return err
 			}
-			d, stop := display(cmd)
-			err = pipeline.Convert(cmd.Context(), args[0], array, out, pipeline.Options{Display: d, Output: of.options(), Work: of.work, Shard: task})
+			task := opt.Shard
+			err = pipeline.Convert(cmd.Context(), args[0], array, out, opt)
 			stop()
 			if err != nil {
 				return err
