@@ -96,12 +96,8 @@ func (d *FileDriver) inside(real string) error {
 	if err != nil {
 		return err
 	}
-	// A relative root (`--out data`) resolves to a relative path, while the
-	// kernel names an open file by its absolute one: compare both absolute,
-	// or every file of a relative root would look outside it.
-	if rootReal, err = filepath.Abs(rootReal); err != nil {
-		return err
-	}
+	// NewFile made the root absolute; real may still be relative when it
+	// comes from a caller's path rather than the kernel.
 	if real, err = filepath.Abs(real); err != nil {
 		return err
 	}
