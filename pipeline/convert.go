@@ -88,7 +88,7 @@ func convertAll(ctx context.Context, opt *Options, out *store.Store, r *source.R
 	for _, fv := range singles {
 		in := fv.v.Info()
 		key := path.Join(r.Dataset.Name, scan.CopiesDir, names.take(copyBase(fv.rel)))
-		opt.logf("  %s: converting %s %v → %s", r.Dataset.Name, in.Name, in.Shape, key)
+		opt.logf("  %s: converting %s (%s) → %s", r.Dataset.Name, in.Name, volume.ReadableShape(in.Shape), key)
 		if err := opt.Work.Check(in, volume.Full(in.Shape)); err != nil {
 			return recs, fmt.Errorf("convert %s: %w", in.Name, err)
 		}

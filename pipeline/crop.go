@@ -68,7 +68,7 @@ func cropVolume(ctx context.Context, opt *Options, out *store.Store, r *source.R
 		name = "crop.zarr"
 	}
 	key := path.Join(r.Dataset.Name, name)
-	opt.logf("  %s: cropping %v at origin %v (scale %d) of %s → %s", r.Dataset.Name, c.Size, origin, c.Scale, ref.StoreURL, key)
+	opt.logf("  %s: cropping %s at origin %s (scale %d) of %s → %s", r.Dataset.Name, volume.ReadableShape(c.Size), volume.ReadableShape(origin), c.Scale, ref.StoreURL, key)
 	// The crop sits in the source's frame as its row reports it: a voxel
 	// size from the page or API places it too.
 	h := hints(r, unit{})
@@ -83,7 +83,7 @@ func cropVolume(ctx context.Context, opt *Options, out *store.Store, r *source.R
 	// the output codec is the one that writes fastest: 1.6-2.2 GB per
 	// CPU-second against zstd level 3's 0.34-0.54 (docs/benchmarks.md).
 	wopt := zarr.WriteOptions{Chunks: cube(opt.ConvertChunk, len(win.Info().Shape)), Name: name, Attributes: attrs, Compressor: cropCompressor}
-	if err := writeShown(ctx, opt, out, key, win, wopt, fmt.Sprintf("%s: cropping %v", r.Dataset.Name, c.Size)); err != nil {
+	if err := writeShown(ctx, opt, out, key, win, wopt, fmt.Sprintf("%s: cropping %s", r.Dataset.Name, volume.ReadableShape(c.Size))); err != nil {
 		return nil, fmt.Errorf("write crop %s: %w", key, err)
 	}
 	dr.Outputs = append(dr.Outputs, key)

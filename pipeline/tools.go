@@ -71,7 +71,7 @@ func crop(ctx context.Context, src, open string, c manifest.Crop, out string, op
 	if opt.shownOut != "" {
 		res.Output = opt.shownOut
 	}
-	ph := opt.display().Phase(fmt.Sprintf("cropping %v of %s", c.Size, in.Name), win.Info().NumBytes())
+	ph := opt.display().Phase(fmt.Sprintf("cropping %s of %s", volume.ReadableShape(c.Size), in.Name), win.Info().NumBytes())
 	err = plan.write(ctx, volume.Reframe(win, fr), fr, map[string]any{"imgdataset_crop": res}, ph)
 	ph.End(err)
 	if err != nil {

@@ -36,3 +36,13 @@ func Readable(v float64) string {
 // ReadableNM formats a length in nanometres for a person, with its unit:
 // "7.998 nm". The one unit of every table a person reads is nm.
 func ReadableNM(nm float64) string { return Readable(nm) + " nm" }
+
+// ReadableShape formats a shape or a position in voxels for a person, in the
+// volume's axis order: "24 × 40 × 56", as report.html writes shapes.
+func ReadableShape(s []int64) string {
+	parts := make([]string, len(s))
+	for i, n := range s {
+		parts[i] = strconv.FormatInt(n, 10)
+	}
+	return strings.Join(parts, " × ")
+}

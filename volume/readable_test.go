@@ -33,3 +33,19 @@ func TestReadable(t *testing.T) {
 		t.Errorf("ReadableNM = %q", got)
 	}
 }
+
+func TestReadableShape(t *testing.T) {
+	for _, tc := range []struct {
+		in   []int64
+		want string
+	}{
+		{[]int64{24, 40, 56}, "24 × 40 × 56"},
+		{[]int64{100, 96}, "100 × 96"},
+		{[]int64{7}, "7"},
+		{nil, ""},
+	} {
+		if got := ReadableShape(tc.in); got != tc.want {
+			t.Errorf("ReadableShape(%v) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
