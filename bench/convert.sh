@@ -6,8 +6,9 @@
 #      compressor and 2×2×2 mean), on a 2 GiB uint8 stack (2048 pages of
 #      1024×1024, EM-like texture from bench/cmd/mkvol);
 #   2. the same with 4 shards on this machine: the xargs line of
-#      docs/scale-out.md (4 processes of --shard I/4, then finalize), against
-#      one process;
+#      docs/scale-out.md (4 processes of --shard I/4, each with GOMAXPROCS its
+#      share of the cores, then finalize), and the same line without
+#      GOMAXPROCS, against one process;
 #   3. peak RSS of both tools at two input sizes (2 GiB and 256 MiB).
 # Before timing, both tools convert the small stack and every level of the two
 # outputs is compared value for value (they must do the same work).
@@ -101,8 +102,13 @@ for r in $(seq "$RUNS"); do
 		rm -rf "$tmp/p.zarr"
 	fi
 	if [ "$shards" = 1 ]; then
-		# The xargs line of docs/scale-out.md, on the big stack.
-		meas "imgdataset-4shards-big" bash -c "cd '$tmp' && seq 0 3 | xargs -P 4 -I{} imgdataset convert big.tif -o s.zarr --levels 4 --shard {}/4 && imgdataset finalize s.zarr"
+		# The xargs line of docs/scale-out.md, on the big stack: each task
+		# gets GOMAXPROCS = its share of the cores.
+		meas "imgdataset-4shards-big" bash -c "cd '$tmp' && seq 0 3 | GOMAXPROCS=\$(( (\$(nproc) + 3) / 4 )) xargs -P 4 -I{} imgdataset convert big.tif -o s.zarr --levels 4 --shard {}/4 && imgdataset finalize s.zarr"
+		rm -rf "$tmp/s.zarr"
+		# The same without GOMAXPROCS: four tasks that each size their
+		# workers and heap for the whole machine.
+		meas "imgdataset-4shards-allcores-big" bash -c "cd '$tmp' && seq 0 3 | xargs -P 4 -I{} imgdataset convert big.tif -o s.zarr --levels 4 --shard {}/4 && imgdataset finalize s.zarr"
 		rm -rf "$tmp/s.zarr"
 	fi
 	meas "imgdataset-small" imgdataset convert "$tmp/small.tif" -o "$tmp/o.zarr" --levels 4
@@ -134,6 +140,8 @@ print("speed vs peer, big (peer wall / imgdataset wall): %.2fx (target >= 2x)" %
 print("CPU vs peer, big (peer cpu / imgdataset cpu):     %.2fx" % ratio("peer-big", "imgdataset-big", 1))
 print("4 shards vs 1 process, wall (1 / 4 shards):      %.2fx (target >= 1.0x)" % ratio("imgdataset-big", "imgdataset-4shards-big", 0))
 print("4 shards vs 1 process, cpu (4 shards / 1):       %.2fx" % ratio("imgdataset-4shards-big", "imgdataset-big", 1))
+print("same, tasks without GOMAXPROCS, wall:           %.2fx" % ratio("imgdataset-big", "imgdataset-4shards-allcores-big", 0))
+print("same, tasks without GOMAXPROCS, cpu:             %.2fx" % ratio("imgdataset-4shards-allcores-big", "imgdataset-big", 1))
 print("imgdataset peak RSS, big / small input:          %.2fx (%.0f vs %.0f MiB; target: independent of size)" % (
     ratio("imgdataset-big", "imgdataset-small", 2), med.get("imgdataset-big", (0, 0, 0))[2], med.get("imgdataset-small", (0, 0, 0))[2]))
 print("peer peak RSS, big / small input:                %.2fx (%.0f vs %.0f MiB)" % (
