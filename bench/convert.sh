@@ -6,8 +6,9 @@
 #      compressor and 2×2×2 mean), on a 2 GiB uint8 stack (2048 pages of
 #      1024×1024, EM-like texture from bench/cmd/mkvol);
 #   2. the same with 4 shards on this machine: the xargs line of
-#      docs/scale-out.md (4 processes of --shard I/4, then finalize), against
-#      one process;
+#      docs/scale-out.md (4 processes of --shard I/4, each with GOMAXPROCS its
+#      share of the cores, then finalize), and the same line without
+#      GOMAXPROCS, against one process;
 #   3. peak RSS of both tools at two input sizes (2 GiB and 256 MiB).
 # Before timing, both tools convert the small stack and every level of the two
 # outputs is compared value for value (they must do the same work).
@@ -16,13 +17,16 @@
 # (user+sys, children included) are reported, with the load average.
 # Usage: bench/convert.sh            (from anywhere inside the repository)
 # Env:   RUNS, BIG_Z (pages of the big stack, default 2048), SMALL_Z (256),
-#        PYTHON (default /usr/bin/python3), BENCH_TMP (default /tmp), OUT.
+#        PYTHON (default /usr/bin/python3), BENCH_TMP (default /tmp), OUT,
+#        PEER (default 1; 0 leaves out the peer and its check: only one
+#        process against 4 shards, ~7 min instead of ~25).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-3}
 BIG_Z=${BIG_Z:-2048}
 SMALL_Z=${SMALL_Z:-256}
 PY=${PYTHON:-/usr/bin/python3}
+PEER=${PEER:-1}
 OUT=${OUT:-bench/results/convert-$(date +%Y%m%d-%H%M%S).txt}
 tmp=$(mktemp -d "${BENCH_TMP:-/tmp}/imgdataset-convert.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT INT TERM
@@ -69,6 +73,7 @@ mkvol -shape "$SMALL_Z,1024,1024" -dtype uint8 -o "$tmp/small.tif"
 ls -l "$tmp/big.tif" "$tmp/small.tif" | awk '{print "# input", $NF, $5, "bytes"}'
 
 # The two tools must write the same arrays: every level of the small stack.
+if [ "$PEER" = 1 ]; then
 imgdataset convert "$tmp/small.tif" -o "$tmp/check-go.zarr" --levels 4 >/dev/null
 "$PY" bench/py/convert_peer.py "$tmp/small.tif" "$tmp/check-py.zarr" 4
 "$PY" - "$tmp/check-go.zarr" "$tmp/check-py.zarr" <<'EOF'
@@ -84,22 +89,34 @@ for lv in ("s0", "s1", "s2", "s3"):
     print("# check: %s %s %s %s equal in both outputs" % (lv, x.shape, x.dtype, x.compressor))
 EOF
 rm -rf "$tmp/check-go.zarr" "$tmp/check-py.zarr"
+else
+	echo "# PEER=0: the peer and the output check are left out"
+fi
 
 for r in $(seq "$RUNS"); do
 	load "round $r"
 	meas "imgdataset-big" imgdataset convert "$tmp/big.tif" -o "$tmp/o.zarr" --levels 4
 	rm -rf "$tmp/o.zarr"
-	meas "peer-big" "$PY" bench/py/convert_peer.py "$tmp/big.tif" "$tmp/p.zarr" 4
-	rm -rf "$tmp/p.zarr"
+	if [ "$PEER" = 1 ]; then
+		meas "peer-big" "$PY" bench/py/convert_peer.py "$tmp/big.tif" "$tmp/p.zarr" 4
+		rm -rf "$tmp/p.zarr"
+	fi
 	if [ "$shards" = 1 ]; then
-		# The xargs line of docs/scale-out.md, on the big stack.
-		meas "imgdataset-4shards-big" bash -c "cd '$tmp' && seq 0 3 | xargs -P 4 -I{} imgdataset convert big.tif -o s.zarr --levels 4 --shard {}/4 && imgdataset finalize s.zarr"
+		# The xargs line of docs/scale-out.md, on the big stack: each task
+		# gets GOMAXPROCS = its share of the cores.
+		meas "imgdataset-4shards-big" bash -c "cd '$tmp' && seq 0 3 | GOMAXPROCS=\$(( (\$(nproc) + 3) / 4 )) xargs -P 4 -I{} imgdataset convert big.tif -o s.zarr --levels 4 --shard {}/4 && imgdataset finalize s.zarr"
+		rm -rf "$tmp/s.zarr"
+		# The same without GOMAXPROCS: four tasks that each size their
+		# workers and heap for the whole machine.
+		meas "imgdataset-4shards-allcores-big" bash -c "cd '$tmp' && seq 0 3 | xargs -P 4 -I{} imgdataset convert big.tif -o s.zarr --levels 4 --shard {}/4 && imgdataset finalize s.zarr"
 		rm -rf "$tmp/s.zarr"
 	fi
 	meas "imgdataset-small" imgdataset convert "$tmp/small.tif" -o "$tmp/o.zarr" --levels 4
 	rm -rf "$tmp/o.zarr"
-	meas "peer-small" "$PY" bench/py/convert_peer.py "$tmp/small.tif" "$tmp/p.zarr" 4
-	rm -rf "$tmp/p.zarr"
+	if [ "$PEER" = 1 ]; then
+		meas "peer-small" "$PY" bench/py/convert_peer.py "$tmp/small.tif" "$tmp/p.zarr" 4
+		rm -rf "$tmp/p.zarr"
+	fi
 done
 load end
 
@@ -123,6 +140,8 @@ print("speed vs peer, big (peer wall / imgdataset wall): %.2fx (target >= 2x)" %
 print("CPU vs peer, big (peer cpu / imgdataset cpu):     %.2fx" % ratio("peer-big", "imgdataset-big", 1))
 print("4 shards vs 1 process, wall (1 / 4 shards):      %.2fx (target >= 1.0x)" % ratio("imgdataset-big", "imgdataset-4shards-big", 0))
 print("4 shards vs 1 process, cpu (4 shards / 1):       %.2fx" % ratio("imgdataset-4shards-big", "imgdataset-big", 1))
+print("same, tasks without GOMAXPROCS, wall:           %.2fx" % ratio("imgdataset-big", "imgdataset-4shards-allcores-big", 0))
+print("same, tasks without GOMAXPROCS, cpu:             %.2fx" % ratio("imgdataset-4shards-allcores-big", "imgdataset-big", 1))
 print("imgdataset peak RSS, big / small input:          %.2fx (%.0f vs %.0f MiB; target: independent of size)" % (
     ratio("imgdataset-big", "imgdataset-small", 2), med.get("imgdataset-big", (0, 0, 0))[2], med.get("imgdataset-small", (0, 0, 0))[2]))
 print("peer peak RSS, big / small input:                %.2fx (%.0f vs %.0f MiB)" % (

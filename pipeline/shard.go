@@ -138,8 +138,8 @@ func (p *outputPlan) newSplitWriter(ctx context.Context, v volume.Volume, f volu
 // power-of-two multiple of the storage unit that still gives each of count
 // tasks a region, so that a task computes as many pyramid levels inside
 // its own regions as it can. It depends only on the shape, the writer's
-// grid and count, never on timing.
-func (s *splitWriter) regions(count int) (boxes []volume.Box, levels int) {
+// grid and count, never on timing. cell is the regions' grid.
+func (s *splitWriter) regions(count int) (boxes []volume.Box, cell []int64, levels int) {
 	cells := func(j int) int64 {
 		g := s.grid(j)
 		n := int64(1)
@@ -164,7 +164,87 @@ func (s *splitWriter) regions(count int) (boxes []volume.Box, levels int) {
 		boxes = append(boxes, volume.Box{Start: append([]int64(nil), region.Start...), Stop: append([]int64(nil), region.Stop...)})
 		return nil
 	})
-	return boxes, s.levels(j)
+	return boxes, g, s.levels(j)
+}
+
+// cover is the regions lo..hi-1 (C order) of the grid of cell over shape as
+// the fewest boxes that C order allows, themselves in C order: a run of
+// regions that makes up whole rows, planes or slabs of the grid becomes one
+// box. A task writes each box with one call, so the source is read in
+// stretches as long as one process reads it (a TIFF row of a whole z-slab
+// once, not once per x-half of it), and since every box is still a whole
+// number of regions, every chunk and level is computed exactly as before.
+func cover(shape, cell []int64, lo, hi int) []volume.Box {
+	if lo >= hi {
+		return nil
+	}
+	n := make([]int64, len(shape))
+	for i, d := range shape {
+		if d <= 0 {
+			return nil // no regions (volume.Grid yields none either)
+		}
+		n[i] = (d + cell[i] - 1) / cell[i]
+	}
+	var out []volume.Box
+	at := make([]int64, 0, len(shape))
+	// span appends the cells lo..hi-1 of the subgrid at index prefix at
+	// (axes before axis fixed), in C order: the rest of a partial first
+	// slice along axis, then the whole slices, then the start of a last one.
+	var span func(axis int, lo, hi int64)
+	span = func(axis int, lo, hi int64) {
+		if lo >= hi {
+			return
+		}
+		if axis == len(shape) {
+			out = append(out, cellBox(shape, cell, at, axis, 0, 1))
+			return
+		}
+		inner := int64(1)
+		for _, c := range n[axis+1:] {
+			inner *= c
+		}
+		a, b := lo/inner, hi/inner
+		if a == b {
+			at = append(at, a)
+			span(axis+1, lo%inner, hi%inner)
+			at = at[:axis]
+			return
+		}
+		if lo%inner != 0 {
+			at = append(at, a)
+			span(axis+1, lo%inner, inner)
+			at = at[:axis]
+			a++
+		}
+		if a < b {
+			out = append(out, cellBox(shape, cell, at, axis, a, b))
+		}
+		if hi%inner != 0 {
+			at = append(at, b)
+			span(axis+1, 0, hi%inner)
+			at = at[:axis]
+		}
+	}
+	span(0, int64(lo), int64(hi))
+	return out
+}
+
+// cellBox is the voxel box of the grid cells at (one cell) on the axes
+// before axis, a..b-1 on axis and all of them after it, clipped to shape.
+func cellBox(shape, cell, at []int64, axis int, a, b int64) volume.Box {
+	box := volume.Full(shape)
+	for i := range shape {
+		switch {
+		case i < axis:
+			box.Start[i], box.Stop[i] = at[i]*cell[i], (at[i]+1)*cell[i]
+		case i == axis:
+			box.Start[i], box.Stop[i] = a*cell[i], b*cell[i]
+		default:
+			continue
+		}
+		box.Stop[i] = min(box.Stop[i], shape[i])
+	}
+	return box
 }
 
 // describe names a region and the levels written in it, for the done record.
@@ -200,13 +280,13 @@ func (p *outputPlan) writeTask(ctx context.Context, v volume.Volume, f volume.Fr
 		return fmt.Errorf("write %s: %w", p.name, err)
 	}
 	defer sw.close()
-	boxes, levels := sw.regions(task.Count)
+	boxes, cell, levels := sw.regions(task.Count)
 	lo, hi := task.Range(len(boxes))
 	rec := shard.Record{Kind: p.reqKind, Shard: task, Request: p.req, Unit: p.unit, Units: hi - lo, Total: len(boxes)}
 	if err := tasks.Begin(ctx, rec); err != nil {
 		return err
 	}
-	for _, b := range boxes[lo:hi] {
+	for _, b := range cover(sw.shape, cell, lo, hi) {
 		if err := sw.part(ctx, b, levels); err != nil {
 			return fmt.Errorf("write %s: %w", p.name, err)
 		}
@@ -229,7 +309,7 @@ func (p *outputPlan) finishTasks(ctx context.Context, v volume.Volume, f volume.
 		return fmt.Errorf("finalize %s: %w", p.name, err)
 	}
 	defer sw.close()
-	_, levels := sw.regions(p.task.Count)
+	_, _, levels := sw.regions(p.task.Count)
 	if err := sw.finish(ctx, levels); err != nil {
 		return fmt.Errorf("finalize %s: %w", p.name, err)
 	}

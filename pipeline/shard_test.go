@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -218,7 +219,7 @@ func TestRegions(t *testing.T) {
 				},
 				levels: func(j int) int { return min(j+1, c.maxLevels) },
 			}
-			boxes, levels := sw.regions(c.count)
+			boxes, _, levels := sw.regions(c.count)
 			if len(boxes) != c.wantRegions || levels != c.wantLevels {
 				t.Fatalf("%d regions of %d levels, want %d of %d", len(boxes), levels, c.wantRegions, c.wantLevels)
 			}
@@ -235,5 +236,101 @@ func TestRegions(t *testing.T) {
 				t.Errorf("the regions cover %d voxels of %d", total, want)
 			}
 		})
+	}
+}
+
+// TestCover checks that a task's run of regions is written as the fewest
+// grid-aligned boxes C order allows, and that the boxes are exactly those
+// regions: every region of the run lies in one box, no other voxel is in
+// any box.
+func TestCover(t *testing.T) {
+	b3 := func(z0, z1, y0, y1, x0, x1 int64) volume.Box {
+		return volume.Box{Start: []int64{z0, y0, x0}, Stop: []int64{z1, y1, x1}}
+	}
+	b2 := func(y0, y1, x0, x1 int64) volume.Box {
+		return volume.Box{Start: []int64{y0, x0}, Stop: []int64{y1, x1}}
+	}
+	for _, c := range []struct {
+		name        string
+		shape, cell []int64
+		lo, hi      int
+		want        []volume.Box
+	}{
+		{name: "bench stack, task 0 of 4: a whole z-slab", shape: []int64{2048, 1024, 1024}, cell: []int64{512, 512, 512}, lo: 0, hi: 4,
+			want: []volume.Box{b3(0, 512, 0, 1024, 0, 1024)}},
+		{name: "bench stack, task 3 of 4", shape: []int64{2048, 1024, 1024}, cell: []int64{512, 512, 512}, lo: 12, hi: 16,
+			want: []volume.Box{b3(1536, 2048, 0, 1024, 0, 1024)}},
+		{name: "two tasks: two slabs each", shape: []int64{2048, 1024, 1024}, cell: []int64{512, 512, 512}, lo: 8, hi: 16,
+			want: []volume.Box{b3(1024, 2048, 0, 1024, 0, 1024)}},
+		{name: "task 1 of 3: end of a slab, a row, start of a row", shape: []int64{2048, 1024, 1024}, cell: []int64{512, 512, 512}, lo: 6, hi: 11,
+			want: []volume.Box{b3(512, 1024, 512, 1024, 0, 1024), b3(1024, 1536, 0, 512, 0, 1024), b3(1024, 1536, 512, 1024, 0, 512)}},
+		{name: "partial cells at the edges are clipped", shape: []int64{100, 300, 300}, cell: []int64{64, 64, 64}, lo: 3, hi: 27,
+			want: []volume.Box{b3(0, 64, 0, 64, 192, 300), b3(0, 64, 64, 300, 0, 300), b3(64, 100, 0, 64, 0, 128)}},
+		{name: "one region", shape: []int64{100, 300, 300}, cell: []int64{64, 64, 64}, lo: 7, hi: 8,
+			want: []volume.Box{b3(0, 64, 64, 128, 128, 192)}},
+		{name: "everything", shape: []int64{100, 300, 300}, cell: []int64{64, 64, 64}, lo: 0, hi: 50,
+			want: []volume.Box{b3(0, 100, 0, 300, 0, 300)}},
+		{name: "no regions", shape: []int64{100, 300, 300}, cell: []int64{64, 64, 64}, lo: 5, hi: 5},
+		{name: "2-d", shape: []int64{10, 10}, cell: []int64{4, 4}, lo: 2, hi: 7,
+			want: []volume.Box{b2(0, 4, 8, 10), b2(4, 8, 0, 10), b2(8, 10, 0, 4)}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got := cover(c.shape, c.cell, c.lo, c.hi)
+			if len(got) != len(c.want) {
+				t.Fatalf("cover = %v, want %v", got, c.want)
+			}
+			for i := range got {
+				if !slices.Equal(got[i].Start, c.want[i].Start) || !slices.Equal(got[i].Stop, c.want[i].Stop) {
+					t.Errorf("box %d = %v, want %v", i, got[i], c.want[i])
+				}
+			}
+		})
+	}
+}
+
+// TestCoverIsTheRegions checks cover against the regions themselves for
+// every task of several splits, including grids with clipped edge cells.
+func TestCoverIsTheRegions(t *testing.T) {
+	for _, c := range []struct{ shape, cell []int64 }{
+		{[]int64{2048, 1024, 1024}, []int64{512, 512, 512}},
+		{[]int64{100, 300, 300}, []int64{64, 64, 64}},
+		{[]int64{37, 150, 133}, []int64{16, 32, 32}},
+		{[]int64{5, 7}, []int64{2, 3}},
+	} {
+		var regions []volume.Box
+		_ = volume.Grid(c.shape, c.cell, volume.Full(c.shape), func(_ []int64, r volume.Box) error {
+			regions = append(regions, r)
+			return nil
+		})
+		for _, count := range []int{1, 2, 3, 4, 7, len(regions)} {
+			for i := range count {
+				lo, hi := shard.Spec{Index: i, Count: count}.Range(len(regions))
+				boxes := cover(c.shape, c.cell, lo, hi)
+				var inside, want int64
+				for _, r := range regions[lo:hi] {
+					want += r.NumElements()
+					n := 0
+					for _, b := range boxes {
+						if in, ok := r.Intersect(b); ok && in.NumElements() == r.NumElements() {
+							n++
+						}
+					}
+					if n != 1 {
+						t.Errorf("%v / %d of %d: region %v is in %d boxes of %v", c.shape, i, count, r, n, boxes)
+					}
+				}
+				for _, b := range boxes {
+					inside += b.NumElements()
+					for a := range b.Start {
+						if b.Start[a]%c.cell[a] != 0 || (b.Stop[a]%c.cell[a] != 0 && b.Stop[a] != c.shape[a]) {
+							t.Errorf("%v / %d of %d: box %v is off the grid %v", c.shape, i, count, b, c.cell)
+						}
+					}
+				}
+				if inside != want {
+					t.Errorf("%v / %d of %d: boxes %v hold %d voxels, the regions %d", c.shape, i, count, boxes, inside, want)
+				}
+			}
+		}
 	}
 }

@@ -565,9 +565,12 @@ func TestReadyFilesRun(t *testing.T) {
 // directory holding stack.tif.
 func runLocalLine(t *testing.T, bin, name string) {
 	line := strings.TrimSpace(docFileNamed(t, name).text)
-	tool, _, _ := strings.Cut(line, " ")
+	tool := "parallel"
 	if name == "xargs.sh" {
 		tool = "xargs"
+	}
+	if !strings.Contains(line, tool+" ") {
+		t.Fatalf("%s: %q does not run %s", name, line, tool)
 	}
 	if _, err := exec.LookPath(tool); err != nil {
 		t.Skipf("%s is not installed (Debian package parallel; scripts/test installs it): %v", tool, err)
