@@ -68,7 +68,7 @@ func cropVolume(ctx context.Context, opt *Options, out *store.Store, r *source.R
 		name = "crop.zarr"
 	}
 	key := path.Join(r.Dataset.Name, name)
-	opt.logf("  %s: cropping %s at origin %s (scale %d) of %s → %s", r.Dataset.Name, volume.ReadableShape(c.Size), volume.ReadableShape(origin), c.Scale, ref.StoreURL, key)
+	opt.logf("  %s: cropping %s at origin %s (scale %d) of %s → %s", r.Dataset.Name, volume.ReadableShape(c.Size), volume.ReadablePoint(origin), c.Scale, ref.StoreURL, key)
 	// The crop sits in the source's frame as its row reports it: a voxel
 	// size from the page or API places it too.
 	h := hints(r, unit{})

@@ -37,12 +37,18 @@ func Readable(v float64) string {
 // "7.998 nm". The one unit of every table a person reads is nm.
 func ReadableNM(nm float64) string { return Readable(nm) + " nm" }
 
-// ReadableShape formats a shape or a position in voxels for a person, in the
-// volume's axis order: "24 × 40 × 56", as report.html writes shapes.
-func ReadableShape(s []int64) string {
+// ReadableShape formats a shape in voxels for a person, in the volume's
+// axis order: "24 × 40 × 56", as report.html writes shapes.
+func ReadableShape(s []int64) string { return joinInts(s, " × ") }
+
+// ReadablePoint formats a voxel position as the command line takes one
+// (--origin Z,Y,X): "0,0,64", so a person can paste it back.
+func ReadablePoint(p []int64) string { return joinInts(p, ",") }
+
+func joinInts(s []int64, sep string) string {
 	parts := make([]string, len(s))
 	for i, n := range s {
 		parts[i] = strconv.FormatInt(n, 10)
 	}
-	return strings.Join(parts, " × ")
+	return strings.Join(parts, sep)
 }

@@ -48,4 +48,7 @@ func TestReadableShape(t *testing.T) {
 			t.Errorf("ReadableShape(%v) = %q, want %q", tc.in, got, tc.want)
 		}
 	}
+	if got, want := ReadablePoint([]int64{0, 0, 64}), "0,0,64"; got != want {
+		t.Errorf("ReadablePoint = %q, want %q", got, want)
+	}
 }

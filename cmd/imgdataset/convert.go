@@ -100,7 +100,7 @@ and of missing chunks). After 32 draws the best one is used and the note says so
 				enc.SetIndent("", "  ")
 				return enc.Encode(res)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s: %s at origin %s of %s (scale %d) → %s\n  %s\n", res.Array, volume.ReadableShape(res.Size), volume.ReadableShape(res.Origin), res.Source, res.Scale, res.Output, res.Note)
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: %s at origin %s of %s (scale %d) → %s\n  %s\n", res.Array, volume.ReadableShape(res.Size), volume.ReadablePoint(res.Origin), res.Source, res.Scale, res.Output, res.Note)
 			return nil
 		},
 	}
