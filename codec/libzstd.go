@@ -9,6 +9,8 @@ import (
 	"unsafe"
 
 	"github.com/ebitengine/purego"
+
+	"github.com/imgdataset/imgdataset/codec/internal/dynlib"
 )
 
 // libzstdNames are the sonames tried, in order: the C library is optional
@@ -42,34 +44,18 @@ type dctx struct{ p uintptr }
 // is absent or older than 1.4 (whose ZSTD_decompressDCtx lacks nothing we
 // use, but whose error codes we have not checked).
 func loadLibzstd() (*libzstd, error) {
-	var h uintptr
-	var err error
-	for _, name := range libzstdNames {
-		if h, err = purego.Dlopen(name, purego.RTLD_NOW|purego.RTLD_LOCAL); err == nil {
-			break
-		}
-	}
-	if h == 0 {
-		return nil, fmt.Errorf("libzstd not loadable: %w", err)
-	}
 	l := &libzstd{}
 	var versionNumber, getErrorName uintptr
-	syms := []struct {
-		name string
-		p    *uintptr
-	}{
-		{"ZSTD_versionNumber", &versionNumber},
-		{"ZSTD_createDCtx", &l.createDCtx},
-		{"ZSTD_freeDCtx", &l.freeDCtx},
-		{"ZSTD_decompressDCtx", &l.decompressDCtx},
-		{"ZSTD_isError", &l.isError},
-		{"ZSTD_getErrorCode", &l.getErrorCode},
-		{"ZSTD_getErrorName", &getErrorName},
-	}
-	for _, s := range syms {
-		if *s.p, err = purego.Dlsym(h, s.name); err != nil {
-			return nil, fmt.Errorf("libzstd: %s: %w", s.name, err)
-		}
+	if _, err := dynlib.Open(libzstdNames[:], []dynlib.Sym{
+		{Name: "ZSTD_versionNumber", Addr: &versionNumber},
+		{Name: "ZSTD_createDCtx", Addr: &l.createDCtx},
+		{Name: "ZSTD_freeDCtx", Addr: &l.freeDCtx},
+		{Name: "ZSTD_decompressDCtx", Addr: &l.decompressDCtx},
+		{Name: "ZSTD_isError", Addr: &l.isError},
+		{Name: "ZSTD_getErrorCode", Addr: &l.getErrorCode},
+		{Name: "ZSTD_getErrorName", Addr: &getErrorName},
+	}); err != nil {
+		return nil, fmt.Errorf("libzstd not loadable: %w", err)
 	}
 	purego.RegisterFunc(&l.errorName, getErrorName)
 	v, _, _ := purego.SyscallN(versionNumber)

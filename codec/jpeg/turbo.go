@@ -12,6 +12,8 @@ import (
 	"unsafe"
 
 	"github.com/ebitengine/purego"
+
+	"github.com/imgdataset/imgdataset/codec/internal/dynlib"
 )
 
 // TurboJPEG constants (turbojpeg.h of libjpeg-turbo 2.x; the ABI is stable
@@ -69,34 +71,16 @@ type handle struct {
 // loadTurbo opens libturbojpeg and looks up the functions Decode needs.
 // dlopen counts references, so loading it for a second Decoder is cheap.
 func loadTurbo() (*turbo, error) {
-	var lib uintptr
-	var errs []error
-	for _, n := range soNames() {
-		l, err := purego.Dlopen(n, purego.RTLD_NOW|purego.RTLD_LOCAL)
-		if err == nil {
-			lib = l
-			break
-		}
-		errs = append(errs, err)
-	}
-	if lib == 0 {
-		return nil, fmt.Errorf("libjpeg-turbo not loaded (install libturbojpeg0): %w", errors.Join(errs...))
-	}
 	t := &turbo{free: make(chan *handle, 4*runtime.GOMAXPROCS(0))}
-	for _, s := range []struct {
-		name string
-		p    *uintptr
-	}{
-		{"tjInitDecompress", &t.fn.init}, {"tjDecompressHeader3", &t.fn.header}, {"tjDecompress2", &t.fn.decompress},
-		{"tjDecompressToYUVPlanes", &t.fn.toPlanes}, {"tjDestroy", &t.fn.destroy}, {"tjGetErrorStr2", new(uintptr)},
-	} {
-		p, err := purego.Dlsym(lib, s.name)
-		if err != nil {
-			return nil, fmt.Errorf("libturbojpeg: %s: %w", s.name, err)
-		}
-		*s.p = p
+	var errStr uintptr
+	_, err := dynlib.Open(soNames(), []dynlib.Sym{
+		{Name: "tjInitDecompress", Addr: &t.fn.init}, {Name: "tjDecompressHeader3", Addr: &t.fn.header}, {Name: "tjDecompress2", Addr: &t.fn.decompress},
+		{Name: "tjDecompressToYUVPlanes", Addr: &t.fn.toPlanes}, {Name: "tjDestroy", Addr: &t.fn.destroy}, {Name: "tjGetErrorStr2", Addr: &errStr},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("libjpeg-turbo not loaded (install libturbojpeg0): %w", err)
 	}
-	purego.RegisterLibFunc(&t.errStr, lib, "tjGetErrorStr2")
+	purego.RegisterFunc(&t.errStr, errStr)
 	t.name = "libjpeg-turbo"
 	if v := libVersion(); v != "" {
 		t.name += " " + v
