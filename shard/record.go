@@ -75,9 +75,6 @@ func Open(out string) *Tasks {
 // Close releases the store.
 func (t *Tasks) Close() error { return t.st.Close() }
 
-// Path is the directory of the records.
-func (t *Tasks) Path() string { return t.dir }
-
 // Begin records that a task started.
 func (t *Tasks) Begin(ctx context.Context, r Record) error {
 	return t.put(ctx, name(r.Shard, "started"), r)
